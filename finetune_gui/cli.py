@@ -1,0 +1,156 @@
+"""The command line: ``finetune-gui`` opens the window; subcommands run the same core headless.
+
+Only argparse is imported at module level, so ``finetune-gui --help`` stays fast; each command imports
+what it needs. Errors a user can cause print one sentence on stderr and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from finetune_gui import __version__
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _cmd_gui(args: argparse.Namespace) -> int:
+    from finetune_gui.gui.app import run_app
+
+    return run_app(smoke_test=args.smoke_test)
+
+
+def _cmd_hardware(args: argparse.Namespace) -> int:
+    from finetune_gui.core import hardware
+
+    hw = hardware.detect()
+    print(json.dumps(hw.to_dict(), indent=2) if args.json else hardware.describe(hw))
+    return 0
+
+
+def _cmd_demo_model(args: argparse.Namespace) -> int:
+    from finetune_gui.core import demo
+
+    if demo.demo_model_ready():
+        path = demo.demo_model_dir()
+    else:
+        from tqdm import tqdm
+
+        bar = tqdm(total=100, desc="Preparing the demo model", unit="%", file=sys.stderr, leave=False)
+
+        def progress(what: str, fraction: float) -> None:
+            bar.set_description(what)
+            bar.update(round(fraction * 100) - bar.n)
+
+        try:
+            path = demo.prepare_demo_model(progress)
+        finally:
+            bar.close()
+    if args.path:
+        print(path)
+    else:
+        print(f"The demo model ({demo.DEMO_MODEL_NAME}) is ready in {path}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from finetune_gui.core.train_cli import run_train_command
+
+    return run_train_command(args)
+
+
+def _cmd_estimate(args: argparse.Namespace) -> int:
+    from finetune_gui.core.estimate_cli import run_estimate_command
+
+    return run_estimate_command(args)
+
+
+def _cmd_data_inspect(args: argparse.Namespace) -> int:
+    from finetune_gui.core.data.inspect_cli import run_inspect_command
+
+    return run_inspect_command(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="finetune-gui",
+        description="Fine-tune an open language model on your own data. Without a command, opens the window.",
+    )
+    parser.add_argument("--version", action="version", version=f"finetune-gui {__version__}")
+    parser.add_argument(
+        "--smoke-test", action="store_true", help="open the window, print start-up timing as JSON, and exit"
+    )
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
+    parser.set_defaults(handler=_cmd_gui)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    p = sub.add_parser("hardware", help="GPUs, free VRAM, RAM and the methods this machine can run")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=_cmd_hardware)
+
+    p = sub.add_parser("demo-model", help="prepare the bundled demo model (SmolLM2-135M-Instruct)")
+    p.add_argument("--path", action="store_true", help="print only the model folder")
+    p.set_defaults(handler=_cmd_demo_model)
+
+    p = sub.add_parser("train", help="train headless from a run config (YAML)")
+    p.add_argument("config", help="the run config, e.g. run.yaml")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")
+    p.add_argument("--events", choices=["jsonl"], help="write machine-readable events to stdout")
+    p.add_argument(
+        "--num-processes", type=int, default=1, metavar="N", help="data-parallel workers on this machine"
+    )
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
+    p.set_defaults(handler=_cmd_train)
+
+    p = sub.add_parser("estimate", help="peak memory per method, and the recommended one")
+    p.add_argument("model", help="model folder (config.json is enough), .gguf file or hub id")
+    p.add_argument("--method", action="append", metavar="M", help="estimate only these methods")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--seq-len", type=int, default=512)
+    p.add_argument(
+        "--gradient-checkpointing",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="force activation checkpointing on or off (default: on only where needed to fit)",
+    )
+    p.add_argument("--lora-r", type=int, default=16)
+    p.add_argument("--lora-targets", default="all-linear", help="all-linear or a comma-separated list")
+    p.add_argument("--virtual-tokens", type=int, default=20)
+    p.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], help="compute dtype (default: the device's)")
+    p.add_argument("--vram-gib", type=float, help="memory budget (default: free VRAM of the best GPU)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=_cmd_estimate)
+
+    data = sub.add_parser("data", help="dataset tools").add_subparsers(
+        title="data commands", metavar="COMMAND"
+    )
+    p = data.add_parser("inspect", help="detect, validate and summarise a dataset")
+    p.add_argument("path", help="a dataset file or folder")
+    p.add_argument(
+        "--format", default="auto", help="auto, alpaca, sharegpt, messages, prompt_completion or text"
+    )
+    p.add_argument("--model", help="a model whose tokenizer gives token-length statistics")
+    p.add_argument("--max-seq-len", type=int, default=512, help="cut-off for the truncation count")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=_cmd_data_inspect)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from finetune_gui.core.errors import UserError
+
+    try:
+        return int(args.handler(args) or 0)
+    except UserError as exc:
+        if args.debug:
+            raise
+        print(f"finetune-gui: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("finetune-gui: interrupted.", file=sys.stderr)
+        return 130

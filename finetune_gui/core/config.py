@@ -1,0 +1,418 @@
+"""RunConfig: the one config object that flows wizard → YAML → training process → run folder.
+
+Every field carries ``help`` metadata (the wizard's tooltips and labels read it) and optional
+``choices``/``min``/``max`` that validation enforces. ``schema_version`` plus ``MIGRATIONS`` let old
+YAML files load after fields change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+from finetune_gui.core.errors import ConfigError
+from finetune_gui.core.methods import METHOD_NAMES, METHODS
+
+SCHEMA_VERSION = 1
+DATASET_FORMATS = ("auto", "alpaca", "sharegpt", "messages", "prompt_completion", "text")
+
+
+def _f(default: Any, help: str, **meta: Any) -> Any:
+    """A dataclass field with help text (and optional choices/min/max) for tools to read."""
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **meta})
+    return field(default=default, metadata={"help": help, **meta})
+
+
+@dataclass
+class DatasetConfig:
+    path: str = _f(
+        "", "The training data: a file (.jsonl, .json, .csv, .tsv, .parquet, .txt, .md) or a folder."
+    )
+    format: str = _f(
+        "auto", "How rows are read; 'auto' detects it from the columns.", choices=DATASET_FORMATS
+    )
+    validation_split: float = _f(
+        0.05, "Share of rows held out to measure evaluation loss (0 turns evaluation off).", min=0.0, max=0.5
+    )
+    validation_path: str | None = _f(None, "A separate validation file; overrides validation_split.")
+    columns: dict[str, str] | None = _f(
+        None,
+        "Column mapping for other layouts, e.g. {instruction: question, output: answer}: "
+        "the format's field name → your column name.",
+    )
+
+
+@dataclass
+class TrainingConfig:
+    max_steps: int | None = _f(200, "Optimizer steps to train; leave empty to train for 'epochs'.", min=1)
+    epochs: float | None = _f(None, "Passes over the data; used when max_steps is empty.", min=0.01)
+    batch_size: int = _f(4, "Examples per step on each device. Lower it first when memory runs out.", min=1)
+    gradient_accumulation: int = _f(
+        1, "Steps whose gradients add up before one update: batch × this = effective batch.", min=1
+    )
+    learning_rate: float | None = _f(
+        None, "Step size of the optimizer; empty uses the method's default (LoRA 2e-4, full 2e-5).", min=0.0
+    )
+    max_seq_len: int = _f(512, "Longest example in tokens; longer ones are cut at this length.", min=8)
+    gradient_checkpointing: str = _f(
+        "auto",
+        "Recompute activations in the backward pass: less memory, about 30% slower. "
+        "'auto' turns it on when the estimate would not fit otherwise.",
+        choices=("auto", "on", "off"),
+    )
+    logging_steps: int = _f(1, "Report loss and speed every this many steps.", min=1)
+    eval_steps: int = _f(50, "Measure evaluation loss every this many steps (with a validation set).", min=1)
+    save_steps: int = _f(50, "Write a checkpoint every this many steps, for resuming after a crash.", min=1)
+    save_total_limit: int = _f(2, "Checkpoints kept on disk; older ones are deleted.", min=1)
+    seed: int = _f(42, "Random seed for the data order, the split and initialisation.")
+    warmup_ratio: float = _f(0.03, "Share of steps over which the learning rate ramps up.", min=0.0, max=0.5)
+    lr_scheduler: str = _f(
+        "cosine", "How the learning rate falls after warm-up.", choices=("cosine", "linear", "constant")
+    )
+    weight_decay: float = _f(0.0, "AdamW weight decay.", min=0.0, max=1.0)
+    max_grad_norm: float = _f(1.0, "Gradients are clipped to this norm.", min=0.0)
+    optimizer: str = _f(
+        "auto",
+        "'auto': AdamW, paged 8-bit AdamW for QLoRA on CUDA.",
+        choices=("auto", "adamw", "adamw_8bit", "paged_adamw_8bit"),
+    )
+    precision: str = _f(
+        "auto",
+        "'auto': bf16 where the GPU supports it, fp16 on older GPUs, fp32 on CPU.",
+        choices=("auto", "bf16", "fp16", "fp32"),
+    )
+    group_by_length: bool = _f(
+        True, "Batch examples of similar length together: less padding, faster steps on varied data."
+    )
+
+
+@dataclass
+class LoraSettings:
+    r: int = _f(16, "LoRA rank: capacity of the adapter. 8-64 is typical.", min=1, max=1024)
+    alpha: int = _f(32, "LoRA scaling numerator (scale = alpha / r); usually twice the rank.", min=1)
+    dropout: float = _f(
+        0.0,
+        "Dropout on the adapter's input. 0 is fastest (0.05 doubled the CPU step time in our measurements).",
+        min=0.0,
+        max=0.9,
+    )
+    target_modules: str | list[str] = _f(
+        "all-linear", "Layers that get adapters: 'all-linear' or a list such as [q_proj, v_proj]."
+    )
+
+
+@dataclass
+class PrefixSettings:
+    num_virtual_tokens: int = _f(20, "Length of the learned key/value prefix in every layer.", min=1, max=512)
+
+
+@dataclass
+class PromptSettings:
+    num_virtual_tokens: int = _f(20, "Number of learned soft-prompt tokens.", min=1, max=512)
+    init_text: str | None = _f(
+        None, "Start the soft prompt from this text (e.g. 'Answer as a pirate:'); empty starts at random."
+    )
+
+
+@dataclass
+class AdapterSettings:
+    bottleneck: int = _f(64, "Width r of each bottleneck adapter: Linear(d→r) → GELU → Linear(r→d).", min=1)
+
+
+@dataclass
+class RunConfig:
+    schema_version: int = _f(SCHEMA_VERSION, "Version of this file's layout; older files are migrated.")
+    model: str = _f("", "A Hugging Face model folder, a .gguf file, or a hub id (downloaded when online).")
+    method: str = _f("lora", "How the model is fine-tuned.", choices=METHOD_NAMES)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig, metadata={"help": "The training data."})
+    training: TrainingConfig = field(default_factory=TrainingConfig, metadata={"help": "Training settings."})
+    lora: LoraSettings = field(default_factory=LoraSettings, metadata={"help": "For lora, qlora and dora."})
+    prefix: PrefixSettings = field(default_factory=PrefixSettings, metadata={"help": "For prefix tuning."})
+    prompt: PromptSettings = field(default_factory=PromptSettings, metadata={"help": "For prompt tuning."})
+    adapter: AdapterSettings = field(
+        default_factory=AdapterSettings, metadata={"help": "For bottleneck adapters."}
+    )
+    output_dir: str = _f("runs/my-run", "The run folder: config, metrics, checkpoints and the result.")
+    trust_remote_code: bool = _f(False, "Run Python code shipped with the model. Only for models you trust.")
+    allow_pickle_weights: bool = _f(
+        False, "Allow .bin/.pt weights, which can run code when loaded. Prefer safetensors."
+    )
+
+    def resolved_learning_rate(self) -> float:
+        lr = self.training.learning_rate
+        return METHODS[self.method].default_learning_rate if lr is None else lr
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=100)
+
+    def save(self, path: str | Path) -> None:
+        from finetune_gui.core.atomic import write_text
+
+        write_text(path, self.to_yaml())
+
+    @classmethod
+    def from_dict(cls, data: Any) -> RunConfig:
+        if not isinstance(data, dict):
+            raise ConfigError(
+                f"The config must be a mapping of keys to values, but it is a {type(data).__name__}."
+            )
+        data = migrate(dict(data))
+        config = _build(cls, data, "")
+        validate(config)
+        return config
+
+    @classmethod
+    def from_yaml(cls, text: str, source: str = "the config") -> RunConfig:
+        return cls.from_dict(_parse_yaml(text, source) or {})
+
+    @classmethod
+    def load(cls, path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"No config file at {path}. Check the path, or save one from the wizard.")
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"Could not read {path}: {exc}. Save it as UTF-8 text.") from None
+        data = _parse_yaml(text, str(path)) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path} must hold a mapping of keys to values (model:, method:, ...).")
+        for item in overrides or []:
+            apply_override(data, item)
+        return cls.from_dict(data)
+
+
+# Migrations from older schema versions: {old_version: function(dict) -> dict of old_version + 1}.
+MIGRATIONS: dict[int, typing.Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def migrate(data: dict[str, Any]) -> dict[str, Any]:
+    version = data.get("schema_version", SCHEMA_VERSION)
+    if not isinstance(version, int) or version > SCHEMA_VERSION or version < 1:
+        raise ConfigError(
+            f"This config has schema_version {version!r}; this app reads versions 1 to {SCHEMA_VERSION}. "
+            "Update finetune-gui, or remove the key."
+        )
+    while version < SCHEMA_VERSION:
+        data = MIGRATIONS[version](data)
+        version += 1
+        data["schema_version"] = version
+    return data
+
+
+def _parse_yaml(text: str, source: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError(
+            f"{source} is not valid YAML{where}: {problem}. Fix that spot and try again."
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source} is not valid YAML: {exc}.") from None
+
+
+def apply_override(data: dict[str, Any], item: str) -> None:
+    """Apply one ``--set key.sub=value`` to the raw config mapping; the value is parsed as YAML."""
+    import yaml
+
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set takes KEY=VALUE (e.g. training.batch_size=2), not {item!r}.")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    parts = key.strip().split(".")
+    target = data
+    for part in parts[:-1]:
+        node = target.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {key}: '{part}' is not a section.")
+        target = node
+    target[parts[-1]] = value
+
+
+def _section_fields(cls: type) -> dict[str, dataclasses.Field[Any]]:
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def _unknown_key_message(key: str, path: str, known: list[str]) -> str:
+    where = f"under '{path}'" if path else "at the top level"
+    msg = f"Unknown key '{key}' {where}"
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if close:
+        return f"{msg} — did you mean '{close[0]}'?"
+    for name, sub in SECTIONS.items():
+        if key in _section_fields(sub) and name != path:
+            return f"{msg} — it belongs under '{name}:'."
+    return f"{msg}. Known keys: {', '.join(known)}."
+
+
+def _build(cls: type, data: dict[str, Any], path: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = _section_fields(cls)
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise ConfigError(_unknown_key_message(str(key), path, list(fields)))
+        name = f"{path}.{key}" if path else key
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                raise ConfigError(
+                    f"'{name}' must be a section of keys (like {name}: {{...}}), not {value!r}."
+                )
+            kwargs[key] = _build(hint, value, name)
+        else:
+            kwargs[key] = _coerce(value, hint, name)
+    return cls(**kwargs)
+
+
+def _type_name(hint: Any) -> str:
+    names = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
+    if hint in names:
+        return names[hint]
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(hint) if a is not type(None))
+    if origin is list:
+        return "a list"
+    if origin is dict:
+        return "a mapping"
+    return str(hint)
+
+
+def _coerce(value: Any, hint: Any, name: str) -> Any:
+    """Check ``value`` against a field's type; accept the forgiving cases (1 for 1.0, '2e-4' for 2e-4)."""
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, name)
+            except ConfigError:
+                continue
+        raise ConfigError(f"'{name}' must be {_type_name(hint)}, not {value!r}.")
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:  # YAML 1.1 reads 2e-4 (no dot) as text
+                return float(value)
+            except ValueError:
+                pass
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+    elif origin is list:
+        (item,) = typing.get_args(hint)
+        if isinstance(value, list):
+            return [_coerce(v, item, f"{name}[{i}]") for i, v in enumerate(value)]
+    elif origin is dict and isinstance(value, dict):
+        return {str(k): _coerce(v, str, f"{name}.{k}") for k, v in value.items()}
+    raise ConfigError(f"'{name}' must be {_type_name(hint)}, not {value!r}.")
+
+
+SECTIONS: dict[str, type] = {
+    "dataset": DatasetConfig,
+    "training": TrainingConfig,
+    "lora": LoraSettings,
+    "prefix": PrefixSettings,
+    "prompt": PromptSettings,
+    "adapter": AdapterSettings,
+}
+
+
+def _check_ranges(obj: Any, path: str) -> None:
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        name = f"{path}.{f.name}" if path else f.name
+        if dataclasses.is_dataclass(value):
+            _check_ranges(value, name)
+            continue
+        meta = f.metadata
+        if value is None:
+            continue
+        choices = meta.get("choices")
+        if choices and value not in choices:
+            close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.5)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"'{name}' is {value!r}; it must be one of {', '.join(choices)}.{hint}")
+        if "min" in meta and value < meta["min"]:
+            raise ConfigError(f"'{name}' is {value}; it must be at least {meta['min']}.")
+        if "max" in meta and value > meta["max"]:
+            raise ConfigError(f"'{name}' is {value}; it must be at most {meta['max']}.")
+
+
+def validate(config: RunConfig) -> None:
+    """Check types' ranges and combinations; paths are checked by ``check_paths`` when a run starts."""
+    _check_ranges(config, "")
+    t = config.training
+    if t.max_steps is None and t.epochs is None:
+        raise ConfigError("Set either training.max_steps or training.epochs, so the run knows when to stop.")
+    targets = config.lora.target_modules
+    if isinstance(targets, list) and not targets:
+        raise ConfigError(
+            "lora.target_modules is an empty list; use 'all-linear' or name layers like q_proj."
+        )
+
+
+def check_paths(config: RunConfig) -> None:
+    """Fail early, with the path named, when the dataset or a local model is missing."""
+    if not config.model:
+        raise ConfigError("No model is set. Add 'model:' with a folder, a .gguf file or a hub id.")
+    if not config.dataset.path:
+        raise ConfigError("No dataset is set. Add 'dataset: {path: your-file.jsonl}'.")
+    for label, value in (
+        ("dataset.path", config.dataset.path),
+        ("dataset.validation_path", config.dataset.validation_path),
+    ):
+        if value and not Path(value).expanduser().exists():
+            raise ConfigError(
+                f"{label} {value} does not exist. Check the path (relative paths start at the current folder)."
+            )
+
+
+def field_help(dotted: str) -> str:
+    """The help text of a field, e.g. ``field_help('training.batch_size')``; the GUI's tooltips."""
+    cls: type = RunConfig
+    meta: Any = None
+    for part in dotted.split("."):
+        fields = _section_fields(cls)
+        meta = fields[part].metadata
+        hint = typing.get_type_hints(cls)[part]
+        if dataclasses.is_dataclass(hint):
+            cls = hint
+    return str(meta.get("help", "")) if meta else ""

@@ -1,0 +1,48 @@
+"""Fusion style with a palette that follows the system's dark or light mode, and one accent colour."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtWidgets import QApplication
+
+ACCENT = "#3d7be0"
+
+
+def is_dark() -> bool:
+    hints = QGuiApplication.styleHints()
+    return hints.colorScheme() == Qt.ColorScheme.Dark
+
+
+def apply_theme(app: QApplication) -> None:
+    app.setStyle("Fusion")
+    palette = app.style().standardPalette()
+    if is_dark():
+        palette = QPalette()
+        for role, colour in (
+            (QPalette.ColorRole.Window, "#202124"),
+            (QPalette.ColorRole.WindowText, "#e8eaed"),
+            (QPalette.ColorRole.Base, "#171819"),
+            (QPalette.ColorRole.AlternateBase, "#26282b"),
+            (QPalette.ColorRole.Text, "#e8eaed"),
+            (QPalette.ColorRole.Button, "#2b2d31"),
+            (QPalette.ColorRole.ButtonText, "#e8eaed"),
+            (QPalette.ColorRole.ToolTipBase, "#2b2d31"),
+            (QPalette.ColorRole.ToolTipText, "#e8eaed"),
+            (QPalette.ColorRole.PlaceholderText, "#9aa0a6"),
+        ):
+            palette.setColor(role, QColor(colour))
+    palette.setColor(QPalette.ColorRole.Highlight, QColor(ACCENT))
+    palette.setColor(QPalette.ColorRole.HighlightedText, QColor("#ffffff"))
+    palette.setColor(QPalette.ColorRole.Link, QColor(ACCENT))
+    app.setPalette(palette)
+    app.setStyleSheet(STYLE)
+
+
+# Only what the palette cannot say: the navigation rail's spacing and selection, the page titles.
+STYLE = f"""
+QListWidget#navRail {{ border: none; padding-top: 8px; background: palette(alternate-base); }}
+QListWidget#navRail::item {{ padding-left: 12px; border-radius: 6px; margin: 2px 8px; }}
+QListWidget#navRail::item:selected {{ background: {ACCENT}; color: white; }}
+QLabel#emptyState {{ color: palette(placeholder-text); }}
+"""

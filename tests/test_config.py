@@ -1,0 +1,151 @@
+from pathlib import Path
+
+import pytest
+
+from finetune_gui.core.config import RunConfig, apply_override, check_paths, field_help
+from finetune_gui.core.errors import ConfigError
+
+EXAMPLE = """
+model: path/to/model
+method: lora
+dataset:
+  path: data/train.jsonl
+  format: auto
+  validation_split: 0.05
+training:
+  max_steps: 200
+  batch_size: 4
+  gradient_accumulation: 1
+  learning_rate: 2.0e-4
+  max_seq_len: 512
+  gradient_checkpointing: auto
+  logging_steps: 1
+  eval_steps: 50
+  save_steps: 50
+  seed: 42
+lora: {r: 16, alpha: 32, dropout: 0.05, target_modules: all-linear}
+prefix: {num_virtual_tokens: 20}
+prompt: {num_virtual_tokens: 20, init_text: null}
+adapter: {bottleneck: 64}
+output_dir: runs/my-run
+"""
+
+
+def test_architecture_example_loads():
+    config = RunConfig.from_yaml(EXAMPLE)
+    assert config.method == "lora"
+    assert config.training.learning_rate == pytest.approx(2e-4)
+    assert config.lora.dropout == pytest.approx(0.05)
+    assert config.dataset.path == "data/train.jsonl"
+
+
+def test_yaml_round_trip(tmp_path):
+    config = RunConfig.from_yaml(EXAMPLE)
+    config.lora.target_modules = ["q_proj", "v_proj"]
+    config.dataset.columns = {"instruction": "question", "output": "answer"}
+    path = tmp_path / "run.yaml"
+    config.save(path)
+    again = RunConfig.load(path)
+    assert again == config
+    assert again.to_yaml() == config.to_yaml()
+
+
+def test_defaults_round_trip():
+    assert RunConfig.from_yaml(RunConfig().to_yaml()) == RunConfig()
+
+
+def test_unknown_key_suggests_the_right_one():
+    with pytest.raises(ConfigError, match="did you mean 'learning_rate'"):
+        RunConfig.from_yaml("training: {lerning_rate: 0.1}")
+
+
+def test_key_in_the_wrong_section_says_where_it_belongs():
+    with pytest.raises(ConfigError, match="belongs under 'training:'"):
+        RunConfig.from_yaml("batch_size: 4")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("training: {batch_size: four}", "'training.batch_size' must be a whole number"),
+        ("training: {batch_size: 0}", "at least 1"),
+        ("method: lorra", "Did you mean 'lora'"),
+        ("dataset: {validation_split: 0.9}", "at most 0.5"),
+        ("training: {max_steps: null, epochs: null}", "max_steps or training.epochs"),
+        ("training: 5", "must be a section"),
+        ("- a\n- b", "mapping"),
+        ("lora: {target_modules: []}", "empty list"),
+        ("schema_version: 99", "schema_version 99"),
+    ],
+)
+def test_invalid_values_get_one_clear_sentence(text, message):
+    with pytest.raises(ConfigError, match=message):
+        RunConfig.from_yaml(text)
+
+
+def test_yaml_1_1_exponent_without_dot_is_a_number():
+    assert RunConfig.from_yaml("training: {learning_rate: 2e-4}").training.learning_rate == pytest.approx(
+        2e-4
+    )
+
+
+def test_broken_yaml_names_line_and_column():
+    with pytest.raises(ConfigError, match=r"line 4, column 7: expected .,. or .\]."):
+        RunConfig.from_yaml("model: x\ntraining:\n  batch_size: [4\n  seed: 1\n", "run.yaml")
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="No config file"):
+        RunConfig.load(tmp_path / "nope.yaml")
+
+
+def test_overrides(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text(EXAMPLE)
+    config = RunConfig.load(path, ["training.batch_size=2", "method=qlora", "lora.target_modules=[q_proj]"])
+    assert config.training.batch_size == 2
+    assert config.method == "qlora"
+    assert config.lora.target_modules == ["q_proj"]
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        apply_override({}, "training.batch_size")
+
+
+def test_check_paths_names_the_missing_path(tmp_path):
+    config = RunConfig(model="m")
+    config.dataset.path = str(tmp_path / "missing.jsonl")
+    with pytest.raises(ConfigError, match=r"missing\.jsonl does not exist"):
+        check_paths(config)
+    (tmp_path / "missing.jsonl").write_text("{}\n")
+    check_paths(config)
+
+
+def test_every_field_has_help():
+    import dataclasses
+
+    def walk(cls, prefix=""):
+        for f in dataclasses.fields(cls):
+            name = f"{prefix}{f.name}"
+            assert field_help(name), f"{name} has no help text"
+            if dataclasses.is_dataclass(f.type) or (
+                isinstance(f.default_factory, type) and dataclasses.is_dataclass(f.default_factory)
+            ):
+                walk(f.default_factory, name + ".")
+
+    walk(RunConfig)
+    assert "Examples per step" in field_help("training.batch_size")
+
+
+def test_method_default_learning_rate():
+    assert RunConfig(method="full").resolved_learning_rate() == pytest.approx(2e-5)
+    config = RunConfig(method="prompt")
+    config.training.learning_rate = 0.1
+    assert config.resolved_learning_rate() == pytest.approx(0.1)
+
+
+def test_paths_follow_home_override(tmp_path, monkeypatch):
+    from finetune_gui.core import paths
+
+    monkeypatch.setenv("FINETUNE_GUI_HOME", str(tmp_path))
+    assert paths.data_dir() == Path(tmp_path) / "data"
+    assert paths.cache_dir().is_relative_to(tmp_path)
+    assert paths.config_dir().is_relative_to(tmp_path)
