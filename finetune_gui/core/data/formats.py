@@ -1,0 +1,213 @@
+"""Dataset formats: detect which one a file uses, and turn each row into an ``Example`` or a problem.
+
+Every format becomes one of three shapes: a chat (alpaca, sharegpt, messages), a prompt/completion
+pair, or plain text. A column mapping renames a file's columns to a format's field names first.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from finetune_gui.core.errors import DataError
+
+FORMATS = ("alpaca", "sharegpt", "messages", "prompt_completion", "text")
+EXPECTED = "instruction/output, messages, conversations, prompt/completion or text"
+
+# The fields that identify each format (any one set of them is enough).
+SIGNATURES: dict[str, list[set[str]]] = {
+    "messages": [{"messages"}],
+    "sharegpt": [{"conversations"}],
+    "alpaca": [{"instruction", "output"}, {"instruction", "response"}],
+    "prompt_completion": [{"prompt", "completion"}],
+    "text": [{"text"}],
+}
+
+SHAREGPT_ROLES = {
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "bot": "assistant",
+    "model": "assistant",
+    "chatgpt": "assistant",
+    "system": "system",
+}
+CHAT_ROLES = ("system", "user", "assistant")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training example. ``kind`` is chat, completion or text."""
+
+    kind: str
+    messages: tuple[tuple[str, str], ...] = ()
+    prompt: str = ""
+    completion: str = ""
+    text: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.kind == "chat":
+            return {"messages": [{"role": r, "content": c} for r, c in self.messages]}
+        if self.kind == "completion":
+            return {"prompt": self.prompt, "completion": self.completion}
+        return {"text": self.text}
+
+
+class RowProblem(Exception):
+    """A row that cannot be used; the message completes 'line N …'."""
+
+
+def apply_columns(row: dict[str, Any], columns: dict[str, str] | None) -> dict[str, Any]:
+    """Rename the user's columns to the format's field names: columns = {field: column}."""
+    if not columns:
+        return row
+    renamed = dict(row)
+    for field_name, column in columns.items():
+        if column in row:
+            renamed[field_name] = row[column]
+    return renamed
+
+
+def matches(row: dict[str, Any], fmt: str) -> bool:
+    return any(sig <= row.keys() for sig in SIGNATURES[fmt])
+
+
+def detect_format(rows: Iterable[Any]) -> str:
+    """The format most of the first rows match; DataError naming the columns found when none does."""
+    votes: Counter[str] = Counter()
+    seen_columns: Counter[str] = Counter()
+    objects = 0
+    for row in rows:
+        if not isinstance(row, dict):
+            continue
+        objects += 1
+        seen_columns.update(map(str, row.keys()))
+        for fmt in SIGNATURES:
+            if matches(row, fmt):
+                votes[fmt] += 1
+                break
+    if votes:
+        return votes.most_common(1)[0][0]
+    if objects == 0:
+        raise DataError("No row is a JSON object with named fields. Expected rows with " + EXPECTED + ".")
+    found = ", ".join(c for c, _ in seen_columns.most_common(12))
+    raise DataError(
+        f"Found columns {found}; expected {EXPECTED}. Choose a format and map your columns to it "
+        "(dataset.columns, e.g. {{instruction: question, output: answer}})."
+    )
+
+
+def _text(row: dict[str, Any], key: str, *, required: bool = True) -> str:
+    if key not in row or row[key] is None:
+        if required:
+            raise RowProblem(f"has no '{key}'")
+        return ""
+    value = row[key]
+    if not isinstance(value, str):
+        raise RowProblem(f"has a {type(value).__name__} in '{key}' where text was expected")
+    if required and not value.strip():
+        raise RowProblem(f"has an empty '{key}'")
+    return value
+
+
+def _check_turns(turns: list[tuple[str, str]], what: str) -> tuple[tuple[str, str], ...]:
+    if not turns:
+        raise RowProblem(f"has an empty '{what}' list")
+    previous = None
+    for index, (role, _content) in enumerate(turns, start=1):
+        if role == "system" and index != 1:
+            raise RowProblem(f"has a system turn at position {index}; it may only come first")
+        if role in ("user", "assistant") and role == previous:
+            raise RowProblem(f"has two '{role}' turns in a row at position {index}")
+        if role == "assistant" and previous not in ("user",):
+            raise RowProblem(f"has an assistant turn at position {index} that does not follow a user turn")
+        previous = role
+    if not any(role == "assistant" for role, _ in turns):
+        raise RowProblem("has no assistant turn, so there is nothing to learn from it")
+    return tuple(turns)
+
+
+def _chat_from_messages(row: dict[str, Any]) -> Example:
+    messages = row["messages"]
+    if not isinstance(messages, list):
+        raise RowProblem(
+            f"has 'messages' of type {type(messages).__name__}; expected a list of {{role, content}}"
+        )
+    turns = []
+    for index, m in enumerate(messages, start=1):
+        if not isinstance(m, dict) or "role" not in m or "content" not in m:
+            raise RowProblem(f"has message {index} without 'role' and 'content'")
+        role, content = m["role"], m["content"]
+        if role not in CHAT_ROLES:
+            raise RowProblem(f"has message {index} with role {role!r}; expected system, user or assistant")
+        if not isinstance(content, str):
+            raise RowProblem(f"has message {index} whose content is a {type(content).__name__}, not text")
+        if not content.strip():
+            raise RowProblem(f"has message {index} with empty content")
+        turns.append((role, content))
+    return Example("chat", messages=_check_turns(turns, "messages"))
+
+
+def _chat_from_sharegpt(row: dict[str, Any]) -> Example:
+    conversations = row["conversations"]
+    if not isinstance(conversations, list):
+        raise RowProblem(f"has 'conversations' of type {type(conversations).__name__}; expected a list")
+    turns = []
+    for index, m in enumerate(conversations, start=1):
+        if not isinstance(m, dict) or "from" not in m or "value" not in m:
+            raise RowProblem(f"has turn {index} without 'from' and 'value'")
+        role = SHAREGPT_ROLES.get(str(m["from"]).lower())
+        if role is None:
+            raise RowProblem(f"has turn {index} from {m['from']!r}; expected human, gpt or system")
+        if not isinstance(m["value"], str):
+            raise RowProblem(f"has turn {index} whose value is a {type(m['value']).__name__}, not text")
+        if not m["value"].strip():
+            raise RowProblem(f"has turn {index} with an empty value")
+        turns.append((role, m["value"]))
+    if (
+        "system" in row
+        and isinstance(row["system"], str)
+        and row["system"].strip()
+        and turns[0][0] != "system"
+    ):
+        turns.insert(0, ("system", row["system"]))
+    return Example("chat", messages=_check_turns(turns, "conversations"))
+
+
+def _chat_from_alpaca(row: dict[str, Any]) -> Example:
+    instruction = _text(row, "instruction")
+    dolly = "output" not in row and "response" in row
+    context = _text(row, "context" if dolly else "input", required=False)
+    output = _text(row, "response" if dolly else "output")
+    prompt = f"{instruction}\n\n{context}" if context.strip() else instruction
+    turns: list[tuple[str, str]] = []
+    system = row.get("system")
+    if isinstance(system, str) and system.strip():
+        turns.append(("system", system))
+    turns += [("user", prompt), ("assistant", output)]
+    return Example("chat", messages=tuple(turns))
+
+
+def to_example(row: Any, fmt: str, columns: dict[str, str] | None = None) -> Example:
+    """Validate one row of a known format; raises RowProblem with the reason."""
+    if not isinstance(row, dict):
+        raise RowProblem(f"is a {type(row).__name__}, not an object with named fields")
+    row = apply_columns(row, columns)
+    if fmt == "messages":
+        if "messages" not in row:
+            raise RowProblem("has no 'messages'")
+        return _chat_from_messages(row)
+    if fmt == "sharegpt":
+        if "conversations" not in row:
+            raise RowProblem("has no 'conversations'")
+        return _chat_from_sharegpt(row)
+    if fmt == "alpaca":
+        return _chat_from_alpaca(row)
+    if fmt == "prompt_completion":
+        return Example("completion", prompt=_text(row, "prompt"), completion=_text(row, "completion"))
+    if fmt == "text":
+        return Example("text", text=_text(row, "text"))
+    raise DataError(f"Unknown dataset format {fmt!r}; use auto or one of {', '.join(FORMATS)}.")

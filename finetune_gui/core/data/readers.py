@@ -1,0 +1,209 @@
+"""Read rows from dataset files one at a time, with the line or row each came from.
+
+Every reader is a generator, so a 1 GB JSONL is scanned in constant memory. A row that cannot be
+parsed is yielded as a ``RowError`` in its place, so validation can name the line and go on.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from finetune_gui.core.errors import DataError
+
+SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt", ".md")
+_BINARY_PROBE = 8192
+
+
+@dataclass(frozen=True)
+class Location:
+    file: str
+    line: int | None = None  # 1-based line in a text file
+    row: int | None = None  # 1-based row in a table (csv, parquet, a JSON array)
+
+    def describe(self, with_file: bool = False) -> str:
+        where = f"line {self.line}" if self.line is not None else f"row {self.row}"
+        return f"{Path(self.file).name} {where}" if with_file else where
+
+    def to_dict(self) -> dict[str, Any]:
+        key = "line" if self.line is not None else "row"
+        return {key: self.line if self.line is not None else self.row, "file": self.file}
+
+
+@dataclass(frozen=True)
+class RowError:
+    message: str
+
+
+def dataset_files(path: Path) -> list[Path]:
+    """The files a dataset path stands for: the file itself, or the supported files in a folder."""
+    if not path.exists():
+        raise DataError(f"{path} does not exist. Check the path, or drop the file onto the window.")
+    if path.is_file():
+        return [path]
+    files = sorted(
+        p
+        for p in path.rglob("*")
+        if p.is_file() and p.suffix.lower() in SUFFIXES and not p.name.startswith(".")
+    )
+    if not files:
+        raise DataError(
+            f"The folder {path} holds no dataset files. Expected .jsonl, .json, .csv, .tsv, .parquet, .txt or .md files."
+        )
+    return files
+
+
+def detect_encoding(path: Path) -> str:
+    """utf-8-sig for UTF-8 with or without BOM, utf-16 when a UTF-16 BOM says so; refuse binary files."""
+    with path.open("rb") as handle:
+        head = handle.read(_BINARY_PROBE)
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    if head.startswith(codecs.BOM_UTF32_LE) or head.startswith(codecs.BOM_UTF32_BE):
+        return "utf-32"
+    if b"\x00" in head:
+        raise DataError(
+            f"{path.name} looks like a binary file, not text. Expected JSON lines, JSON, CSV, Parquet or plain text."
+        )
+    return "utf-8-sig"
+
+
+def _open_text(path: Path) -> io.TextIOWrapper:
+    # errors="strict" would stop the whole scan at one bad byte; "replace" lets validation go on, and
+    # the replacement character shows up in the preview where the file is broken.
+    return open(path, encoding=detect_encoding(path), errors="replace", newline="")
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[Location, Any]]:
+    with _open_text(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            text = line.strip()
+            if not text:
+                continue
+            loc = Location(str(path), line=number)
+            try:
+                yield loc, json.loads(text)
+            except json.JSONDecodeError as exc:
+                yield loc, RowError(f"is not valid JSON ({exc.msg} at column {exc.colno})")
+
+
+def _rows_of_json(data: Any) -> list[Any] | None:
+    if isinstance(data, list):
+        return data
+    if isinstance(data, dict):
+        lists = [
+            v for v in data.values() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)
+        ]
+        if len(lists) == 1:
+            return lists[0]
+    return None
+
+
+def read_json(path: Path) -> Iterator[tuple[Location, Any]]:
+    with _open_text(path) as handle:
+        text = handle.read()
+    if not text.strip():
+        return
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        # A .json file holding JSON lines is common enough to accept.
+        if exc.msg == "Extra data" and text.lstrip().startswith("{"):
+            yield from read_jsonl(path)
+            return
+        raise DataError(
+            f"{path.name} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}. "
+            "The file may be cut off; expected a JSON array of objects, or one object per line (.jsonl)."
+        ) from None
+    rows = _rows_of_json(data)
+    if rows is None:
+        kind = type(data).__name__
+        keys = f" with keys {', '.join(map(str, data))}" if isinstance(data, dict) else ""
+        raise DataError(
+            f"{path.name} holds a JSON {kind}{keys}, not a list of rows. Expected an array of objects, "
+            "or an object holding one array."
+        )
+    for number, row in enumerate(rows, start=1):
+        yield Location(str(path), row=number), row
+
+
+def read_delimited(path: Path, delimiter: str) -> Iterator[tuple[Location, Any]]:
+    csv.field_size_limit(1 << 30)
+    with _open_text(path) as handle:
+        reader = csv.DictReader(handle, delimiter=delimiter)
+        if not reader.fieldnames:
+            return
+        for number, row in enumerate(reader, start=1):
+            loc = Location(str(path), row=number)
+            if None in row:
+                yield loc, RowError(f"has more fields than the header ({len(reader.fieldnames)} columns)")
+                continue
+            if all(v in (None, "") for v in row.values()):
+                continue
+            yield loc, {k: v for k, v in row.items() if k is not None}
+
+
+def read_parquet(path: Path) -> Iterator[tuple[Location, Any]]:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for damaged files
+        raise DataError(f"{path.name} is not a readable Parquet file ({exc}).") from None
+    number = 0
+    for batch in parquet.iter_batches(batch_size=1024):
+        for row in batch.to_pylist():
+            number += 1
+            yield Location(str(path), row=number), row
+
+
+def read_text_blocks(path: Path) -> Iterator[tuple[Location, Any]]:
+    """Plain text: one document per block of lines separated by blank lines."""
+    with _open_text(path) as handle:
+        block: list[str] = []
+        start = 0
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                if not block:
+                    start = number
+                block.append(line.rstrip("\r\n"))
+            elif block:
+                yield Location(str(path), line=start), {"text": "\n".join(block)}
+                block = []
+        if block:
+            yield Location(str(path), line=start), {"text": "\n".join(block)}
+
+
+def read_file(path: Path) -> Iterator[tuple[Location, Any]]:
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        return read_jsonl(path)
+    if suffix == ".json":
+        return read_json(path)
+    if suffix == ".csv":
+        return read_delimited(path, ",")
+    if suffix == ".tsv":
+        return read_delimited(path, "\t")
+    if suffix == ".parquet":
+        return read_parquet(path)
+    if suffix in (".txt", ".md"):
+        return read_text_blocks(path)
+    raise DataError(
+        f"{path.name} has an unsupported type ({suffix or 'no extension'}). "
+        "Use .jsonl, .json, .csv, .tsv, .parquet, .txt or .md."
+    )
+
+
+def read_rows(path: Path) -> Iterator[tuple[Location, Any]]:
+    for file in dataset_files(path):
+        if file.suffix.lower() == ".parquet":
+            yield from read_file(file)
+            continue
+        detect_encoding(file)  # refuse binary files up front, with their name
+        yield from read_file(file)

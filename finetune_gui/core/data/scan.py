@@ -1,0 +1,255 @@
+"""Scan a dataset: detect its format, validate every row by line, count what is usable.
+
+``scan_dataset`` streams (constant memory but for 16 bytes a row for duplicate detection) and
+returns a report; ``load_examples`` returns the usable examples for training. Both skip bad rows
+and report them; both refuse a dataset with nothing usable in one sentence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from array import array
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from finetune_gui.core.data.formats import Example, RowProblem, detect_format, to_example
+from finetune_gui.core.data.readers import Location, RowError, dataset_files, read_rows
+from finetune_gui.core.errors import DataError
+
+DETECT_ROWS = 200
+Cancelled = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class Problem:
+    location: Location
+    message: str
+
+    def describe(self, with_file: bool = False) -> str:
+        return f"{self.location.describe(with_file).capitalize()} {self.message}."
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.location.to_dict(), "message": self.describe()}
+
+
+@dataclass
+class ScanReport:
+    path: str
+    format: str
+    rows: int = 0  # usable rows
+    total: int = 0  # rows read
+    columns: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)  # the first max_problems
+    problem_count: int = 0
+    problem_kinds: dict[str, int] = field(default_factory=dict)
+    sample: dict[str, Any] | None = None
+    files: int = 1
+
+    @property
+    def usable(self) -> bool:
+        return self.rows > 0
+
+    def summary(self) -> str:
+        skipped = f" · {self.problem_count:,} skipped" if self.problem_count else ""
+        return f"{self.format} · {self.rows:,} rows{skipped}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "format": self.format,
+            "rows": self.rows,
+            "total_rows": self.total,
+            "files": self.files,
+            "columns": self.columns,
+            "problems": [p.to_dict() for p in self.problems],
+            "problem_count": self.problem_count,
+            "problem_kinds": self.problem_kinds,
+            "usable": self.usable,
+            "sample": self.sample,
+        }
+
+
+def _kind_of(message: str) -> str:
+    """A short bucket name for a problem message, for the summary counts."""
+    for key, label in (
+        ("not valid JSON", "malformed JSON"),
+        ("duplicate", "duplicate"),
+        ("no assistant", "no assistant turn"),
+        ("turns in a row", "roles out of order"),
+        ("does not follow", "roles out of order"),
+        ("system turn", "roles out of order"),
+        ("empty", "empty field"),
+        ("has no", "missing field"),
+        ("where text was expected", "non-text value"),
+        ("not text", "non-text value"),
+        ("not an object", "not an object"),
+    ):
+        if key in message:
+            return label
+    return "other"
+
+
+def _fingerprint(example: Example) -> int:
+    digest = hashlib.blake2b(repr(example).encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def resolve_format(path: Path, fmt: str, columns: dict[str, str] | None) -> tuple[str, list[str]]:
+    """The dataset's format (detected when 'auto') and the columns seen in its first rows."""
+    from finetune_gui.core.data.formats import apply_columns
+
+    head = [row for _, row in itertools.islice(read_rows(path), DETECT_ROWS) if not isinstance(row, RowError)]
+    columns_seen: list[str] = []
+    for row in head:
+        if isinstance(row, dict):
+            for key in row:
+                if str(key) not in columns_seen:
+                    columns_seen.append(str(key))
+    if fmt != "auto":
+        return fmt, columns_seen
+    if not head:
+        raise DataError(_nothing_found(path))
+    return detect_format(apply_columns(r, columns) if isinstance(r, dict) else r for r in head), columns_seen
+
+
+def _nothing_found(path: Path) -> str:
+    files = dataset_files(path)
+    if all(f.stat().st_size == 0 for f in files):
+        return f"{path.name} is empty. Add rows of instruction/output, messages, conversations, prompt/completion or text."
+    return (
+        f"{path.name} has no readable rows (only blank lines or unparseable ones). "
+        "Expected one JSON object per line, a JSON array, a CSV with a header, or text."
+    )
+
+
+def validated_rows(
+    path: Path, fmt: str, columns: dict[str, str] | None, cancelled: Cancelled | None = None
+) -> Iterator[tuple[Location, Example | Problem]]:
+    for count, (loc, row) in enumerate(read_rows(path)):
+        if cancelled is not None and count % 256 == 0 and cancelled():
+            raise DataError("The dataset scan was cancelled.")
+        if isinstance(row, RowError):
+            yield loc, Problem(loc, row.message)
+            continue
+        try:
+            yield loc, to_example(row, fmt, columns)
+        except RowProblem as exc:
+            yield loc, Problem(loc, str(exc))
+
+
+def scan_dataset(
+    path: str | Path,
+    fmt: str = "auto",
+    columns: dict[str, str] | None = None,
+    *,
+    max_problems: int = 500,
+    cancelled: Cancelled | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ScanReport:
+    path = Path(path).expanduser()
+    fmt, columns_seen = resolve_format(path, fmt, columns)
+    report = ScanReport(str(path), fmt, columns=columns_seen, files=len(dataset_files(path)))
+    kinds: Counter[str] = Counter()
+    hashes, where = array("Q"), array("Q")  # 16 bytes a row, for duplicates found after the pass
+    locations_of_usable: list[Location] = []  # only kept while small, to name duplicates' lines
+    for loc, item in validated_rows(path, fmt, columns, cancelled):
+        report.total += 1
+        if progress is not None and report.total % 5000 == 0:
+            progress(report.total)
+        if isinstance(item, Problem):
+            kinds[_kind_of(item.message)] += 1
+            report.problem_count += 1
+            if len(report.problems) < max_problems:
+                report.problems.append(item)
+            continue
+        report.rows += 1
+        if report.sample is None:
+            report.sample = item.to_dict()
+        hashes.append(_fingerprint(item))
+        where.append(report.total)
+        if len(locations_of_usable) < 1_000_000:
+            locations_of_usable.append(loc)
+    _report_duplicates(report, hashes, where, locations_of_usable, kinds, max_problems)
+    report.problem_kinds = dict(kinds)
+    if not report.usable:
+        raise DataError(_nothing_usable(report))
+    return report
+
+
+def _report_duplicates(
+    report: ScanReport,
+    hashes: array,
+    where: array,
+    locations: list[Location],
+    kinds: Counter[str],
+    max_problems: int,
+) -> None:
+    if len(hashes) < 2:
+        return
+    import numpy as np
+
+    values = np.frombuffer(hashes, dtype=np.uint64)
+    _, first_index, counts = np.unique(values, return_index=True, return_counts=True)
+    if (counts > 1).sum() == 0:
+        return
+    is_first = np.zeros(len(values), dtype=bool)
+    is_first[first_index] = True
+    first_of = {int(values[i]): int(i) for i in first_index[counts > 1]}
+    for index in np.flatnonzero(~is_first):
+        report.rows -= 1
+        report.problem_count += 1
+        kinds["duplicate"] += 1
+        if len(report.problems) < max_problems and index < len(locations):
+            original = locations[first_of[int(values[index])]]
+            report.problems.append(
+                Problem(locations[index], f"is an exact duplicate of {original.describe()}")
+            )
+    report.problems.sort(key=lambda p: (p.location.file, p.location.line or p.location.row or 0))
+
+
+def _nothing_usable(report: ScanReport) -> str:
+    if report.total == 0:
+        return f"{Path(report.path).name} has no rows. Add examples and try again."
+    top = report.problems[0].describe() if report.problems else ""
+    return (
+        f"None of the {report.total:,} rows of {Path(report.path).name} can be used as {report.format}: {top} "
+        "Fix the rows, or choose the format and column mapping that matches the file."
+    )
+
+
+def load_examples(
+    path: str | Path,
+    fmt: str = "auto",
+    columns: dict[str, str] | None = None,
+    cancelled: Cancelled | None = None,
+) -> tuple[list[Example], ScanReport]:
+    """The usable, de-duplicated examples for training, with the same report as ``scan_dataset``."""
+    path = Path(path).expanduser()
+    fmt, columns_seen = resolve_format(path, fmt, columns)
+    report = ScanReport(str(path), fmt, columns=columns_seen, files=len(dataset_files(path)))
+    kinds: Counter[str] = Counter()
+    seen: dict[Example, Location] = {}
+    examples: list[Example] = []
+    for loc, item in validated_rows(path, fmt, columns, cancelled):
+        report.total += 1
+        if isinstance(item, Example) and item in seen:
+            item = Problem(loc, f"is an exact duplicate of {seen[item].describe()}")
+        if isinstance(item, Problem):
+            kinds[_kind_of(item.message)] += 1
+            report.problem_count += 1
+            if len(report.problems) < 500:
+                report.problems.append(item)
+            continue
+        seen[item] = loc
+        examples.append(item)
+        if report.sample is None:
+            report.sample = item.to_dict()
+    report.rows = len(examples)
+    report.problem_kinds = dict(kinds)
+    if not examples:
+        raise DataError(_nothing_usable(report))
+    return examples, report
