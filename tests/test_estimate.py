@@ -1,0 +1,224 @@
+"""The memory estimator: exact parameter counts, each term, and the recommendation at several budgets."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+
+from finetune_gui.core.estimate import GIB, Settings, estimate, estimate_method, largest_fit, model_shape
+
+LLAMA2_7B = {
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_size": 4096,
+    "intermediate_size": 11008,
+    "num_attention_heads": 32,
+    "num_hidden_layers": 32,
+    "num_key_value_heads": 32,
+    "vocab_size": 32000,
+    "max_position_embeddings": 4096,
+    "rms_norm_eps": 1e-05,
+    "tie_word_embeddings": False,
+}
+
+
+def config_of(data):
+    from transformers import AutoConfig
+
+    return AutoConfig.for_model(**{k: v for k, v in data.items() if k != "architectures"})
+
+
+@pytest.fixture(scope="module")
+def llama7b():
+    return model_shape(config_of(LLAMA2_7B))
+
+
+@pytest.fixture(scope="module")
+def tiny_shape(tiny_model):
+    from transformers import AutoConfig
+
+    return model_shape(AutoConfig.from_pretrained(tiny_model))
+
+
+def test_published_parameter_count(llama7b):
+    assert llama7b.parameters == 6_738_415_616
+    assert llama7b.lm_head == 32000 * 4096 and llama7b.embedding == 32000 * 4096
+    assert llama7b.decoder_linear == 32 * (4 * 4096 * 4096 + 3 * 4096 * 11008)
+
+
+def test_tiny_model_counts_match_real_models(tiny_model, tiny_shape):
+    """Parameter counts, and each method's trainable count, against the real (PEFT) models."""
+    from transformers import AutoModelForCausalLM
+
+    from finetune_gui.core import method_setup
+    from finetune_gui.core.config import RunConfig
+    from finetune_gui.core.models import resolve_model
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    assert tiny_shape.parameters == sum(p.numel() for p in model.parameters())
+    assert tiny_shape.lm_head == 0  # tied
+    source = resolve_model(str(tiny_model))
+    for method in ("lora", "dora", "ia3", "prefix", "prompt", "adapter"):
+        config = RunConfig(model=str(tiny_model), method=method)
+        config.lora.r, config.adapter.bottleneck = 4, 8
+        config.prefix.num_virtual_tokens = config.prompt.num_virtual_tokens = 5
+        built = method_setup.apply_method(AutoModelForCausalLM.from_pretrained(tiny_model), config, source)
+        trainable, _ = method_setup.count_parameters(built)
+        settings = Settings(lora_r=4, bottleneck=8, virtual_tokens=5)
+        from finetune_gui.core.estimate import trainable_parameters
+
+        assert trainable_parameters(method, tiny_shape, settings) == trainable, method
+
+
+def test_weights_by_method(llama7b):
+    s = Settings(batch_size=1, seq_len=512)
+    parts = {m: estimate_method(m, llama7b, s, None).breakdown for m in ("full", "lora", "qlora")}
+    p = llama7b.parameters
+    assert parts["lora"]["weights"] == pytest.approx(2 * p / GIB, rel=1e-3)
+    assert parts["full"]["weights"] == pytest.approx(4 * p / GIB, rel=1e-3)
+    assert parts["full"]["optimizer"] == pytest.approx(8 * p / GIB, rel=1e-3)
+    # At batch 1 the backward pass's fp32 gradients outweigh the forward's activations; at batch 8 × 2048
+    # the forward peak (autocast's bf16 weight copies, activations, logits) is the larger one.
+    assert parts["full"]["gradients"] == pytest.approx(4 * p / GIB, rel=1e-3)
+    big = estimate_method("full", llama7b, Settings(batch_size=8, seq_len=2048), None).breakdown
+    assert big["autocast_weight_copies"] == pytest.approx(2 * p / GIB, rel=1e-3) and "gradients" not in big
+    # NF4 for decoder linears (0.5 byte + 0.127 bit of constants), fp32 for embeddings, head and norms.
+    nf4 = (0.5 + 0.127 / 8) * llama7b.decoder_linear + 4 * (p - llama7b.decoder_linear)
+    assert parts["qlora"]["weights"] == pytest.approx(nf4 / GIB, rel=1e-3)
+    assert parts["qlora"]["weights"] < parts["lora"]["weights"] / 2
+
+
+def test_trainable_state_and_8bit_optimizer(llama7b):
+    s = Settings(lora_r=16)
+    lora = estimate_method("lora", llama7b, s, None)
+    qlora = estimate_method("qlora", llama7b, s, None)
+    n = lora.trainable_parameters
+    assert n == 32 * 16 * (4 * (4096 + 4096) + 2 * (4096 + 11008) + (11008 + 4096))
+    assert lora.breakdown["trainable_weights"] == pytest.approx(4 * n / GIB, abs=1e-3)
+    assert lora.breakdown["optimizer"] == pytest.approx(8 * n / GIB, abs=1e-3)
+    assert qlora.breakdown["optimizer"] == pytest.approx(2 * n / GIB, abs=1e-3)  # paged 8-bit AdamW on CUDA
+
+
+def test_activations_scale_and_checkpointing_cuts_them(llama7b):
+    s = Settings(batch_size=1, seq_len=512, gradient_checkpointing=False)
+    base = estimate_method("lora", llama7b, s, None).breakdown["activations"]
+    double = estimate_method("lora", llama7b, replace(s, seq_len=1024), None).breakdown["activations"]
+    assert double == pytest.approx(2 * base, rel=1e-3)  # SDPA: linear in sequence length
+    ckpt = estimate_method("lora", llama7b, replace(s, gradient_checkpointing=True), None).breakdown[
+        "activations"
+    ]
+    assert ckpt < base / 5
+
+
+def test_eager_attention_adds_a_quadratic_term(llama7b):
+    eager = replace(llama7b, attention="eager")
+    s = Settings(batch_size=1, seq_len=2048, gradient_checkpointing=False)
+    sdpa_act = estimate_method("lora", llama7b, s, None).breakdown["activations"]
+    eager_act = estimate_method("lora", eager, s, None).breakdown["activations"]
+    extra = (eager_act - sdpa_act) * GIB
+    assert extra >= 32 * 32 * 2048 * 2048 * 4  # layers × heads × seq² × fp32
+
+
+def test_logits_term_is_ten_bytes_per_token_and_vocab(llama7b):
+    s = Settings(batch_size=2, seq_len=1000)
+    logits = estimate_method("lora", llama7b, s, None).breakdown["logits_and_loss"]
+    assert logits == pytest.approx(10 * 2000 * 32000 / GIB, abs=1e-3)
+
+
+def test_prompt_tokens_lengthen_sequences_and_prefix_adds_past_kv(llama7b):
+    s = Settings(batch_size=1, seq_len=512, virtual_tokens=100, gradient_checkpointing=False)
+    prompt = estimate_method("prompt", llama7b, s, None).breakdown
+    lora = estimate_method("lora", llama7b, s, None).breakdown
+    assert prompt["logits_and_loss"] == pytest.approx(lora["logits_and_loss"] * 612 / 512, abs=2e-3)
+    prefix = estimate_method("prefix", llama7b, s, None).breakdown
+    without = estimate_method("prefix", llama7b, replace(s, virtual_tokens=1), None).breakdown
+    assert prefix["activations"] > without["activations"]
+
+
+def test_margin_on_cuda_baseline_on_cpu(llama7b):
+    gpu = estimate_method("lora", llama7b, Settings(), None)
+    assert gpu.breakdown["cuda_context"] == 0.5 and gpu.breakdown["fragmentation"] > 0
+    assert gpu.total_gib == pytest.approx(sum(gpu.breakdown.values()), abs=0.01)
+    cpu = estimate_method("lora", llama7b, Settings(device="cpu", dtype="fp32"), None)
+    assert "cuda_context" not in cpu.breakdown and cpu.breakdown["process_baseline"] > 0
+
+
+@pytest.mark.parametrize(
+    "vram, expected",
+    [(200.0, "full"), (40.0, "lora"), (12.0, "qlora"), (7.0, "qlora"), (3.0, None)],
+)
+def test_recommendation_at_several_budgets(llama7b, vram, expected):
+    result = estimate(llama7b, Settings(batch_size=1, seq_len=512), vram)
+    assert result.recommended == expected
+    if expected:
+        assert result.methods[expected].fits and result.reason.startswith(
+            {"full": "Full fine-tuning", "lora": "LoRA", "qlora": "QLoRA"}[expected]
+        )
+    else:
+        assert result.reason.startswith("No method fits in 3.0 GB") and result.suggestions
+
+
+def test_memory_savers_only(llama7b):
+    """Prefix, prompt, IA3 and bottleneck adapters are never recommended, even when they fit."""
+    result = estimate(
+        llama7b, Settings(batch_size=1, seq_len=512), 200.0, methods=["prefix", "prompt", "ia3", "adapter"]
+    )
+    assert result.recommended is None
+
+
+def test_no_bitsandbytes_means_no_qlora(llama7b):
+    result = estimate(llama7b, Settings(batch_size=1, seq_len=512), 12.0, bitsandbytes=False)
+    assert not result.methods["qlora"].fits and result.recommended != "qlora"
+
+
+def test_largest_fit(llama7b):
+    s = Settings(batch_size=1, seq_len=512, gradient_checkpointing=True)
+    seq = largest_fit("qlora", llama7b, s, 8.0, "seq_len")
+    assert seq is not None and seq % 64 == 0
+    assert estimate_method("qlora", llama7b, replace(s, seq_len=seq), 8.0).fits
+    assert not estimate_method("qlora", llama7b, replace(s, seq_len=seq + 64), 8.0).fits
+    assert largest_fit("full", llama7b, s, 8.0, "batch_size") is None
+
+
+def test_estimate_cli_json_from_config_only(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps(LLAMA2_7B))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "finetune_gui",
+            "estimate",
+            str(tmp_path),
+            "--vram-gib",
+            "12",
+            "--json",
+            "--batch-size",
+            "1",
+            "--seq-len",
+            "512",
+            "--method",
+            "lora",
+            "--method",
+            "qlora",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["model"]["parameters"] == 6_738_415_616 and data["vram_gib"] == 12
+    assert set(data["methods"]) == {"lora", "qlora"}
+    assert data["recommended"] == "qlora" and "QLoRA fits" in data["reason"]
+    assert data["methods"]["qlora"]["breakdown"]["weights"] > 0
+    bad = subprocess.run(
+        [sys.executable, "-m", "finetune_gui", "estimate", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
