@@ -1,0 +1,140 @@
+"""Training events: frozen dataclasses of plain values, one JSON object per line on the wire.
+
+The training process writes them (``--events jsonl``); the window's controller parses them back into
+the same dataclasses. Kinds and fields are the public contract of docs/architecture.md §3.4: new
+fields may be added, none renamed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: ClassVar[str] = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"event": self.kind, **dataclasses.asdict(self)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, allow_nan=False, default=str)
+
+
+@dataclass(frozen=True)
+class Started(Event):
+    kind: ClassVar[str] = "started"
+    config: dict[str, Any]
+    trainable_parameters: int
+    total_parameters: int
+    world_size: int = 1
+    max_steps: int = 0
+    start_step: int = 0
+    device: str = "cpu"
+    precision: str = "fp32"
+    estimate_gib: float | None = None
+    train_rows: int = 0
+    validation_rows: int = 0
+
+
+@dataclass(frozen=True)
+class Step(Event):
+    kind: ClassVar[str] = "step"
+    step: int
+    max_steps: int
+    epoch: float
+    loss: float | None
+    learning_rate: float | None
+    grad_norm: float | None
+    tokens_per_s: float | None
+    elapsed_s: float
+    eta_s: float | None
+    memory: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Eval(Event):
+    kind: ClassVar[str] = "eval"
+    step: int
+    eval_loss: float
+
+
+@dataclass(frozen=True)
+class Checkpoint(Event):
+    kind: ClassVar[str] = "checkpoint"
+    step: int
+    path: str
+
+
+@dataclass(frozen=True)
+class Paused(Event):
+    kind: ClassVar[str] = "paused"
+    step: int
+
+
+@dataclass(frozen=True)
+class Resumed(Event):
+    kind: ClassVar[str] = "resumed"
+    step: int
+
+
+@dataclass(frozen=True)
+class Log(Event):
+    """A line for the dashboard's log pane (loading, data problems, notices)."""
+
+    kind: ClassVar[str] = "log"
+    message: str
+    level: str = "info"
+
+
+@dataclass(frozen=True)
+class Finished(Event):
+    kind: ClassVar[str] = "finished"
+    status: str  # completed | stopped
+    metrics: dict[str, Any] = field(default_factory=dict)
+    output_path: str | None = None
+
+
+@dataclass(frozen=True)
+class Failed(Event):
+    kind: ClassVar[str] = "failed"
+    kind_: str = field(default="crash", metadata={"json": "kind"})  # oom | data | config | crash
+    message: str = ""
+    advice: list[str] = field(default_factory=list)
+    log_path: str | None = None
+    fixes: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # {label, set: {key: value}} for one-click apply
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["kind"] = data.pop("kind_")
+        return data
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.kind: cls for cls in (Started, Step, Eval, Checkpoint, Paused, Resumed, Log, Finished, Failed)
+}
+
+
+def parse_event(line: str) -> Event | None:
+    """One JSON line back into its event; None for anything else (stray library output)."""
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("event") not in EVENT_TYPES:
+        return None
+    cls = EVENT_TYPES[data.pop("event")]
+    if cls is Failed and "kind" in data:
+        data["kind_"] = data.pop("kind")
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+class EventSink(Protocol):
+    def emit(self, event: Event) -> None: ...
+    def close(self) -> None: ...

@@ -1,0 +1,144 @@
+"""The pieces the recipe plugs into transformers' Trainer: a padding collator and the events callback."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from transformers import TrainerCallback
+
+from finetune_gui.core.data.encode import IGNORE
+from finetune_gui.core.events import Checkpoint, Eval, Paused, Resumed, Step
+
+
+class PadCollator:
+    """Dynamic padding to the longest sequence of the batch (right side), labels padded with -100."""
+
+    def __init__(self, pad_token_id: int, pad_to_multiple_of: int | None = None):
+        self.pad_token_id = pad_token_id
+        self.multiple = pad_to_multiple_of
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        longest = max(len(f["input_ids"]) for f in features)
+        if self.multiple:
+            longest = math.ceil(longest / self.multiple) * self.multiple
+        ids, labels, mask = [], [], []
+        for f in features:
+            pad = longest - len(f["input_ids"])
+            ids.append(list(f["input_ids"]) + [self.pad_token_id] * pad)
+            labels.append(list(f["labels"]) + [IGNORE] * pad)
+            mask.append([1] * len(f["input_ids"]) + [0] * pad)
+        return {
+            "input_ids": torch.tensor(ids, dtype=torch.long),
+            "labels": torch.tensor(labels, dtype=torch.long),
+            "attention_mask": torch.tensor(mask, dtype=torch.long),
+        }
+
+
+def _finite(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+class EventsCallback(TrainerCallback):
+    """Turns the Trainer's logs into our events, and applies stop/pause requests between steps."""
+
+    def __init__(self, ctx: Any, simulate_oom_at: int = 0, step_delay_s: float = 0.0):
+        self.ctx = ctx
+        self.simulate_oom_at = simulate_oom_at
+        self.step_delay_s = step_delay_s  # test-only: slow steps so a test can act between them
+        self.device = "cpu"
+        self.first_step: int | None = None
+        self.first_step_time = 0.0
+        self.paused_s = 0.0
+        self.last_tokens = 0
+        self.last_time = 0.0
+        self.started = time.monotonic()
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.device = "cuda" if args.device.type == "cuda" else "cpu"
+        self.started = time.monotonic()
+        self.last_time = self.started
+        self.last_tokens = int(getattr(state, "num_input_tokens_seen", 0) or 0)
+
+    def _active_elapsed(self) -> float:
+        return time.monotonic() - self.started - self.paused_s
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        from finetune_gui.core.distributed import any_rank
+
+        self.ctx.step = state.global_step
+        if self.first_step is None:
+            self.first_step = state.global_step - 1
+            self.first_step_time = self._active_elapsed() - 0.0
+        if self.step_delay_s:
+            time.sleep(self.step_delay_s)
+        if self.simulate_oom_at and state.global_step >= self.simulate_oom_at:
+            import torch
+
+            raise torch.OutOfMemoryError(f"simulated out of memory at step {state.global_step}")
+        if self.ctx.control.paused:
+            self.ctx.emit(Paused(step=state.global_step))
+            paused_at = time.monotonic()
+            self.ctx.control.wait_while_paused()
+            self.paused_s += time.monotonic() - paused_at
+            self.last_time += time.monotonic() - paused_at
+            self.ctx.emit(Resumed(step=state.global_step))
+        if any_rank(self.ctx.control.stop_requested):
+            self.ctx.control.request_stop()
+            control.should_save = True
+            control.should_training_stop = True
+
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        from finetune_gui.core.memory import current
+
+        logs = logs or {}
+        if "eval_loss" in logs:
+            loss = _finite(logs["eval_loss"])
+            if loss is not None:
+                self.ctx.emit(Eval(step=state.global_step, eval_loss=loss))
+                if self.ctx.is_main:
+                    self.ctx.folder.append_metrics(
+                        {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4), "eval_loss": loss}
+                    )
+            return
+        if "loss" not in logs:
+            return  # the closing summary (train_runtime …) is not a step
+        now = time.monotonic()
+        tokens = int(getattr(state, "num_input_tokens_seen", 0) or 0)
+        window = now - self.last_time
+        tokens_per_s = (
+            (tokens - self.last_tokens) / window if window > 0 and tokens > self.last_tokens else None
+        )
+        self.last_tokens, self.last_time = tokens, now
+        done = state.global_step - (self.first_step or 0)
+        elapsed = self._active_elapsed()
+        eta = elapsed / done * (state.max_steps - state.global_step) if done > 0 else None
+        event = Step(
+            step=state.global_step,
+            max_steps=state.max_steps,
+            epoch=round(state.epoch or 0.0, 4),
+            loss=_finite(logs.get("loss")),
+            learning_rate=_finite(logs.get("learning_rate")),
+            grad_norm=_finite(logs.get("grad_norm")),
+            tokens_per_s=round(tokens_per_s, 1) if tokens_per_s else None,
+            elapsed_s=round(elapsed, 2),
+            eta_s=round(eta, 1) if eta is not None else None,
+            memory=current(self.device),
+        )
+        self.ctx.emit(event)
+        if self.ctx.is_main:
+            record = event.to_dict()
+            record.pop("event")
+            self.ctx.folder.append_metrics(record)
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        path = self.ctx.folder.checkpoints_dir / f"checkpoint-{state.global_step}"
+        self.ctx.emit(Checkpoint(step=state.global_step, path=str(path)))
