@@ -48,10 +48,24 @@ def _cmd_demo_model(args: argparse.Namespace) -> int:
             path = demo.prepare_demo_model(progress)
         finally:
             bar.close()
-    if args.path:
+    if args.json:
+        print(json.dumps({"path": str(path), "name": demo.DEMO_MODEL_NAME}))
+    elif args.path:
         print(path)
     else:
         print(f"The demo model ({demo.DEMO_MODEL_NAME}) is ready in {path}")
+    return 0
+
+
+def _cmd_hf_cache(args: argparse.Namespace) -> int:
+    from finetune_gui.core.models import hf_cache_models
+
+    models = hf_cache_models()
+    if args.json:
+        print(json.dumps({"models": models}))
+    else:
+        for entry in models or [{"id": "(the Hugging Face cache holds no models)", "path": ""}]:
+            print(f"{entry['id']}  {entry['path']}")
     return 0
 
 
@@ -92,7 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo-model", help="prepare the bundled demo model (SmolLM2-135M-Instruct)")
     p.add_argument("--path", action="store_true", help="print only the model folder")
+    p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_cmd_demo_model)
+
+    p = sub.add_parser("hf-cache", help="models in the Hugging Face cache")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=_cmd_hf_cache)
 
     p = sub.add_parser("train", help="train headless from a run config (YAML)")
     p.add_argument("config", help="the run config, e.g. run.yaml")

@@ -222,3 +222,9 @@ def test_estimate_cli_json_from_config_only(tmp_path):
         timeout=60,
     )
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
+
+
+def test_cpu_prefers_lora_over_full_and_says_why(tiny_shape):
+    result = estimate(tiny_shape, Settings(device="cpu", dtype="fp32"), 16.0)
+    assert result.methods["full"].fits
+    assert result.recommended == "lora" and "no GPU" in result.reason

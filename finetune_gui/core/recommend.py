@@ -30,6 +30,17 @@ def recommend(result: Any, shape: Any, settings: Any, budget_gib: float | None) 
         return
     fitting = [m for m in candidates if m.fits]
     full = result.methods.get("full")
+    if settings.device == "cpu" and len(fitting) > 1 and fitting[0].method == "full":
+        # Without a GPU the budget is RAM, where full fine-tuning usually fits, but it is several times
+        # slower than LoRA on a CPU and writes a whole model; LoRA is the better first run there.
+        lora = next((m for m in fitting if m.method == "lora"), None)
+        if lora is not None:
+            result.recommended = "lora"
+            result.reason = (
+                f"LoRA fits in {_gb(lora.total_gib)} of {_gb(budget_gib)} free RAM. There is no GPU, and on a CPU "
+                "full fine-tuning (which would fit too) is several times slower and writes a whole model."
+            )
+            return
     if fitting:
         best = fitting[0]
         label = METHODS[best.method].label

@@ -97,3 +97,40 @@ class RunFolder:
             if candidate.is_dir():
                 return candidate
         return None
+
+
+def list_runs(root: str | Path) -> list[dict[str, Any]]:
+    """Every run folder under ``root`` (newest first), with its run.json and where it stands now."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    runs = []
+    for child in root.iterdir():
+        folder = RunFolder(child)
+        if not child.is_dir() or not folder.exists():
+            continue
+        info = folder.read()
+        info["path"] = str(child)
+        info["name"] = child.name
+        info["state"] = run_state(info)
+        runs.append(info)
+    return sorted(runs, key=lambda r: r.get("started_at") or "", reverse=True)
+
+
+def run_state(info: dict[str, Any]) -> str:
+    """run.json's status, except that a 'running' run whose process is gone is 'interrupted'."""
+    status = info.get("status", "unknown")
+    if status != "running":
+        return status
+    pid = info.get("pid")
+    return "running" if pid and _training_process_alive(int(pid)) else "interrupted"
+
+
+def _training_process_alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        return process.is_running() and "finetune_gui" in " ".join(process.cmdline())
+    except (psutil.Error, OSError):
+        return False

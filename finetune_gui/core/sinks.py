@@ -9,15 +9,27 @@ from finetune_gui.core.events import Checkpoint, Eval, Event, Failed, Finished, 
 
 
 class JsonlSink:
+    """One JSON object per line. If the reader goes away (the window closed while the run goes on in
+    the background), events stop but training continues: the run folder records everything."""
+
     def __init__(self, stream: TextIO | None = None):
-        self.stream = stream or sys.stdout
+        self.stream: TextIO | None = stream or sys.stdout
 
     def emit(self, event: Event) -> None:
-        self.stream.write(event.to_json() + "\n")
-        self.stream.flush()
+        if self.stream is None:
+            return
+        try:
+            self.stream.write(event.to_json() + "\n")
+            self.stream.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            self.stream = None
 
     def close(self) -> None:
-        self.stream.flush()
+        if self.stream is not None:
+            try:
+                self.stream.flush()
+            except (BrokenPipeError, OSError, ValueError):
+                self.stream = None
 
 
 class ProgressBarSink:

@@ -238,7 +238,8 @@ def _run(ctx: RunContext, resume: bool) -> int:
         )
     ctx.log(f"Reading the dataset {config.dataset.path}")
     data = _load_data(ctx, tokenizer)
-    checkpointing, ctx.estimate_gib = _plan_memory(config, source, plan)
+    longest = max(len(item.input_ids) for item in data.train.items)
+    checkpointing, ctx.estimate_gib = _plan_memory(config, source, plan, longest)
     ctx.log(f"Loading the model on {plan.device} ({plan.precision})")
     model = method_setup.load_base(config, source, plan, checkpointing)
     model = method_setup.apply_method(model, config, source)
@@ -294,12 +295,15 @@ def _declared_dtype(source: Any, trust_remote_code: bool) -> Any:
     return declared if isinstance(declared, torch.dtype) else None
 
 
-def _plan_memory(config: RunConfig, source: Any, plan: Any) -> tuple[bool, float | None]:
-    """Gradient checkpointing on/off ('auto' asks the estimator), and the estimated peak in GiB."""
+def _plan_memory(config: RunConfig, source: Any, plan: Any, longest: int) -> tuple[bool, float | None]:
+    """Gradient checkpointing on/off ('auto' asks the estimator), and the estimated peak in GiB.
+
+    Batches are padded to their longest example, never beyond the data's longest, so the estimate
+    uses that length when it is below max_seq_len."""
     from finetune_gui.core import estimate
 
     try:
-        result = estimate.estimate_for_config(config, source, plan)
+        result = estimate.estimate_for_config(config, source, plan, seq_len=longest)
     except Exception:  # an estimate is advice; an unusual architecture must not stop the run
         result = None
     setting = config.training.gradient_checkpointing
