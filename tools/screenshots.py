@@ -1,13 +1,15 @@
-"""Save screenshots of the window's pages, for docs/screenshots/. Run under Xvfb:
+"""Take the README's screenshots from a real run of the app under Xvfb:
 
-    xvfb-run -a -s "-screen 0 1280x860x24" .venv/bin/python tools/screenshots.py docs/screenshots
+    xvfb-run -a -s "-screen 0 1400x1000x24" .venv/bin/python tools/screenshots.py docs/screenshots
 
-Each page is shown in the real window (xcb platform) and grabbed after the event loop has painted it.
+It walks the wizard with the demo model and the demo dataset (as a user would click), starts a short
+training run, and grabs each page once the event loop has painted it.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
@@ -16,33 +18,70 @@ from PySide6.QtWidgets import QApplication
 from finetune_gui.gui.main_window import MainWindow
 from finetune_gui.gui.theme import apply_theme
 
+Step = tuple[str, Callable[[], bool], Callable[[], None]]  # (screenshot name or "", ready?, then do)
+
 
 def main() -> None:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshots")
+    steps_to_train = int(sys.argv[2]) if len(sys.argv) > 2 else 60
     out.mkdir(parents=True, exist_ok=True)
     app = QApplication(sys.argv[:1])
     app.setApplicationName("finetune-gui")
+    app.setOrganizationName("finetune-gui")
     apply_theme(app)
     window = MainWindow()
-    window.resize(1200, 760)
+    window.resize(1280, 860)
     window.show()
-    shots = [("main-window", 0)]
+    setup, state = window.setup, window.state
 
-    def take(index: int = 0) -> None:
-        if index >= len(shots):
-            app.quit()
+    def configure_run() -> None:
+        state.config.training.max_steps = steps_to_train
+        state.config.training.eval_steps = 15
+        state.config.training.save_steps = 30
+        setup.go(5)
+
+    plan: list[Step] = [
+        ("wizard-hardware", lambda: state.hardware is not None, lambda: setup.go(1)),
+        ("wizard-model", lambda: state.shape is not None, lambda: setup.go(2)),
+        ("", lambda: True, setup.dataset._use_demo),
+        ("wizard-dataset", lambda: bool(state.dataset_report), lambda: setup.go(3)),
+        ("wizard-method", lambda: state.estimate is not None, lambda: setup.go(4)),
+        ("wizard-settings", lambda: True, configure_run),
+        ("wizard-review", lambda: True, setup.review._start),
+        (
+            "training-running",
+            lambda: window.dashboard.point_count("loss", "train") >= steps_to_train // 3,
+            lambda: None,
+        ),
+        (
+            "training-finished",
+            lambda: window.dashboard.status in ("completed", "failed", "stopped"),
+            app.quit,
+        ),
+    ]
+    position = {"index": 0, "waited": 0}
+
+    def tick() -> None:
+        if position["index"] >= len(plan):
             return
-        name, page = shots[index]
-        window.rail.setCurrentRow(page)
-        QTimer.singleShot(1500, lambda: (window.grab().save(str(out / f"{name}.png")), take(index + 1)))
+        name, ready, then = plan[position["index"]]
+        if not ready() and position["waited"] < 3000:
+            position["waited"] += 1
+            QTimer.singleShot(200, tick)
+            return
+        position["waited"] = 0
 
-    def wait_for_hardware(tries: int = 0) -> None:
-        if window.hardware_label.text().startswith("Detecting") and tries < 100:
-            QTimer.singleShot(200, lambda: wait_for_hardware(tries + 1))
-        else:
-            take()
+        def shoot_and_go() -> None:
+            if name:
+                window.grab().save(str(out / f"{name}.png"))
+                print(f"saved {name}", flush=True)
+            position["index"] += 1
+            then()
+            QTimer.singleShot(300, tick)
 
-    QTimer.singleShot(500, wait_for_hardware)
+        QTimer.singleShot(800, shoot_and_go)  # let the page paint (and charts redraw) first
+
+    QTimer.singleShot(500, tick)
     app.exec()
 
 

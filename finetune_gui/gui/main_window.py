@@ -1,34 +1,40 @@
-"""The main window: a navigation rail, one page per section, and a status bar that says what is happening."""
+"""The main window: a navigation rail, one page per section, and a status bar that says what is happening.
+
+Drops anywhere on the window are routed: datasets to the dataset page, model folders and .gguf files
+to the model page; anything else is refused with the reason in the status bar.
+"""
 
 from __future__ import annotations
 
 import json
-import sys
+from pathlib import Path
 
-from PySide6.QtCore import QProcess, QSettings, QSize, Qt
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QMessageBox,
     QStackedWidget,
     QStatusBar,
     QVBoxLayout,
     QWidget,
 )
 
-SECTIONS = [
-    ("Setup", "Set up a run", "The wizard: hardware, model, dataset, method, settings, review."),
-    ("Training", "Training", "No run yet. Start one from Setup."),
-    ("Adapters", "Adapters", "No adapters yet. Every completed run adds its adapter here."),
-    (
-        "Playground",
-        "Playground",
-        "Chat with a base model and a tuned one side by side, once you have an adapter.",
-    ),
-    ("Runs", "Runs", "No runs yet. Start one from Setup."),
-]
+from finetune_gui.gui.core_client import CoreJob
+from finetune_gui.gui.runs_page import RunsPage
+from finetune_gui.gui.training.dashboard import Dashboard
+from finetune_gui.gui.widgets import file_kind
+from finetune_gui.gui.wizard.setup_page import SetupPage
+from finetune_gui.gui.wizard.state import WizardState
+
+SECTIONS = ["Setup", "Training", "Adapters", "Playground", "Runs"]
+EMPTY = {
+    "Adapters": "No adapters yet. Every completed run adds its adapter here.",
+    "Playground": "Chat with a base model and a tuned one side by side, once you have an adapter.",
+}
 
 
 class EmptyPage(QWidget):
@@ -36,15 +42,11 @@ class EmptyPage(QWidget):
 
     def __init__(self, title: str, hint: str, parent: QWidget | None = None):
         super().__init__(parent)
+        from finetune_gui.gui.widgets import title_label
+
         layout = QVBoxLayout(self)
         layout.setContentsMargins(24, 16, 24, 16)
-        heading = QLabel(title)
-        heading.setObjectName("pageTitle")
-        font = heading.font()
-        font.setPointSizeF(font.pointSizeF() * 1.5)
-        font.setBold(True)
-        heading.setFont(font)
-        layout.addWidget(heading)
+        layout.addWidget(title_label(title))
         self.hint = QLabel(hint)
         self.hint.setWordWrap(True)
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -56,7 +58,9 @@ class MainWindow(QMainWindow):
     def __init__(self, detect_hardware: bool = True):
         super().__init__()
         self.setWindowTitle("finetune-gui")
+        self.setAcceptDrops(True)
         self._settings = QSettings()
+        self.state = WizardState(self)
         central = QWidget()
         row = QHBoxLayout(central)
         row.setContentsMargins(0, 0, 0, 0)
@@ -65,11 +69,21 @@ class MainWindow(QMainWindow):
         self.rail.setObjectName("navRail")
         self.rail.setFixedWidth(150)
         self.pages = QStackedWidget()
-        for name, title, hint in SECTIONS:
+        self.setup = SetupPage(self.state)
+        self.dashboard = Dashboard()
+        self.runs = RunsPage()
+        for name in SECTIONS:
             item = QListWidgetItem(name)
             item.setSizeHint(QSize(0, 40))
             self.rail.addItem(item)
-            self.pages.addWidget(EmptyPage(title, hint))
+            if name == "Setup":
+                self.pages.addWidget(self.setup)
+            elif name == "Training":
+                self.pages.addWidget(self.dashboard)
+            elif name == "Runs":
+                self.pages.addWidget(self.runs)
+            else:
+                self.pages.addWidget(EmptyPage(name, EMPTY[name]))
         self.rail.currentRowChanged.connect(self.pages.setCurrentIndex)
         self.rail.setCurrentRow(0)
         row.addWidget(self.rail)
@@ -80,36 +94,141 @@ class MainWindow(QMainWindow):
         status.addPermanentWidget(self.hardware_label)
         status.showMessage("Ready")
         self.setStatusBar(status)
-        self.resize(1100, 720)
+        self.setup.review.start_requested.connect(self.start_training)
+        self.dashboard.status_text.connect(lambda text: self.statusBar().showMessage(text))
+        self.dashboard.run_ended.connect(lambda _path, _status: self.runs.refresh())
+        self.runs.open_requested.connect(self.open_run)
+        self.runs.resume_requested.connect(self.resume_run)
+        self.resize(1200, 800)
         geometry = self._settings.value("window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
-        self._hardware_process: QProcess | None = None
+        self.hardware_job: CoreJob | None = None
+        self.resume_dialog: QMessageBox | None = None
         if detect_hardware:
             self._start_hardware_detection()
+            QTimer.singleShot(0, self.check_earlier_runs)
 
+    # -- runs from earlier sessions
+    def check_earlier_runs(self) -> None:
+        """Reattach to a run still training in the background; offer to resume an interrupted one."""
+        from finetune_gui.core.runs import list_runs
+
+        runs = list_runs(self.runs.root)
+        running = [r for r in runs if r["state"] == "running"]
+        if running and not self.dashboard.is_running():
+            self.dashboard.show_run(running[0]["path"], follow=True)
+            self.statusBar().showMessage(f"{running[0]['name']} is still training in the background.", 10000)
+        interrupted = [r for r in runs if r["state"] == "interrupted"]
+        if interrupted:
+            run = interrupted[0]
+            box = QMessageBox(self)
+            box.setWindowTitle("An interrupted run")
+            box.setText(f"The run {run['name']} stopped unexpectedly (the app or the computer went down).")
+            box.setInformativeText("Resume it from its last checkpoint?")
+            resume = box.addButton("Resume", QMessageBox.ButtonRole.AcceptRole)
+            box.addButton("Not now", QMessageBox.ButtonRole.RejectRole)
+            box.finished.connect(lambda _r: box.clickedButton() is resume and self.resume_run(run["path"]))
+            self.resume_dialog = box
+            box.open()
+
+    def open_run(self, path: str) -> None:
+        self.rail.setCurrentRow(SECTIONS.index("Training"))
+        self.dashboard.show_run(path)
+
+    def resume_run(self, path: str) -> None:
+        from finetune_gui.core.runs import RunFolder
+
+        run_dir = Path(path)
+        config_path = run_dir.with_suffix(".yaml")
+        if not config_path.is_file():
+            config_path = RunFolder(run_dir).config_path
+        if RunFolder(run_dir).last_checkpoint() is None:
+            self.statusBar().showMessage(
+                f"{run_dir.name} has no checkpoint to resume from; start it again from Setup.", 10000
+            )
+            return
+        self.rail.setCurrentRow(SECTIONS.index("Training"))
+        self.dashboard.start(config_path, run_dir, resume=True)
+
+    # -- hardware
     def _start_hardware_detection(self) -> None:
         # In a child process: detection imports torch, which the window itself never does.
-        proc = QProcess(self)
-        proc.finished.connect(self._on_hardware_detected)
-        proc.start(sys.executable, ["-m", "finetune_gui", "hardware", "--json"])
-        self._hardware_process = proc
+        self.hardware_job = CoreJob(["hardware", "--json"], self)
+        self.hardware_job.succeeded.connect(self._on_hardware)
+        self.hardware_job.failed.connect(lambda msg: self.hardware_label.setText("GPU: unknown"))
+        self.hardware_job.start()
 
-    def _on_hardware_detected(self, exit_code: int, _status: QProcess.ExitStatus) -> None:
-        proc = self._hardware_process
-        if proc is None:
-            return
-        text = bytes(proc.readAllStandardOutput().data()).decode("utf-8", "replace")
-        self.hardware_label.setText(hardware_summary(text) if exit_code == 0 else "GPU: unknown")
+    def _on_hardware(self, data: dict) -> None:
+        self.hardware_label.setText(hardware_summary(json.dumps(data)))
+        self.state.set_hardware(data)
+        if self.setup.current is self.setup.hardware:
+            self.setup.go(0)
 
-    def closeEvent(self, event):
+    # -- drag and drop anywhere
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        urls = event.mimeData().urls()
+        if urls:
+            self.route_drop(urls[0].toLocalFile())
+            event.acceptProposedAction()
+
+    def route_drop(self, path: str) -> str:
+        """Send a dropped path to the page that takes it; returns 'model', 'dataset' or '' (refused)."""
+        kind = file_kind(path) if path and Path(path).exists() else ""
+        if kind == "dataset":
+            self.rail.setCurrentRow(0)
+            self.setup.show_page(self.setup.dataset)
+            self.setup.dataset.load(path)
+        elif kind == "model":
+            self.rail.setCurrentRow(0)
+            self.setup.show_page(self.setup.model)
+            self.setup.model.choose(path)
+        else:
+            name = Path(path).name or path
+            why = "it does not exist" if not Path(path).exists() else "it is neither a dataset nor a model"
+            self.statusBar().showMessage(
+                f"Cannot use {name}: {why}. Drop a dataset (.jsonl, .json, .csv, .tsv, .parquet, .txt, .md) "
+                "or a model folder / .gguf file.",
+                10000,
+            )
+        return kind
+
+    # -- training
+    def start_training(self, config) -> None:
+        run_dir = Path(config.output_dir)
+        config_path = run_dir.with_suffix(".yaml")
+        config.save(config_path)
+        self.rail.setCurrentRow(SECTIONS.index("Training"))
+        self.dashboard.start(config_path, run_dir)
+
+    def closeEvent(self, event) -> None:
+        if self.dashboard.is_running():
+            box = QMessageBox(self)
+            box.setWindowTitle("A run is training")
+            box.setText("Training is still running.")
+            box.setInformativeText(
+                "Stop it after the current step and save the adapter, or keep it training in the background? "
+                "A background run's results appear under Runs when it is done."
+            )
+            stop = box.addButton("Stop and save", QMessageBox.ButtonRole.DestructiveRole)
+            keep = box.addButton("Keep training", QMessageBox.ButtonRole.AcceptRole)
+            box.addButton(QMessageBox.StandardButton.Cancel)
+            box.exec()
+            if box.clickedButton() is stop:
+                self.dashboard.stop()
+                self.dashboard.controller.wait(120_000)
+            elif box.clickedButton() is keep:
+                self.dashboard.controller.detach()
+            else:
+                event.ignore()
+                return
         self._settings.setValue("window/geometry", self.saveGeometry())
-        if (
-            self._hardware_process is not None
-            and self._hardware_process.state() != QProcess.ProcessState.NotRunning
-        ):
-            self._hardware_process.kill()
-            self._hardware_process.waitForFinished(2000)
+        for job in self.findChildren(CoreJob):
+            job.cancel()
         super().closeEvent(event)
 
 

@@ -44,5 +44,12 @@ STYLE = f"""
 QListWidget#navRail {{ border: none; padding-top: 8px; background: palette(alternate-base); }}
 QListWidget#navRail::item {{ padding-left: 12px; border-radius: 6px; margin: 2px 8px; }}
 QListWidget#navRail::item:selected {{ background: {ACCENT}; color: white; }}
-QLabel#emptyState {{ color: palette(placeholder-text); }}
+QLabel#emptyState, QLabel#muted {{ color: palette(placeholder-text); }}
+QLabel#error {{ color: #d2473d; }}
+QLabel#badge {{ background: {ACCENT}; color: white; border-radius: 8px; padding: 2px 8px; }}
+QFrame#card {{ background: palette(base); border: 1px solid palette(mid); border-radius: 8px; }}
+QFrame#card[selected="true"] {{ border: 2px solid {ACCENT}; }}
+QFrame#dropZone {{ border: 2px dashed palette(mid); border-radius: 10px; }}
+QPushButton#primary {{ background: {ACCENT}; color: white; border-radius: 6px; padding: 6px 18px; }}
+QPushButton#primary:disabled {{ background: palette(mid); }}
 """

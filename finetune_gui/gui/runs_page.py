@@ -1,0 +1,127 @@
+"""The Runs page: every run in the runs folder; open one's charts, or overlay two runs' loss curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from finetune_gui.core.paths import runs_dir
+from finetune_gui.core.runs import RunFolder, list_runs
+from finetune_gui.gui.widgets import muted, title_label
+
+COLUMNS = ["Run", "Status", "Method", "Model", "Final loss", "Time", "Started"]
+OVERLAY_COLOURS = ["#3d7be0", "#e07b39", "#2e9d5b", "#b54ad6"]
+
+
+class RunsPage(QWidget):
+    open_requested = Signal(str)  # a run folder to show on the Training page
+    resume_requested = Signal(str)
+
+    def __init__(self, root: str | Path | None = None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.root = Path(root) if root else runs_dir()
+        self.runs: list[dict] = []
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(24, 16, 24, 16)
+        head = QHBoxLayout()
+        head.addWidget(title_label("Runs"))
+        head.addStretch(1)
+        refresh = QPushButton("Refresh")
+        refresh.clicked.connect(self.refresh)
+        self.open_button = QPushButton("Open charts")
+        self.open_button.clicked.connect(self._open)
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.clicked.connect(self._resume)
+        for button in (refresh, self.resume_button, self.open_button):
+            head.addWidget(button)
+        layout.addLayout(head)
+        self.empty = QLabel("No runs yet. Start one from Setup.")
+        self.empty.setObjectName("emptyState")
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(self.empty)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        self.table.verticalHeader().hide()
+        self.table.itemSelectionChanged.connect(self._on_selection)
+        self.table.doubleClicked.connect(lambda _i: self._open())
+        layout.addWidget(self.table, 2)
+        self.hint = muted("Select two runs (Ctrl-click) to overlay their loss curves.")
+        layout.addWidget(self.hint)
+        self.overlay = None
+        self.overlay_box = QVBoxLayout()
+        layout.addLayout(self.overlay_box, 3)
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.runs = list_runs(self.root)
+        self.table.setRowCount(len(self.runs))
+        for row, run in enumerate(self.runs):
+            metrics = run.get("metrics") or {}
+            loss = metrics.get("final_loss")
+            values = [
+                run["name"],
+                run["state"],
+                run.get("method", ""),
+                Path(str(run.get("model", ""))).name,
+                f"{loss:.4f}" if isinstance(loss, float) else "–",
+                f"{run['duration_s'] / 60:.1f} min" if run.get("duration_s") else "–",
+                (run.get("started_at") or "")[:16].replace("T", " "),
+            ]
+            for column, value in enumerate(values):
+                self.table.setItem(row, column, QTableWidgetItem(str(value)))
+        self.empty.setVisible(not self.runs)
+        self.table.setVisible(bool(self.runs))
+        self._on_selection()
+
+    def selected(self) -> list[dict]:
+        rows = sorted({index.row() for index in self.table.selectionModel().selectedRows()})
+        return [self.runs[r] for r in rows if r < len(self.runs)]
+
+    def _on_selection(self) -> None:
+        chosen = self.selected()
+        self.open_button.setEnabled(len(chosen) == 1)
+        self.resume_button.setEnabled(
+            len(chosen) == 1 and chosen[0]["state"] in ("interrupted", "stopped", "failed")
+        )
+        if len(chosen) >= 2:
+            self.show_overlay(chosen[:4])
+
+    def show_overlay(self, runs: list[dict]) -> None:
+        from finetune_gui.gui.charts import LiveChart
+
+        if self.overlay is None:
+            self.overlay = LiveChart("Training loss", "loss")
+            self.overlay_box.addWidget(self.overlay)
+        self.overlay.clear()
+        self.overlay.series = {}
+        self.overlay.addLegend(offset=(-10, 10))
+        for colour, run in zip(OVERLAY_COLOURS, runs, strict=False):
+            records = [r for r in RunFolder(run["path"]).metrics() if "loss" in r]
+            series = self.overlay.add_series(run["name"], colour)
+            series.set([r["step"] for r in records], [r["loss"] for r in records])
+        self.overlay.redraw()
+
+    def _open(self) -> None:
+        chosen = self.selected()
+        if len(chosen) == 1:
+            self.open_requested.emit(chosen[0]["path"])
+
+    def _resume(self) -> None:
+        chosen = self.selected()
+        if len(chosen) == 1:
+            self.resume_requested.emit(chosen[0]["path"])

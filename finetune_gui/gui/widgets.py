@@ -1,0 +1,189 @@
+"""Small widgets the pages share: titles, cards, a memory bar with a budget line, a drop zone, busy rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QPainter, QPalette, QPen
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from finetune_gui.gui.theme import ACCENT
+
+GREEN, AMBER, RED = "#2e9d5b", "#d89a1d", "#d2473d"
+
+
+def title_label(text: str, scale: float = 1.5) -> QLabel:
+    label = QLabel(text)
+    font = label.font()
+    font.setPointSizeF(font.pointSizeF() * scale)
+    font.setBold(True)
+    label.setFont(font)
+    return label
+
+
+def muted(text: str = "", wrap: bool = True) -> QLabel:
+    label = QLabel(text)
+    label.setWordWrap(wrap)
+    label.setObjectName("muted")
+    return label
+
+
+class Card(QFrame):
+    """A rounded panel; ``selected`` draws it in the accent colour."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("card")
+        self.layout_ = QVBoxLayout(self)
+        self.layout_.setContentsMargins(16, 12, 16, 12)
+        self.layout_.setSpacing(6)
+        self.set_selected(False)
+
+    def set_selected(self, selected: bool) -> None:
+        self.setProperty("selected", selected)
+        self.style().unpolish(self)
+        self.style().polish(self)
+
+
+class MemoryBar(QWidget):
+    """A horizontal bar of estimated memory against a vertical line at the budget (free VRAM or RAM).
+
+    Green when the estimate fits with 10% to spare, amber when tight, red when it does not fit.
+    """
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.value = 0.0
+        self.budget = 0.0
+        self.scale = 1.0
+        self.setMinimumHeight(14)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+
+    def set_values(self, value: float, budget: float, scale: float) -> None:
+        self.value, self.budget, self.scale = value, budget, max(scale, 1e-6)
+        self.setToolTip(f"{value:.1f} GB estimated · {budget:.1f} GB free")
+        self.update()
+
+    def colour(self) -> str:
+        if self.value > self.budget:
+            return RED
+        return AMBER if self.value > 0.9 * self.budget else GREEN
+
+    def paintEvent(self, _event) -> None:
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        rect = QRectF(self.rect()).adjusted(0, 2, -1, -2)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(self.palette().color(QPalette.ColorRole.AlternateBase).darker(108))
+        painter.drawRoundedRect(rect, 4, 4)
+        width = rect.width() * min(1.0, self.value / self.scale)
+        painter.setBrush(QColor(self.colour()))
+        painter.drawRoundedRect(QRectF(rect.left(), rect.top(), width, rect.height()), 4, 4)
+        x = rect.left() + rect.width() * min(1.0, self.budget / self.scale)
+        painter.setPen(QPen(self.palette().color(QPalette.ColorRole.WindowText), 2))
+        painter.drawLine(int(x), 0, int(x), self.height())
+
+
+class DropZone(QFrame):
+    """A large dashed area that accepts dropped files; the window routes drops here too."""
+
+    dropped = Signal(str)
+
+    def __init__(self, text: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("dropZone")
+        self.setAcceptDrops(True)
+        self.setMinimumHeight(110)
+        layout = QVBoxLayout(self)
+        self.label = QLabel(text)
+        self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        font = QFont(self.label.font())
+        font.setPointSizeF(font.pointSizeF() * 1.15)
+        self.label.setFont(font)
+        layout.addWidget(self.label)
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        urls = event.mimeData().urls()
+        if urls:
+            self.dropped.emit(urls[0].toLocalFile())
+            event.acceptProposedAction()
+
+
+class BusyRow(QWidget):
+    """'Working…' with an indeterminate bar and a Cancel button; hidden when idle."""
+
+    cancel_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.label = QLabel()
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 0)
+        self.bar.setMaximumWidth(160)
+        self.bar.setTextVisible(False)
+        self.cancel = QPushButton("Cancel")
+        self.cancel.clicked.connect(self.cancel_requested)
+        row.addWidget(self.label)
+        row.addWidget(self.bar)
+        row.addWidget(self.cancel)
+        row.addStretch(1)
+        self.hide()
+
+    def start(self, text: str) -> None:
+        self.label.setText(text)
+        self.show()
+
+    def stop(self) -> None:
+        self.hide()
+
+
+def error_label() -> QLabel:
+    label = QLabel()
+    label.setWordWrap(True)
+    label.setObjectName("error")
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.hide()
+    return label
+
+
+def show_error(label: QLabel, text: str) -> None:
+    label.setText(text)
+    label.setVisible(bool(text))
+
+
+def human_count(n: float) -> str:
+    for limit, suffix in ((1e9, " B"), (1e6, " M"), (1e3, " k")):
+        if n >= limit:
+            return f"{n / limit:.1f}{suffix}"
+    return f"{int(n)}"
+
+
+def file_kind(path: str) -> str:
+    """'model' for a model folder or .gguf, 'dataset' for data files and folders, '' otherwise."""
+    p = Path(path)
+    if p.suffix.lower() == ".gguf" or (
+        p.is_dir() and ((p / "config.json").is_file() or any(p.glob("*.gguf")))
+    ):
+        return "model"
+    if p.suffix.lower() in (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt", ".md") or p.is_dir():
+        return "dataset"
+    return ""
+
+
+ACCENT_COLOUR = ACCENT

@@ -1,0 +1,1 @@
+"""The Setup wizard: hardware → model → dataset → method → settings → review, all on one RunConfig."""

@@ -1,0 +1,214 @@
+"""Step 3: the dataset: a drop zone, a file dialog or the demo dataset; then the facts, the problems by
+line, a formatted sample with the trained part highlighted, and a token-length histogram.
+
+The scan runs ``finetune-gui data inspect PATH --model M --json`` in a child process.
+"""
+
+from __future__ import annotations
+
+import html
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QDoubleSpinBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTextEdit,
+    QVBoxLayout,
+    QWidget,
+)
+
+from finetune_gui.core.config import field_help
+from finetune_gui.gui.core_client import CoreJob
+from finetune_gui.gui.theme import ACCENT
+from finetune_gui.gui.widgets import BusyRow, DropZone, error_label, muted, show_error
+from finetune_gui.gui.wizard.page import WizardPage
+
+
+class DatasetPage(WizardPage):
+    title = "Add your dataset"
+
+    def __init__(self, state, parent: QWidget | None = None):
+        super().__init__(state, parent)
+        self.job: CoreJob | None = None
+        self.drop = DropZone(
+            "Drop a dataset file or folder here\n.jsonl · .json · .csv · .tsv · .parquet · .txt · .md"
+        )
+        self.drop.dropped.connect(self.load)
+        self.body.addWidget(self.drop)
+        buttons = QHBoxLayout()
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        demo = QPushButton("Use the demo dataset")
+        demo.clicked.connect(self._use_demo)
+        buttons.addWidget(browse)
+        buttons.addWidget(demo)
+        buttons.addStretch(1)
+        buttons.addWidget(QLabel("Validation split"))
+        self.split = QDoubleSpinBox()
+        self.split.setRange(0.0, 0.5)
+        self.split.setSingleStep(0.05)
+        self.split.setValue(state.config.dataset.validation_split)
+        self.split.setToolTip(field_help("dataset.validation_split"))
+        self.split.valueChanged.connect(self._on_split)
+        buttons.addWidget(self.split)
+        self.body.addLayout(buttons)
+        self.busy = BusyRow()
+        self.busy.cancel_requested.connect(self._cancel)
+        self.body.addWidget(self.busy)
+        self.error = error_label()
+        self.body.addWidget(self.error)
+        self.facts = QLabel()
+        self.facts.setWordWrap(True)
+        self.body.addWidget(self.facts)
+        self.split_view = QSplitter(Qt.Orientation.Horizontal)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(
+            muted("One example exactly as the model sees it; the highlighted part carries the loss.")
+        )
+        self.preview = QTextEdit()
+        self.preview.setReadOnly(True)
+        left_layout.addWidget(self.preview)
+        self.problems = QTableWidget(0, 2)
+        self.problems.setHorizontalHeaderLabels(["Where", "Problem"])
+        self.problems.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.problems.verticalHeader().hide()
+        self.problems.setMaximumHeight(150)
+        self.problems.hide()
+        left_layout.addWidget(self.problems)
+        self.split_view.addWidget(left)
+        self.histogram_box = QWidget()
+        self.histogram_layout = QVBoxLayout(self.histogram_box)
+        self.histogram_layout.setContentsMargins(0, 0, 0, 0)
+        self.truncation = muted("")
+        self.histogram_layout.addWidget(self.truncation)
+        self.plot = None
+        self.split_view.addWidget(self.histogram_box)
+        self.split_view.setStretchFactor(0, 3)
+        self.split_view.setStretchFactor(1, 2)
+        self.split_view.setSizes([600, 420])
+        self.split_view.hide()
+        self.body.addWidget(self.split_view, 1)
+
+    def is_complete(self) -> bool:
+        report = self.state.dataset_report
+        return bool(report and report.get("usable"))
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Choose a dataset",
+            "",
+            "Datasets (*.jsonl *.json *.csv *.tsv *.parquet *.txt *.md);;All files (*)",
+        )
+        if path:
+            self.load(path)
+
+    def _use_demo(self) -> None:
+        from finetune_gui.core.paths import resources_dir
+
+        self.load(str(resources_dir() / "demo-dataset.jsonl"))
+
+    def _on_split(self, value: float) -> None:
+        self.state.config.dataset.validation_split = round(value, 3)
+
+    def load(self, path: str) -> None:
+        self._cancel()
+        show_error(self.error, "")
+        self.state.set_dataset(path, None)
+        self.completeness_changed.emit()
+        args = [
+            "data",
+            "inspect",
+            path,
+            "--json",
+            "--max-seq-len",
+            str(self.state.config.training.max_seq_len),
+        ]
+        if self.state.config.model:
+            args += ["--model", self.state.config.model]
+        self.busy.start(f"Scanning {path}…")
+        self.job = CoreJob(args, self)
+        self.job.succeeded.connect(lambda report: self._on_report(path, report))
+        self.job.failed.connect(self._on_failed)
+        self.job.start()
+
+    def _cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+            self.job = None
+        self.busy.stop()
+
+    def _on_failed(self, message: str) -> None:
+        self.busy.stop()
+        self.job = None
+        show_error(self.error, message)
+        self.split_view.hide()
+        self.facts.setText("")
+        self.completeness_changed.emit()
+
+    def _on_report(self, path: str, report: dict) -> None:
+        self.busy.stop()
+        self.job = None
+        self.state.set_dataset(path, report)
+        skipped = report.get("problem_count", 0)
+        text = f"<b>{report['format']}</b> · {report['rows']:,} rows"
+        if skipped:
+            kinds = ", ".join(f"{n} {k}" for k, n in report.get("problem_kinds", {}).items())
+            text += f" · {skipped:,} skipped ({kinds}); they are listed below and training uses the rest"
+        self.facts.setText(text)
+        self._show_problems(report.get("problems", []))
+        self._show_preview(report)
+        self._show_histogram(report.get("token_stats"))
+        self.split_view.show()
+        self.completeness_changed.emit()
+
+    def _show_problems(self, problems: list[dict]) -> None:
+        self.problems.setRowCount(len(problems))
+        for row, problem in enumerate(problems):
+            where = f"line {problem['line']}" if "line" in problem else f"row {problem.get('row')}"
+            self.problems.setItem(row, 0, QTableWidgetItem(where))
+            self.problems.setItem(row, 1, QTableWidgetItem(problem["message"]))
+        self.problems.setVisible(bool(problems))
+
+    def _show_preview(self, report: dict) -> None:
+        pieces = report.get("formatted_sample")
+        if not pieces:
+            sample = report.get("sample") or {}
+            self.preview.setPlainText(str(sample))
+            return
+        parts = []
+        for piece in pieces:
+            text = html.escape(piece["text"]).replace("\n", "↵<br>")
+            if piece["trained"]:
+                parts.append(
+                    f'<span style="background:{ACCENT}33; border-bottom: 2px solid {ACCENT}">{text}</span>'
+                )
+            else:
+                parts.append(f'<span style="color:#777">{text}</span>')
+        self.preview.setHtml(f'<div style="font-family:monospace">{"".join(parts)}</div>')
+
+    def _show_histogram(self, stats: dict | None) -> None:
+        if not stats or not stats.get("count"):
+            self.truncation.setText("Token lengths appear once a model is chosen.")
+            return
+        from finetune_gui.gui.charts import histogram_plot
+
+        if self.plot is None:
+            self.plot = histogram_plot()
+            self.histogram_layout.addWidget(self.plot, 1)
+        self.plot.set_histogram(
+            stats["histogram"]["edges"], stats["histogram"]["counts"], stats["max_seq_len"]
+        )
+        self.truncation.setText(
+            f"Tokens per example: median {stats['median']:.0f}, 95% under {stats['p95']:.0f}, longest {stats['max']}. "
+            f"{stats['truncated']} rows ({stats['truncated_pct']}%) will be truncated at {stats['max_seq_len']}."
+        )

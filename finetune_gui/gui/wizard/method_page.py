@@ -1,0 +1,140 @@
+"""Step 4: the method: one card per method with its trade-off, trainable parameters and estimated peak
+memory against free VRAM; the recommended one preselected with its reason. Sequence length and batch
+size re-estimate every card at once (pure arithmetic on the model's shape, no child process)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QSpinBox, QWidget
+
+from finetune_gui.core.config import field_help
+from finetune_gui.core.methods import METHODS
+from finetune_gui.gui.widgets import Card, MemoryBar, human_count, muted, title_label
+from finetune_gui.gui.wizard.page import WizardPage
+from finetune_gui.gui.wizard.state import WizardState
+
+
+class MethodCard(Card):
+    def __init__(self, name: str, on_click, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.name = name
+        self.on_click = on_click
+        method = METHODS[name]
+        head = QHBoxLayout()
+        head.addWidget(title_label(method.label, 1.1))
+        head.addStretch(1)
+        self.badge = QLabel("Recommended")
+        self.badge.setObjectName("badge")
+        self.badge.hide()
+        head.addWidget(self.badge)
+        self.layout_.addLayout(head)
+        summary = muted(method.summary)
+        summary.setMinimumHeight(34)
+        self.layout_.addWidget(summary)
+        self.params = QLabel()
+        self.layout_.addWidget(self.params)
+        self.bar = MemoryBar()
+        self.layout_.addWidget(self.bar)
+        self.memory = QLabel()
+        self.layout_.addWidget(self.memory)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+
+    def mousePressEvent(self, event) -> None:
+        self.on_click(self.name)
+        super().mousePressEvent(event)
+
+
+class MethodPage(WizardPage):
+    title = "Choose a method"
+
+    def __init__(self, state: WizardState, parent: QWidget | None = None):
+        super().__init__(state, parent)
+        self.user_chose = False
+        controls = QHBoxLayout()
+        controls.addWidget(QLabel("Sequence length"))
+        self.seq = QSpinBox()
+        self.seq.setRange(32, 131072)
+        self.seq.setSingleStep(128)
+        self.seq.setValue(state.config.training.max_seq_len)
+        self.seq.setToolTip(field_help("training.max_seq_len"))
+        controls.addWidget(self.seq)
+        controls.addSpacing(16)
+        controls.addWidget(QLabel("Batch size"))
+        self.batch = QSpinBox()
+        self.batch.setRange(1, 512)
+        self.batch.setValue(state.config.training.batch_size)
+        self.batch.setToolTip(field_help("training.batch_size"))
+        controls.addWidget(self.batch)
+        controls.addStretch(1)
+        self.budget = muted("", wrap=False)
+        controls.addWidget(self.budget)
+        self.body.addLayout(controls)
+        self.reason = QLabel()
+        self.reason.setWordWrap(True)
+        self.body.addWidget(self.reason)
+        grid = QGridLayout()
+        grid.setSpacing(8)
+        self.cards: dict[str, MethodCard] = {}
+        for index, name in enumerate(METHODS):
+            card = MethodCard(name, self.select)
+            self.cards[name] = card
+            grid.addWidget(card, index // 4, index % 4)
+        self.body.addLayout(grid)
+        self.body.addStretch(1)
+        self.seq.valueChanged.connect(self._on_controls)
+        self.batch.valueChanged.connect(self._on_controls)
+        state.estimate_changed.connect(self.refresh)
+
+    def enter(self) -> None:
+        t = self.state.config.training
+        self.seq.setValue(t.max_seq_len)
+        self.batch.setValue(t.batch_size)
+        self.refresh()
+
+    def _on_controls(self) -> None:
+        t = self.state.config.training
+        t.max_seq_len, t.batch_size = self.seq.value(), self.batch.value()
+        self.state.recompute()
+
+    def select(self, name: str) -> None:
+        self.user_chose = True
+        self._apply(name)
+
+    def _apply(self, name: str) -> None:
+        self.state.config.method = name
+        for key, card in self.cards.items():
+            card.set_selected(key == name)
+        self.completeness_changed.emit()
+
+    def refresh(self) -> None:
+        result = self.state.estimate
+        budget = self.state.budget_gib()
+        where = "VRAM" if self.state.device == "cuda" else "RAM"
+        self.budget.setText(f"{budget:.1f} GB {where} free")
+        if result is None:
+            self.reason.setText("Choose a model first: the estimates come from its configuration.")
+            return
+        scale = max([budget * 1.25] + [min(e.total_gib, budget * 3) for e in result.methods.values()])
+        total = (self.state.model_facts or {}).get("parameters") or 1
+        for name, card in self.cards.items():
+            est = result.methods[name]
+            card.bar.set_values(est.total_gib, budget, scale)
+            pct = 100.0 * est.trainable_parameters / total
+            share = f"{pct:.0f}%" if pct >= 99.5 else f"{pct:.2g}%"
+            card.params.setText(f"{human_count(est.trainable_parameters)} trainable ({share})")
+            ckpt = " with checkpointing" if est.gradient_checkpointing else ""
+            fits = "fits" if est.fits else "does not fit"
+            card.memory.setText(
+                f"{est.total_gib:.1f} GB{ckpt} · {fits}" + (f" · {est.note}" if est.note else "")
+            )
+            card.badge.setVisible(name == result.recommended)
+        text = result.reason
+        if result.suggestions:
+            text += " Try: " + " ".join(result.suggestions)
+        if self.state.device == "cpu":
+            text += " (No GPU: the estimate is of RAM, and training runs on the CPU.)"
+        self.reason.setText(text)
+        if not self.user_chose and result.recommended:
+            self._apply(result.recommended)
+        else:
+            self._apply(self.state.config.method)

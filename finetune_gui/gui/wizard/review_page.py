@@ -1,0 +1,152 @@
+"""Step 6: the summary, estimated memory and time, the YAML and the equivalent CLI command, and Start."""
+
+from __future__ import annotations
+
+import shlex
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QFontDatabase, QGuiApplication
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QWidget,
+)
+
+from finetune_gui.core.estimate import seconds_per_step
+from finetune_gui.core.paths import runs_dir
+from finetune_gui.gui.widgets import Card, error_label, show_error, title_label
+from finetune_gui.gui.wizard.page import WizardPage
+from finetune_gui.gui.wizard.state import WizardState
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+class ReviewPage(WizardPage):
+    title = "Review and start"
+    start_requested = Signal(object)  # the RunConfig
+
+    def __init__(self, state: WizardState, parent: QWidget | None = None):
+        super().__init__(state, parent)
+        card = Card()
+        card.layout_.addWidget(title_label("Summary", 1.1))
+        self.form = QFormLayout()
+        self.rows: dict[str, QLabel] = {}
+        for key in ("Model", "Dataset", "Method", "Steps", "Memory", "Time"):
+            label = QLabel()
+            label.setWordWrap(True)
+            self.rows[key] = label
+            self.form.addRow(key, label)
+        card.layout_.addLayout(self.form)
+        self.body.addWidget(card)
+        name_row = QHBoxLayout()
+        name_row.addWidget(QLabel("Run name"))
+        self.name = QLineEdit()
+        self.name.editingFinished.connect(self._on_name)
+        name_row.addWidget(self.name, 1)
+        self.body.addLayout(name_row)
+        mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        self.yaml = QPlainTextEdit()
+        self.yaml.setReadOnly(True)
+        self.yaml.setFont(mono)
+        self.body.addWidget(self.yaml, 1)
+        self.command = QLineEdit()
+        self.command.setReadOnly(True)
+        self.command.setFont(mono)
+        self.body.addWidget(self.command)
+        buttons = QHBoxLayout()
+        copy_yaml = QPushButton("Copy YAML")
+        copy_yaml.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.yaml.toPlainText()))
+        copy_cmd = QPushButton("Copy command")
+        copy_cmd.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.command.text()))
+        save = QPushButton("Save YAML…")
+        save.clicked.connect(self._save)
+        buttons.addWidget(copy_yaml)
+        buttons.addWidget(copy_cmd)
+        buttons.addWidget(save)
+        buttons.addStretch(1)
+        self.start = QPushButton("Start training")
+        self.start.setObjectName("primary")
+        self.start.setMinimumHeight(40)
+        self.start.clicked.connect(self._start)
+        buttons.addWidget(self.start)
+        self.body.addLayout(buttons)
+        self.error = error_label()
+        self.body.addWidget(self.error)
+
+    def enter(self) -> None:
+        config = self.state.config
+        if not config.output_dir or config.output_dir == "runs/my-run" or Path(config.output_dir).exists():
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            config.output_dir = str(runs_dir() / f"{config.method}-{stamp}")
+        self.name.setText(Path(config.output_dir).name)
+        self.refresh()
+
+    def _on_name(self) -> None:
+        name = self.name.text().strip().replace("/", "-")
+        if name:
+            self.state.config.output_dir = str(Path(self.state.config.output_dir).with_name(name))
+            self.refresh()
+
+    def refresh(self) -> None:
+        config = self.state.config
+        report = self.state.dataset_report or {}
+        self.rows["Model"].setText(config.model)
+        self.rows["Dataset"].setText(
+            f"{config.dataset.path} ({report.get('format', '?')}, {report.get('rows', 0):,} rows)"
+        )
+        self.rows["Method"].setText(
+            f"{self.state.method_label()} · learning rate {config.resolved_learning_rate():g}"
+        )
+        t = config.training
+        steps = t.max_steps or 0
+        self.rows["Steps"].setText(
+            f"{steps:,} steps of batch {t.batch_size} × {t.max_seq_len} tokens"
+            if steps
+            else f"{t.epochs} epochs"
+        )
+        est = self.state.estimate.methods.get(config.method) if self.state.estimate else None
+        where = "VRAM" if self.state.device == "cuda" else "RAM"
+        if est is not None:
+            self.rows["Memory"].setText(
+                f"{est.total_gib:.1f} GB estimated of {self.state.budget_gib():.1f} GB {where} free"
+                + ("" if est.fits else " — it may not fit; see the method page")
+            )
+            cores = int((self.state.hardware or {}).get("cpu_count") or 1)
+            mean = ((report.get("token_stats") or {}).get("mean")) or None
+            per_step = seconds_per_step(config.method, self.state.shape, self.state.settings(), cores, mean)
+            total = f", about {_duration(per_step * steps)} in all" if steps else ""
+            self.rows["Time"].setText(f"roughly {_duration(per_step)} per step{total} (a rough guess)")
+        self.yaml.setPlainText(config.to_yaml())
+        path = Path(config.output_dir).with_suffix(".yaml")
+        self.command.setText(f"finetune-gui train {shlex.quote(str(path))}")
+
+    def _save(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save the run config", "run.yaml", "YAML (*.yaml *.yml)")
+        if path:
+            self.state.config.save(path)
+
+    def _start(self) -> None:
+        from finetune_gui.core.config import RunConfig, check_paths
+        from finetune_gui.core.errors import ConfigError
+
+        try:
+            config = RunConfig.from_dict(self.state.config.to_dict())
+            check_paths(config)
+        except ConfigError as exc:
+            show_error(self.error, str(exc))
+            return
+        show_error(self.error, "")
+        self.start_requested.emit(config)

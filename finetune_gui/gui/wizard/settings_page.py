@@ -1,0 +1,272 @@
+"""Step 5: the settings that matter in Basic, the rest in Advanced. Every field, its label, tooltip,
+allowed values and default come from RunConfig's metadata; values are checked by the same validation
+as a YAML file, so the window can never produce a config the CLI would refuse."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from typing import Any
+
+import yaml
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLineEdit,
+    QScrollArea,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from finetune_gui.core.config import SECTIONS, RunConfig, _coerce, field_help
+from finetune_gui.core.errors import ConfigError
+from finetune_gui.gui.widgets import error_label, muted, show_error
+from finetune_gui.gui.wizard.page import WizardPage
+from finetune_gui.gui.wizard.state import WizardState
+
+BASIC = [
+    "training.max_steps",
+    "training.epochs",
+    "training.learning_rate",
+    "training.batch_size",
+    "training.max_seq_len",
+    "lora.r",
+]
+METHOD_SECTIONS = {
+    "lora": "lora",
+    "qlora": "lora",
+    "dora": "lora",
+    "prefix": "prefix",
+    "prompt": "prompt",
+    "adapter": "adapter",
+}
+
+
+def _label(dotted: str) -> str:
+    return dotted.rsplit(".", 1)[-1].replace("_", " ").capitalize()
+
+
+def _get(config: RunConfig, dotted: str) -> Any:
+    obj: Any = config
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _set(config: RunConfig, dotted: str, value: Any) -> None:
+    *path, last = dotted.split(".")
+    obj: Any = config
+    for part in path:
+        obj = getattr(obj, part)
+    setattr(obj, last, value)
+
+
+def _field(dotted: str) -> tuple[dataclasses.Field[Any], Any]:
+    section, name = dotted.split(".")
+    cls = SECTIONS[section]
+    return {f.name: f for f in dataclasses.fields(cls)}[name], typing.get_type_hints(cls)[name]
+
+
+def _default(dotted: str) -> Any:
+    return _get(RunConfig(), dotted)
+
+
+class FieldEditor(QWidget):
+    """One field: a combo for choices, a check box for booleans, a line edit (parsed as YAML) otherwise."""
+
+    def __init__(self, dotted: str, on_change, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.dotted = dotted
+        self.on_change = on_change
+        self.field, self.hint = _field(dotted)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        choices = self.field.metadata.get("choices")
+        if choices:
+            self.widget: QWidget = QComboBox()
+            self.widget.addItems(list(choices))
+            self.widget.currentTextChanged.connect(lambda _t: self.on_change(self))
+        elif self.hint is bool:
+            self.widget = QCheckBox()
+            self.widget.toggled.connect(lambda _b: self.on_change(self))
+        else:
+            self.widget = QLineEdit()
+            self.widget.editingFinished.connect(lambda: self.on_change(self))
+        self.widget.setToolTip(field_help(dotted))
+        row.addWidget(self.widget, 1)
+        reset = QToolButton()
+        reset.setText("default")
+        reset.setToolTip(f"Back to the default: {self._text(_default(dotted)) or 'empty'}")
+        reset.clicked.connect(self.reset)
+        row.addWidget(reset)
+
+    @staticmethod
+    def _text(value: Any) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, list):
+            return ", ".join(map(str, value))
+        if isinstance(value, float):
+            return f"{value:g}"
+        return str(value)
+
+    def show_value(self, value: Any, placeholder: str = "") -> None:
+        self.widget.blockSignals(True)
+        if isinstance(self.widget, QComboBox):
+            self.widget.setCurrentText(str(value))
+        elif isinstance(self.widget, QCheckBox):
+            self.widget.setChecked(bool(value))
+        else:
+            self.widget.setText(self._text(value))
+            self.widget.setPlaceholderText(placeholder)
+        self.widget.blockSignals(False)
+
+    def value(self) -> Any:
+        if isinstance(self.widget, QComboBox):
+            return self.widget.currentText()
+        if isinstance(self.widget, QCheckBox):
+            return self.widget.isChecked()
+        text = self.widget.text().strip()
+        if not text:
+            return None
+        if typing.get_origin(self.hint) is not None and list in typing.get_args(self.hint) and "," in text:
+            return [part.strip() for part in text.split(",") if part.strip()]
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError:
+            return text
+
+    def reset(self) -> None:
+        self.show_value(_default(self.dotted))
+        self.on_change(self)
+
+
+class SettingsPage(WizardPage):
+    title = "Training settings"
+
+    def __init__(self, state: WizardState, parent: QWidget | None = None):
+        super().__init__(state, parent)
+        self.editors: dict[str, FieldEditor] = {}
+        self.proposed_for: tuple | None = None
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        inner = QWidget()
+        inner.setMaximumWidth(760)  # a form, not a spreadsheet: fields stay a readable width
+        column = QVBoxLayout(inner)
+        self.basic = QGroupBox("Basic")
+        self.basic_form = QFormLayout(self.basic)
+        column.addWidget(self.basic)
+        self.advanced_toggle = QToolButton()
+        self.advanced_toggle.setText("Advanced settings")
+        self.advanced_toggle.setCheckable(True)
+        self.advanced_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.advanced_toggle.setArrowType(Qt.ArrowType.RightArrow)
+        self.advanced = QGroupBox("Advanced")
+        self.advanced_form = QFormLayout(self.advanced)
+        self.advanced.hide()
+        self.advanced_toggle.toggled.connect(self._toggle_advanced)
+        column.addWidget(self.advanced_toggle)
+        column.addWidget(self.advanced)
+        column.addStretch(1)
+        scroll.setWidget(inner)
+        self.note = muted("")
+        self.body.addWidget(self.note)
+        self.error = error_label()
+        self.body.addWidget(self.error)
+        self.body.addWidget(scroll, 1)
+
+    def _toggle_advanced(self, shown: bool) -> None:
+        self.advanced.setVisible(shown)
+        self.advanced_toggle.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
+
+    def _fields_for_method(self) -> list[str]:
+        names = [f"training.{f.name}" for f in dataclasses.fields(SECTIONS["training"])]
+        section = METHOD_SECTIONS.get(self.state.config.method)
+        if section:
+            names += [f"{section}.{f.name}" for f in dataclasses.fields(SECTIONS[section])]
+        return names
+
+    def _rebuild(self) -> None:
+        for form in (self.basic_form, self.advanced_form):
+            while form.rowCount():
+                form.removeRow(0)
+        self.editors = {}
+        for dotted in self._fields_for_method():
+            editor = FieldEditor(dotted, self._on_change)
+            self.editors[dotted] = editor
+            form = self.basic_form if dotted in BASIC else self.advanced_form
+            form.addRow(_label(dotted), editor)
+            label = form.labelForField(editor)
+            if label is not None:
+                label.setToolTip(field_help(dotted))
+
+    def enter(self) -> None:
+        self._propose()
+        self._rebuild()
+        self._show_values()
+
+    def _propose(self) -> None:
+        """Defaults for this method, model and dataset: a step count of about three epochs (capped)."""
+        config = self.state.config
+        rows = (self.state.dataset_report or {}).get("rows") or 0
+        key = (config.method, config.model, rows)
+        if key == self.proposed_for:
+            return
+        self.proposed_for = key
+        t = config.training
+        if rows:
+            train_rows = rows * (1 - config.dataset.validation_split)
+            t.max_steps = max(
+                20, min(1000, math.ceil(3 * train_rows / (t.batch_size * t.gradient_accumulation)))
+            )
+            t.eval_steps = max(10, t.max_steps // 5)
+            t.save_steps = t.eval_steps
+        parameters = (self.state.model_facts or {}).get("parameters") or 0
+        config.lora.r = 32 if parameters > 3e9 else 16
+        config.lora.alpha = 2 * config.lora.r
+        self.note.setText(
+            f"Proposed for {self.state.method_label()} on {rows:,} rows: about three passes over the data. "
+            "Hover a field for what it does."
+        )
+
+    def _show_values(self) -> None:
+        lr_default = f"{self.state.config.resolved_learning_rate():g} (the method's default)"
+        for dotted, editor in self.editors.items():
+            placeholder = lr_default if dotted == "training.learning_rate" else ""
+            editor.show_value(_get(self.state.config, dotted), placeholder)
+
+    def _on_change(self, editor: FieldEditor) -> None:
+        try:
+            value = (
+                _coerce(editor.value(), editor.hint, editor.dotted) if editor.value() is not None else None
+            )
+            if value is None and not _optional(editor.hint):
+                raise ConfigError(f"'{editor.dotted}' needs a value.")
+            trial = RunConfig.from_dict(_with(self.state.config.to_dict(), editor.dotted, value))
+        except ConfigError as exc:
+            show_error(self.error, str(exc))
+            return
+        show_error(self.error, "")
+        _set(self.state.config, editor.dotted, _get(trial, editor.dotted))
+        if editor.dotted in ("training.batch_size", "training.max_seq_len", "lora.r", "lora.target_modules"):
+            self.state.recompute()
+        self.completeness_changed.emit()
+
+    def is_complete(self) -> bool:
+        return not self.error.isVisible()
+
+
+def _optional(hint: Any) -> bool:
+    return type(None) in typing.get_args(hint)
+
+
+def _with(data: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
+    section, name = dotted.split(".")
+    data[section][name] = value
+    return data

@@ -1,0 +1,134 @@
+"""The training dashboard over a real tiny run: signals, charts, stop, pause, out of memory."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QThread
+
+from finetune_gui.core.config import RunConfig
+
+pytestmark = pytest.mark.gui
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def dashboard(qtbot):
+    from finetune_gui.gui.training.dashboard import Dashboard
+
+    board = Dashboard()
+    qtbot.addWidget(board)
+    board.show()
+    yield board
+    if board.controller is not None and board.controller.isRunning():
+        board.controller.kill()
+        board.controller.wait(30_000)
+    left = [t for t in board.findChildren(QThread) if t.isRunning()]
+    assert not left, "a training thread was left running"
+
+
+def write_run(tmp_path, tiny_model, **training):
+    lines = (REPO / "resources" / "demo-dataset.jsonl").read_text().splitlines()[:16]
+    data = tmp_path / "data.jsonl"
+    data.write_text("\n".join(lines) + "\n")
+    config = RunConfig(model=str(tiny_model), method="lora", output_dir=str(tmp_path / "run"))
+    config.dataset.path = str(data)
+    config.dataset.validation_split = 0.25
+    t = config.training
+    t.batch_size, t.max_seq_len, t.eval_steps, t.save_steps, t.learning_rate = 4, 96, 3, 3, 1e-2
+    for key, value in training.items():
+        setattr(t, key, value)
+    path = tmp_path / "run.yaml"
+    config.save(path)
+    return path, tmp_path / "run"
+
+
+def test_a_real_run_streams_into_the_charts(qtbot, dashboard, tiny_model, tmp_path):
+    config, run = write_run(tmp_path, tiny_model, max_steps=6)
+    controller = dashboard.start(config, run)
+    steps = []
+    controller.step_logged.connect(lambda e: steps.append(e.step))
+    with qtbot.waitSignal(controller.finished_run, timeout=180_000) as blocker:
+        pass
+    assert blocker.args[0].status == "completed"
+    qtbot.waitUntil(lambda: not controller.isRunning(), timeout=30_000)
+    assert steps == [1, 2, 3, 4, 5, 6]
+    assert dashboard.point_count("loss", "train") == 6
+    assert dashboard.point_count("loss", "eval") >= 2
+    assert dashboard.point_count("memory", "peak") == 6
+    assert dashboard.status == "completed" and dashboard.progress.value() == 6
+    assert (run / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_stop_leaves_a_loadable_adapter(qtbot, dashboard, tiny_model, tmp_path):
+    config, run = write_run(tmp_path, tiny_model, max_steps=400, save_steps=1000, eval_steps=1000)
+    controller = dashboard.start(config, run)
+    qtbot.waitUntil(lambda: dashboard.point_count("loss", "train") >= 2, timeout=120_000)
+    with qtbot.waitSignal(controller.finished_run, timeout=120_000) as blocker:
+        dashboard.stop_button.click()
+    assert blocker.args[0].status == "stopped"
+    qtbot.waitUntil(lambda: not controller.isRunning(), timeout=30_000)
+    assert json.loads((run / "run.json").read_text())["status"] == "stopped"
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), run / "adapter")
+
+
+def test_pause_holds_the_step_count(qtbot, dashboard, tiny_model, tmp_path):
+    config, run = write_run(tmp_path, tiny_model, max_steps=400, save_steps=1000, eval_steps=1000)
+    controller = dashboard.start(config, run)
+    qtbot.waitUntil(lambda: dashboard.point_count("loss", "train") >= 2, timeout=120_000)
+    with qtbot.waitSignal(controller.paused, timeout=30_000):
+        dashboard.pause_button.click()
+    assert dashboard.status == "paused" and dashboard.pause_button.text() == "Resume"
+    held = dashboard.point_count("loss", "train")
+    qtbot.wait(1500)
+    assert dashboard.point_count("loss", "train") == held
+    with qtbot.waitSignal(controller.resumed, timeout=30_000):
+        dashboard.pause_button.click()
+    qtbot.waitUntil(lambda: dashboard.point_count("loss", "train") > held, timeout=60_000)
+    with qtbot.waitSignal(controller.finished_run, timeout=120_000):
+        dashboard.stop()
+    qtbot.waitUntil(lambda: not controller.isRunning(), timeout=30_000)
+
+
+def test_out_of_memory_shows_the_advice_and_applies_a_fix(qtbot, dashboard, tiny_model, tmp_path):
+    config, run = write_run(tmp_path, tiny_model, max_steps=6, save_steps=2, eval_steps=100)
+    env = dict(os.environ, FINETUNE_GUI_SIMULATE_OOM_AT_STEP="3")
+    controller = dashboard.start(config, run, env=env)
+    with qtbot.waitSignal(controller.failed_run, timeout=180_000) as blocker:
+        pass
+    event = blocker.args[0]
+    assert event.kind_ == "oom" and dashboard.status == "failed"
+    qtbot.waitUntil(
+        lambda: hasattr(dashboard, "oom_dialog") and dashboard.oom_dialog.isVisible(), timeout=10_000
+    )
+    assert "batch 4 → 2 with gradient accumulation 2" in dashboard.oom_dialog.informativeText()
+    dashboard.oom_dialog.close()
+    qtbot.waitUntil(lambda: not controller.isRunning(), timeout=30_000)
+    # "Apply and continue": the fix goes into the config and the run resumes from its checkpoint.
+    env.pop("FINETUNE_GUI_SIMULATE_OOM_AT_STEP")  # the resumed process inherits this environment
+    dashboard.apply_fix_and_continue(event.fixes[0])
+    controller = dashboard.controller
+    with qtbot.waitSignal(controller.finished_run, timeout=180_000) as done:
+        pass
+    assert done.args[0].status == "completed"
+    qtbot.waitUntil(lambda: not controller.isRunning(), timeout=30_000)
+    saved = RunConfig.load(run.with_suffix(".yaml"))
+    assert (saved.training.batch_size, saved.training.gradient_accumulation) == (2, 2)
+    assert controller.resume
+
+
+def test_a_crashing_process_is_reported_with_its_log(qtbot, dashboard, tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("model: x\ntraining: {max_steps: 2}\n")
+    controller = dashboard.start(config, tmp_path / "run")
+    with qtbot.waitSignal(controller.failed_run, timeout=60_000) as blocker:
+        pass
+    assert blocker.args[0].kind_ in ("crash", "config")
+    qtbot.waitUntil(lambda: not controller.isRunning(), timeout=30_000)
+    assert dashboard.status == "failed" and dashboard.facts.text()

@@ -1,0 +1,92 @@
+"""Runs from earlier sessions: the Runs page, overlays, and the offer to resume an interrupted run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from finetune_gui.core.paths import runs_dir
+
+pytestmark = pytest.mark.gui
+
+
+def fake_run(name, status, pid=None, losses=(2.0, 1.5, 1.0), checkpoint=True):
+    folder = runs_dir() / name
+    folder.mkdir(parents=True)
+    info = {
+        "status": status,
+        "method": "lora",
+        "model": "/models/tiny",
+        "started_at": f"2026-11-28T10:0{len(name) % 10}:00",
+        "metrics": {"final_loss": losses[-1], "steps": len(losses)},
+        "duration_s": 120.0,
+    }
+    if pid is not None:
+        info["pid"] = pid
+    (folder / "run.json").write_text(json.dumps(info))
+    (folder / "metrics.jsonl").write_text(
+        "".join(json.dumps({"step": i + 1, "loss": loss}) + "\n" for i, loss in enumerate(losses))
+    )
+    if checkpoint:
+        (folder / "checkpoints" / "checkpoint-2").mkdir(parents=True)
+        (folder / "checkpoints" / "checkpoint-2" / "trainer_state.json").write_text("{}")
+    (folder / "config.yaml").write_text("model: /models/tiny\n")
+    return folder
+
+
+def dead_pid():
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_interrupted_run_is_offered_for_resume(qtbot):
+    from finetune_gui.core.runs import list_runs
+    from finetune_gui.gui.main_window import MainWindow
+
+    fake_run("done-run", "completed")
+    fake_run("crashed-run", "running", pid=dead_pid())
+    states = {r["name"]: r["state"] for r in list_runs(runs_dir())}
+    assert states == {"done-run": "completed", "crashed-run": "interrupted"}
+    window = MainWindow(detect_hardware=False)
+    qtbot.addWidget(window)
+    window.check_earlier_runs()
+    assert window.resume_dialog is not None and window.resume_dialog.isVisible()
+    assert "crashed-run" in window.resume_dialog.text()
+    started = []
+    window.dashboard.start = lambda config, run_dir, resume=False, env=None: started.append((run_dir, resume))
+    window.resume_run(str(runs_dir() / "crashed-run"))
+    assert started == [(runs_dir() / "crashed-run", True)]
+    window.resume_dialog.close()
+
+
+def test_runs_page_lists_opens_and_overlays(qtbot):
+    from finetune_gui.gui.main_window import MainWindow
+
+    fake_run("first", "completed", losses=(3.0, 2.0, 1.0))
+    fake_run("second", "stopped", losses=(3.0, 2.5))
+    window = MainWindow(detect_hardware=False)
+    qtbot.addWidget(window)
+    page = window.runs
+    assert page.table.rowCount() == 2 and not page.empty.isVisible()
+    page.table.selectAll()
+    assert page.overlay is not None and len(page.overlay.series) == 2
+    assert {len(s.x) for s in page.overlay.series.values()} == {2, 3}
+    page.table.clearSelection()
+    page.table.selectRow(0)
+    page.open_button.click()
+    assert window.pages.currentWidget() is window.dashboard
+    assert window.dashboard.point_count("loss", "train") in (2, 3)
+
+
+def test_empty_runs_folder_says_what_to_do(qtbot):
+    from finetune_gui.gui.runs_page import RunsPage
+
+    page = RunsPage()
+    qtbot.addWidget(page)
+    page.show()
+    assert page.empty.isVisible() and "Start one from Setup" in page.empty.text()

@@ -1,0 +1,185 @@
+"""The wizard, driven as a user would: tiny model, a dataset dropped on the window, method, settings, review."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+pytestmark = pytest.mark.gui
+
+CPU_HARDWARE = {
+    "gpus": [],
+    "ram_total_gib": 16.0,
+    "ram_available_gib": 12.0,
+    "cpu_count": 2,
+    "bitsandbytes": True,
+    "bitsandbytes_note": "bitsandbytes runs on the CPU here: QLoRA works, slowly.",
+    "torch_version": "2",
+    "methods": {m: True for m in ("full", "lora", "dora", "qlora", "ia3", "adapter", "prefix", "prompt")},
+}
+GPU_HARDWARE = CPU_HARDWARE | {
+    "gpus": [
+        {
+            "index": 0,
+            "name": "RTX 3060",
+            "backend": "cuda",
+            "total_gib": 12.0,
+            "free_gib": 10.8,
+            "compute_capability": "8.6",
+            "bf16": True,
+        }
+    ],
+}
+
+
+@pytest.fixture
+def window(qtbot):
+    from finetune_gui.gui.main_window import MainWindow
+
+    win = MainWindow(detect_hardware=False)
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    for job in win.findChildren(__import__("finetune_gui.gui.core_client", fromlist=["CoreJob"]).CoreJob):
+        job.cancel()
+
+
+def drop(widget, path):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    event = QDropEvent(
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    widget.dropEvent(event)
+
+
+def write_dataset(tmp_path):
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"Question {i}?"},
+                {"role": "assistant", "content": f"Answer {i}."},
+            ]
+        }
+        for i in range(30)
+    ]
+    path = tmp_path / "chat.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"broken\n')
+    return path
+
+
+def test_whole_wizard_produces_the_expected_config(qtbot, window, tiny_model, tmp_path):
+    setup, state = window.setup, window.state
+    state.set_hardware(CPU_HARDWARE)
+    assert (
+        setup.hardware.is_complete()
+        and "No GPU found" in setup.hardware.cards[0].findChildren(type(window.hardware_label))[0].text()
+    )
+    setup.go(1)
+    setup.model.choose(str(tiny_model))
+    qtbot.waitUntil(lambda: state.shape is not None, timeout=90_000)
+    assert setup.model.fact_labels["Chat template"].text().startswith("✓")
+    assert setup.next.isEnabled()
+    dataset = write_dataset(tmp_path)
+    drop(window, dataset)  # dropped anywhere on the window, routed to the dataset page
+    assert setup.current is setup.dataset
+    qtbot.waitUntil(lambda: bool(state.dataset_report), timeout=90_000)
+    report = state.dataset_report
+    assert report["rows"] == 30 and report["problem_count"] == 1
+    assert setup.dataset.problems.rowCount() == 1 and "line 31" in setup.dataset.problems.item(0, 0).text()
+    assert "messages" in setup.dataset.facts.text()
+    assert "<span" in setup.dataset.preview.toHtml()
+    setup.go(3)
+    before = state.estimate.methods["lora"].total_gib
+    setup.method.seq.setValue(2048)
+    assert state.estimate.methods["lora"].total_gib > before  # live, no child process
+    setup.method.seq.setValue(256)
+    setup.method.select("lora")
+    assert state.config.method == "lora" and setup.method.cards["lora"].property("selected")
+    setup.go(4)
+    editor = setup.settings.editors["training.max_steps"]
+    editor.widget.setText("12")
+    editor.widget.editingFinished.emit()
+    rank = setup.settings.editors["lora.r"]
+    rank.widget.setText("8")
+    rank.widget.editingFinished.emit()
+    bad = setup.settings.editors["training.batch_size"]
+    bad.widget.setText("0")
+    bad.widget.editingFinished.emit()
+    assert "at least 1" in setup.settings.error.text() and not setup.settings.is_complete()
+    bad.reset()
+    assert setup.settings.is_complete()
+    setup.go(5)
+    setup.review.name.setText("wizard-run")
+    setup.review.name.editingFinished.emit()
+    with qtbot.waitSignal(setup.review.start_requested, timeout=5000) as blocker:
+        window.start_training = lambda config: None  # the dashboard has its own tests
+        setup.review.start.click()
+    config = blocker.args[0]
+    expected = yaml.safe_load(
+        f"""
+        schema_version: 1
+        model: {tiny_model}
+        method: lora
+        dataset: {{path: {dataset}, format: messages, validation_split: 0.05, validation_path: null, columns: null}}
+        lora: {{r: 8, alpha: 32, dropout: 0.0, target_modules: all-linear}}
+        """
+    )
+    data = config.to_dict()
+    for key, value in expected.items():
+        assert data[key] == value, key
+    t = data["training"]
+    assert (t["max_steps"], t["max_seq_len"], t["batch_size"], t["learning_rate"]) == (12, 256, 4, None)
+    assert data["output_dir"].endswith("wizard-run")
+    from finetune_gui.core.config import RunConfig
+
+    assert RunConfig.from_yaml(setup.review.yaml.toPlainText()) == config
+
+
+def test_refused_drop_and_broken_file_say_why(qtbot, window, tmp_path):
+    window.state.set_hardware(CPU_HARDWARE)
+    strange = tmp_path / "notes.docx"
+    strange.write_text("x")
+    assert window.route_drop(str(strange)) == ""
+    assert "neither a dataset nor a model" in window.statusBar().currentMessage()
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"foo": 1}\n{"foo": 2}\n')
+    assert window.route_drop(str(broken)) == "dataset"
+    page = window.setup.dataset
+    qtbot.waitUntil(lambda: page.error.isVisible(), timeout=60_000)
+    assert "Found columns foo" in page.error.text()
+    assert not page.is_complete() and not window.setup.next.isEnabled()
+
+
+def test_gpu_hardware_card_and_recommendation_reason(qtbot, window, tiny_model):
+    state = window.state
+    state.set_hardware(GPU_HARDWARE)
+    assert (
+        "10.8 of 12.0 GB free"
+        in window.setup.hardware.cards[0]
+        .findChild(__import__("PySide6.QtWidgets", fromlist=["QProgressBar"]).QProgressBar)
+        .format()
+    )
+    window.setup.go(1)
+    window.setup.model.choose(str(tiny_model))
+    qtbot.waitUntil(lambda: state.shape is not None, timeout=90_000)
+    window.setup.go(3)
+    assert state.estimate.recommended == "full"
+    assert window.setup.method.reason.text().startswith("Full fine-tuning fits in")
+    assert window.setup.method.cards["full"].badge.isVisibleTo(window.setup.method)
+
+
+def test_missing_model_path_shows_its_sentence(qtbot, window, tmp_path):
+    window.state.set_hardware(CPU_HARDWARE)
+    window.setup.go(1)
+    window.setup.model.choose(str(tmp_path / "no-such-model"))
+    qtbot.waitUntil(lambda: window.setup.model.error.isVisible(), timeout=60_000)
+    assert "No model at" in window.setup.model.error.text()
