@@ -87,6 +87,30 @@ def _cmd_data_inspect(args: argparse.Namespace) -> int:
     return run_inspect_command(args)
 
 
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from finetune_gui.core.adapter_cli import run_merge_command
+
+    return run_merge_command(args)
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from finetune_gui.core.adapter_cli import run_generate_command
+
+    return run_generate_command(args)
+
+
+def _cmd_generate_server(args: argparse.Namespace) -> int:
+    from finetune_gui.core.generate_server import serve
+
+    return serve(args.model)
+
+
+def _cmd_adapters_list(args: argparse.Namespace) -> int:
+    from finetune_gui.core.adapter_cli import run_adapters_list_command
+
+    return run_adapters_list_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="finetune-gui",
@@ -155,6 +179,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-seq-len", type=int, default=512, help="cut-off for the truncation count")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_cmd_data_inspect)
+
+    p = sub.add_parser("generate", help="one completion from a model, with adapters if given")
+    p.add_argument("--model", required=True, help="the base model (folder, .gguf or hub id)")
+    p.add_argument(
+        "--adapter", action="append", default=[], metavar="PATH[:WEIGHT]", help="an adapter to apply"
+    )
+    p.add_argument("--prompt", required=True, help="the user's message (the chat template is applied)")
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--temperature", type=float, default=0.0, help="0 for greedy decoding")
+    p.set_defaults(handler=_cmd_generate)
+
+    p = sub.add_parser(
+        "generate-server", help="the playground's generation process (JSON lines on stdin/stdout)"
+    )
+    p.add_argument("--model", required=True)
+    p.set_defaults(handler=_cmd_generate_server)
+
+    p = sub.add_parser("merge", help="merge weighted adapters into the base and write a standalone model")
+    p.add_argument("--base", required=True, help="the base model the adapters were trained on")
+    p.add_argument("--adapter", action="append", required=True, metavar="PATH[:WEIGHT]", help="W + Σ wᵢ·ΔWᵢ")
+    p.add_argument("--output", required=True, help="a new folder for the merged model")
+    p.add_argument("--format", choices=["safetensors", "gguf"], default="safetensors")
+    p.add_argument("--gguf-type", choices=["f16", "bf16", "q8_0", "f32"], default="f16")
+    p.set_defaults(handler=_cmd_merge)
+
+    adapters = sub.add_parser("adapters", help="the adapter library").add_subparsers(
+        title="adapters commands", metavar="COMMAND"
+    )
+    p = adapters.add_parser("list", help="every adapter in the library")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=_cmd_adapters_list)
     return parser
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 
-def oom_fixes(config: Any, estimate_gib: float | None = None) -> list[dict[str, Any]]:
+def oom_fixes(config: Any) -> list[dict[str, Any]]:
     """Each fix: a sentence and the config overrides that apply it (the window offers them in one click)."""
     t = config.training
     fixes: list[dict[str, Any]] = []
@@ -39,10 +39,6 @@ def oom_fixes(config: Any, estimate_gib: float | None = None) -> list[dict[str, 
         figure = f": estimated {qlora:.1f} GiB" if qlora is not None else ""
         fixes.append({"label": f"switch to QLoRA{figure}", "set": {"method": "qlora"}})
     return fixes
-
-
-def oom_advice(config: Any, estimate_gib: float | None = None) -> list[str]:
-    return [fix["label"] for fix in oom_fixes(config, estimate_gib)]
 
 
 def _qlora_estimate(config: Any) -> float | None:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import warnings
-from typing import TextIO
 
 
 def _quiet_libraries() -> None:
@@ -20,16 +18,6 @@ def _quiet_libraries() -> None:
 
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
-
-
-def _events_stream() -> TextIO:
-    """A private copy of stdout for the events; fd 1 itself is pointed at stderr, so anything a library
-    prints (even from C code) cannot corrupt the JSON lines."""
-    sys.stdout.flush()
-    events_fd = os.dup(1)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    return os.fdopen(events_fd, "w", encoding="utf-8", buffering=1)
 
 
 def run_train_command(args: argparse.Namespace) -> int:
@@ -52,12 +40,13 @@ def run_train_command(args: argparse.Namespace) -> int:
 
     from finetune_gui.core.control import RunControl
     from finetune_gui.core.sinks import JsonlSink, ProgressBarSink
+    from finetune_gui.core.stdio import private_stdout
     from finetune_gui.core.training import run_training
 
     control = RunControl()
     control.install_signal_handlers()
     if args.events == "jsonl":
-        sink = JsonlSink(_events_stream())
+        sink = JsonlSink(private_stdout())
         control.listen_to_stdin()
     else:
         sink = ProgressBarSink()

@@ -72,7 +72,7 @@ def run_training(
             from finetune_gui.core.advice import oom_fixes
 
             message = f"Out of memory at step {ctx.step} with batch {config.training.batch_size}."
-            fixes = oom_fixes(config, ctx.estimate_gib)
+            fixes = oom_fixes(config)
             return _fail(ctx, "oom", message, [f["label"] for f in fixes], 3, fixes=fixes)
         if debug:
             raise
@@ -170,6 +170,7 @@ class Data:
     validation: EncodedDataset | None
     rows: int
     problems: int
+    sample_examples: list[Any] = field(default_factory=list)  # raw examples whose prompts are sampled
 
 
 def _load_data(ctx: RunContext, tokenizer: Any) -> Data:
@@ -199,8 +200,13 @@ def _load_data(ctx: RunContext, tokenizer: Any) -> Data:
             exit_code=2,
         )
     validation = encode_all(val_examples, tokenizer, max_len) if val_examples else None
+    samples = (val_examples or train_examples)[: ctx.config.training.sample_prompts]
     return Data(
-        train, validation if validation and validation.items else None, report.rows, report.problem_count
+        train,
+        validation if validation and validation.items else None,
+        report.rows,
+        report.problem_count,
+        samples,
     )
 
 
@@ -277,6 +283,10 @@ def _run(ctx: RunContext, resume: bool) -> int:
             measured_peak_gib=_peak_memory_gib(plan.device),
             output=str(output),
         )
+    if ctx.is_main and not METHODS[config.method].trains_all_weights:
+        from finetune_gui.core.adapters import AdapterLibrary
+
+        AdapterLibrary().register_run(ctx.folder.path)
     ctx.emit(Finished(status=status, metrics=metrics, output_path=str(output)))
     from finetune_gui.core.distributed import barrier
 
@@ -332,7 +342,7 @@ def _make_trainer(
 ) -> Any:
     from transformers import PrinterCallback, Trainer, TrainingArguments
 
-    from finetune_gui.core.trainer_callbacks import EventsCallback, PadCollator
+    from finetune_gui.core.trainer_callbacks import EventsCallback, PadCollator, SamplesCallback
 
     config, t = ctx.config, ctx.config.training
     optimizer = t.optimizer
@@ -397,7 +407,27 @@ def _make_trainer(
     )
     # Our events replace the Trainer's own printing of log dicts.
     trainer.remove_callback(PrinterCallback)
+    prompts = [p for p in (sample_prompt(e, tokenizer) for e in data.sample_examples) if p]
+    if prompts and has_eval:
+        trainer.add_callback(SamplesCallback(ctx, tokenizer, prompts, t.sample_max_new_tokens))
     return trainer
+
+
+def sample_prompt(example: Any, tokenizer: Any) -> tuple[str, str] | None:
+    """(what the model is given, what the user reads) for a sample: a chat up to its last answer, or a
+    completion's prompt; plain text has no question to ask."""
+    if example.kind == "chat":
+        turns = list(example.messages)
+        while turns and turns[-1][0] == "assistant":
+            turns.pop()
+        if not turns:
+            return None
+        messages = [{"role": r, "content": c} for r, c in turns]
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return text, turns[-1][1]
+    if example.kind == "completion":
+        return example.prompt, example.prompt
+    return None
 
 
 def _final_metrics(ctx: RunContext, trainer: Any, data: Data, status: str) -> dict[str, Any]:

@@ -1,0 +1,128 @@
+"""Generation with a base model and, optionally, adapters: one base loaded once, adapters switched or
+stacked on it without reloading. Used by ``finetune-gui generate`` and the playground."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from finetune_gui.core.errors import UserError
+
+
+class Generator:
+    def __init__(self, model: str, allow_pickle: bool = False):
+        from finetune_gui.core.models import load_model, load_tokenizer, materialize, resolve_model
+
+        self.source = materialize(resolve_model(model, allow_pickle=allow_pickle))
+        self.tokenizer = load_tokenizer(self.source)
+        self.base = load_model(self.source).eval()
+        self.model: Any = self.base
+        self.active: list[tuple[str, float]] = []
+
+    def use_adapters(self, adapters: list[tuple[str, float]]) -> None:
+        """Switch to these adapters (one, or several LoRA adapters combined W + Σ wᵢ·ΔWᵢ); [] is the base."""
+        from finetune_gui.core import bottleneck
+        from finetune_gui.core.adapters import describe_adapter
+
+        if not adapters:
+            self.model, self.active = self._peft_base_or_base(), []
+            if hasattr(self.model, "disable_adapter_layers"):
+                self.model.disable_adapter_layers()
+            return
+        kinds = [describe_adapter(path)["kind"] for path, _ in adapters]
+        if "bottleneck" in kinds:
+            if len(adapters) > 1:
+                raise UserError("Bottleneck adapters cannot be stacked with others; choose one.")
+            from finetune_gui.core.models import load_model
+
+            self.model = bottleneck.load(load_model(self.source), Path(adapters[0][0])).eval()
+            self.active = list(adapters)
+            return
+        if len(adapters) > 1 and any(k != "lora" for k in kinds):
+            raise UserError(
+                "Only LoRA adapters can be stacked with weights; the others are applied one at a time."
+            )
+        from peft import PeftModel
+
+        peft = self.model if isinstance(self.model, PeftModel) else None
+        names = []
+        for index, (path, _weight) in enumerate(adapters):
+            name = f"adapter_{abs(hash(str(Path(path).resolve())))}_{index}"
+            if peft is None:
+                peft = PeftModel.from_pretrained(self.base, path, adapter_name=name)
+            elif name not in peft.peft_config:
+                peft.load_adapter(path, adapter_name=name)
+            names.append(name)
+        peft.enable_adapter_layers() if hasattr(peft, "enable_adapter_layers") else None
+        if len(names) == 1 and adapters[0][1] == 1.0:
+            peft.set_adapter(names[0])
+        else:
+            stack = f"stack_{len(peft.peft_config)}"
+            peft.add_weighted_adapter(names, [w for _, w in adapters], stack, combination_type="cat")
+            peft.set_adapter(stack)
+        self.model, self.active = peft.eval(), list(adapters)
+
+    def _peft_base_or_base(self) -> Any:
+        return (
+            self.model
+            if self.model is not self.base and hasattr(self.model, "disable_adapter_layers")
+            else self.base
+        )
+
+    def prompt_ids(self, prompt: str) -> Any:
+        if getattr(self.tokenizer, "chat_template", None):
+            text = self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+            )
+        else:
+            text = prompt
+        return self.tokenizer(text, return_tensors="pt", add_special_tokens=False)
+
+    def stream(
+        self,
+        prompt: str,
+        max_new_tokens: int = 128,
+        temperature: float = 0.0,
+        top_p: float = 0.95,
+        stop: threading.Event | None = None,
+    ) -> Iterator[str]:
+        """Yield the answer piece by piece; ``stop`` ends it early."""
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        inputs = self.prompt_ids(prompt)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+
+        class Stop(StoppingCriteria):
+            def __call__(self, *_args: Any, **_kwargs: Any) -> bool:
+                return bool(stop is not None and stop.is_set())
+
+        kwargs = dict(
+            **inputs,
+            streamer=streamer,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=self.tokenizer.pad_token_id,
+            stopping_criteria=StoppingCriteriaList([Stop()]),
+        )
+        if temperature > 0:
+            kwargs.update(do_sample=True, temperature=temperature, top_p=top_p)
+        else:
+            kwargs.update(do_sample=False)
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with torch.no_grad():
+                    self.model.generate(**kwargs)
+            except BaseException as exc:  # re-raised in the caller's thread below
+                errors.append(exc)
+                streamer.end()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        yield from streamer
+        thread.join()
+        if errors:
+            raise errors[0]

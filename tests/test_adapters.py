@@ -1,0 +1,219 @@
+"""Adapters: the library, weighted stacking merged exactly, refusals, generation, and export files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from finetune_gui.core.errors import UserError
+
+
+def make_lora(tiny_model, out, r, seed, targets="all-linear", **extra):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    config = LoraConfig(r=r, lora_alpha=2 * r, target_modules=targets, init_lora_weights=False, **extra)
+    get_peft_model(model, config).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def two_loras(tiny_model, tmp_path_factory):
+    root = tmp_path_factory.mktemp("adapters")
+    return make_lora(tiny_model, root / "a", 4, 1), make_lora(tiny_model, root / "b", 8, 2)
+
+
+def test_weighted_stack_merges_to_exactly_base_plus_weighted_deltas(tiny_model, two_loras, tmp_path):
+    from safetensors.torch import load_file
+
+    from finetune_gui.core.merge import merge, verify
+
+    a, b = two_loras
+    out = merge(str(tiny_model), [(str(a), 0.7), (str(b), 0.3)], tmp_path / "merged")
+    merged = load_file(str(out / "model.safetensors"))
+    base = load_file(str(tiny_model / "model.safetensors"))
+    # Independent computation from the raw adapter tensors: W + Σ wᵢ·(alphaᵢ/rᵢ)·BᵢAᵢ.
+    expected = {k: v.double() for k, v in base.items()}
+    for folder, weight in ((a, 0.7), (b, 0.3)):
+        config = json.loads((folder / "adapter_config.json").read_text())
+        tensors = load_file(str(folder / "adapter_model.safetensors"))
+        for key, lora_a in tensors.items():
+            if key.endswith("lora_A.weight"):
+                name = key.removeprefix("base_model.model.").removesuffix(".lora_A.weight") + ".weight"
+                lora_b = tensors[key.replace("lora_A", "lora_B")]
+                scale = config["lora_alpha"] / config["r"]
+                expected[name] += weight * scale * (lora_b.double() @ lora_a.double())
+    changed = 0
+    for key, value in merged.items():
+        assert torch.allclose(value.double(), expected[key], atol=1e-6), key
+        changed += int(not torch.equal(value, base[key]))
+    assert changed == 14  # 7 linear layers × 2 decoder layers
+    report = verify(str(tiny_model), [(str(a), 0.7), (str(b), 0.3)], out)
+    assert report["verified"] and report["max_abs_diff"] < 1e-4
+
+
+def test_single_merge_equals_peft_merge_and_unload(tiny_model, two_loras, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from finetune_gui.core.merge import merge
+
+    a, _ = two_loras
+    out = merge(str(tiny_model), [(str(a), 1.0)], tmp_path / "merged")
+    ours = AutoModelForCausalLM.from_pretrained(out)
+    theirs = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), a).merge_and_unload()
+    ids = torch.tensor([[1, 5, 9, 20, 30, 40, 50]])
+    assert torch.allclose(ours(ids).logits, theirs(ids).logits, atol=1e-5)
+    assert (out / "tokenizer.json").is_file() and (out / "config.json").is_file()
+
+
+def test_dora_and_ia3_merge_alone(tiny_model, tmp_path):
+    from peft import IA3Config, PeftModel, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from finetune_gui.core.merge import merge, verify
+
+    dora = make_lora(tiny_model, tmp_path / "dora", 4, 3, use_dora=True)
+    out = merge(str(tiny_model), [(str(dora), 1.0)], tmp_path / "dora-merged")
+    assert verify(str(tiny_model), [(str(dora), 1.0)], out)["verified"]
+    torch.manual_seed(4)
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_model), IA3Config(init_ia3_weights=False)
+    )
+    model.save_pretrained(tmp_path / "ia3")
+    out = merge(str(tiny_model), [(str(tmp_path / "ia3"), 1.0)], tmp_path / "ia3-merged")
+    ids = torch.tensor([[1, 5, 9, 20]])
+    reference = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), tmp_path / "ia3")
+    assert torch.allclose(
+        AutoModelForCausalLM.from_pretrained(out)(ids).logits, reference(ids).logits, atol=1e-5
+    )
+
+
+def test_what_cannot_merge_is_refused_with_the_reason(tiny_model, two_loras, tmp_path):
+    from peft import PrefixTuningConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from finetune_gui.core.merge import merge
+
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_model),
+        PrefixTuningConfig(num_virtual_tokens=4, task_type="CAUSAL_LM"),
+    )
+    model.save_pretrained(tmp_path / "prefix")
+    with pytest.raises(UserError, match="changes activations, not weights"):
+        merge(str(tiny_model), [(str(tmp_path / "prefix"), 1.0)], tmp_path / "out1")
+    dora = make_lora(tiny_model, tmp_path / "dora", 4, 3, use_dora=True)
+    with pytest.raises(UserError, match="only LoRA adapters combine"):
+        merge(str(tiny_model), [(str(two_loras[0]), 0.5), (str(dora), 1.0)], tmp_path / "out2")
+    other = make_lora(tiny_model, tmp_path / "other", 4, 5, targets=["q_proj"])
+    cfg = json.loads((other / "adapter_config.json").read_text())
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(other / "adapter_model.safetensors"))
+    tensors = {k: torch.zeros(v.shape[0], v.shape[1] * 2) if "lora_A" in k else v for k, v in tensors.items()}
+    save_file(tensors, str(other / "adapter_model.safetensors"))
+    (other / "adapter_config.json").write_text(json.dumps(cfg))
+    with pytest.raises(UserError, match="trained for another base"):
+        merge(str(tiny_model), [(str(other), 1.0)], tmp_path / "out3")
+    assert not (tmp_path / "out3").exists() and not (tmp_path / ".out3.partial").exists()
+
+
+def test_library_registers_runs_and_imports(tiny_model, two_loras, tmp_path):
+    from finetune_gui.core.adapters import AdapterLibrary
+
+    library = AdapterLibrary()
+    entry = library.add(two_loras[0], name="style")
+    assert entry["kind"] == "lora" and entry["rank"] == 4 and entry["size_bytes"] > 0
+    library.rename("style", "pirate style")
+    assert library.get(entry["id"])["name"] == "pirate style"
+    with pytest.raises(UserError, match="not an adapter folder"):
+        library.add(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "finetune_gui", "adapters", "list", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert [a["name"] for a in json.loads(result.stdout)["adapters"]] == ["pirate style"]
+    library.remove(entry["id"])
+    assert library.entries() == []
+
+
+def test_generate_switches_and_stacks_on_one_base(tiny_model, two_loras):
+    from finetune_gui.core.generate import Generator
+
+    generator = Generator(str(tiny_model))
+    base_model = generator.base
+    base = "".join(generator.stream("Hello", max_new_tokens=5))
+    generator.use_adapters([(str(two_loras[0]), 1.0)])
+    one = "".join(generator.stream("Hello", max_new_tokens=5))
+    generator.use_adapters([(str(two_loras[0]), 0.7), (str(two_loras[1]), 0.3)])
+    stacked = "".join(generator.stream("Hello", max_new_tokens=5))
+    generator.use_adapters([])
+    again = "".join(generator.stream("Hello", max_new_tokens=5))
+    assert again == base and isinstance(one, str) and isinstance(stacked, str)
+    assert generator.base is base_model  # one base, never reloaded
+
+
+def test_merge_cli_writes_a_verified_folder(tiny_model, two_loras, tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "finetune_gui",
+            "merge",
+            "--base",
+            str(tiny_model),
+            "--adapter",
+            f"{two_loras[0]}:0.5",
+            "--adapter",
+            f"{two_loras[1]}:0.5",
+            "--output",
+            str(tmp_path / "m"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert report["merge"]["verified"] and (tmp_path / "m" / "model.safetensors").is_file()
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "finetune_gui",
+            "merge",
+            "--base",
+            str(tiny_model),
+            "--adapter",
+            str(tmp_path / "nope"),
+            "--output",
+            str(tmp_path / "x"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode != 0 and "No adapter folder" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_modelfile_follows_the_chat_template(tiny_model):
+    from finetune_gui.core.export import modelfile
+
+    text = modelfile(tiny_model, "model-f16.gguf")
+    assert text.startswith("FROM ./model-f16.gguf")
+    assert 'PARAMETER stop "<|im_end|>"' in text and "<|im_start|>assistant" in text
+
+
+@pytest.mark.slow
+def test_gguf_export_of_the_demo_model_agrees(demo_model, tmp_path):
+    from finetune_gui.core.export import export_gguf, verify_gguf
+
+    gguf = export_gguf(demo_model, tmp_path / "demo-f16.gguf", "f16")
+    assert verify_gguf(demo_model, gguf)["top1_agreement"] >= 0.95
