@@ -369,3 +369,18 @@ def test_two_processes_train_together(tiny_model, small_dataset, tmp_path):
     assert sum(isinstance(e, Finished) for e in events) == 1  # only rank 0 reports
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["world_size"] == 2 and run["status"] == "completed"
+
+
+def test_sample_answers_at_each_evaluation(tiny_model, small_dataset, tmp_path):
+    from finetune_gui.core.events import Sample
+
+    config = make_config(tiny_model, small_dataset, tmp_path / "run", max_steps=4, eval_steps=2)
+    config.training.sample_prompts, config.training.sample_max_new_tokens = 2, 4
+    sink = ListSink()
+    assert run_training(config, sink=sink, control=RunControl()) == 0
+    samples = sink.of(Sample)
+    assert [s.step for s in samples] == [2, 4]
+    assert all(len(s.samples) == 2 and s.samples[0]["prompt"] and "answer" in s.samples[0] for s in samples)
+    assert "<|im_start|>" not in samples[0].samples[0]["prompt"]  # the question as the user wrote it
+    lines = (tmp_path / "run" / "samples.jsonl").read_text().splitlines()
+    assert len(lines) == 2

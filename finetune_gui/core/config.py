@@ -90,6 +90,14 @@ class TrainingConfig:
     group_by_length: bool = _f(
         True, "Batch examples of similar length together: less padding, faster steps on varied data."
     )
+    sample_prompts: int = _f(
+        3,
+        "Validation prompts the model answers at every evaluation, so you can watch its answers change "
+        "(0 turns this off).",
+        min=0,
+        max=16,
+    )
+    sample_max_new_tokens: int = _f(48, "Longest sample answer, in tokens.", min=1, max=1024)
 
 
 @dataclass

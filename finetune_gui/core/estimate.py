@@ -22,7 +22,7 @@ checkpointing per decoder layer, and the loss path (logits upcast to fp32). Term
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from finetune_gui.core.methods import METHODS
@@ -85,6 +85,8 @@ class MethodEstimate:
     needs_checkpointing: bool = False
     runnable: bool = True
     note: str = ""
+    largest_seq_len: int | None = None  # at this batch size, within the budget
+    largest_batch_size: int | None = None  # at this sequence length, within the budget
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -356,6 +358,10 @@ def estimate(
         if METHODS[name].quantized_base and not bitsandbytes:
             est.runnable, est.fits = False, False
             est.note = "Needs bitsandbytes, which does not work on this machine."
+        elif budget_gib is not None:
+            with_ckpt = replace(settings, gradient_checkpointing=est.gradient_checkpointing)
+            est.largest_seq_len = largest_fit(name, shape, with_ckpt, budget_gib, "seq_len")
+            est.largest_batch_size = largest_fit(name, shape, with_ckpt, budget_gib, "batch_size")
         result.methods[name] = est
     recommend(result, shape, settings, budget_gib)
     return result
@@ -364,8 +370,6 @@ def estimate(
 def estimate_for_config(config: Any, source: Any, plan: Any, seq_len: int | None = None) -> MethodEstimate:
     """The estimate of one configured run, used by the trainer for 'auto' checkpointing and advice;
     ``seq_len``: the longest example of the data, when shorter than max_seq_len."""
-    from dataclasses import replace
-
     from finetune_gui.core import hardware
     from finetune_gui.core.models import load_config
 
@@ -397,7 +401,6 @@ def settings_for_config(config: Any, device: str, precision: str) -> Settings:
 
 def largest_fit(method: str, shape: ModelShape, s: Settings, budget_gib: float, what: str) -> int | None:
     """The largest seq_len (multiple of 64) or batch size that fits ``budget_gib``, or None."""
-    from dataclasses import replace
 
     def fits(value: int) -> bool:
         trial = replace(s, **{what: value})

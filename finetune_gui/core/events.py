@@ -70,6 +70,15 @@ class Checkpoint(Event):
 
 
 @dataclass(frozen=True)
+class Sample(Event):
+    """The model's answers to a few validation prompts at an evaluation step."""
+
+    kind: ClassVar[str] = "sample"
+    step: int
+    samples: list[dict[str, str]] = field(default_factory=list)  # {prompt, answer}
+
+
+@dataclass(frozen=True)
 class Paused(Event):
     kind: ClassVar[str] = "paused"
     step: int
@@ -116,7 +125,7 @@ class Failed(Event):
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.kind: cls for cls in (Started, Step, Eval, Checkpoint, Paused, Resumed, Log, Finished, Failed)
+    cls.kind: cls for cls in (Started, Step, Eval, Checkpoint, Sample, Paused, Resumed, Log, Finished, Failed)
 }
 
 

@@ -142,3 +142,64 @@ class EventsCallback(TrainerCallback):
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         path = self.ctx.folder.checkpoints_dir / f"checkpoint-{state.global_step}"
         self.ctx.emit(Checkpoint(step=state.global_step, path=str(path)))
+
+
+class SamplesCallback(TrainerCallback):
+    """At every evaluation, greedy answers to a few validation prompts (rank 0 only), as ``sample``
+    events and lines of samples.jsonl. A failure to generate is reported once and sampling stops;
+    it never stops the training."""
+
+    def __init__(self, ctx: Any, tokenizer: Any, prompts: list[tuple[str, str]], max_new_tokens: int):
+        self.ctx = ctx
+        self.tokenizer = tokenizer
+        self.prompts = prompts
+        self.max_new_tokens = max_new_tokens
+
+    def on_evaluate(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        if not self.prompts or model is None or not self.ctx.is_main:
+            return
+        import json
+
+        import torch
+
+        samples = []
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                for prompt, question in self.prompts:
+                    inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(
+                        model.device
+                    )
+                    out = model.generate(
+                        **inputs,
+                        max_new_tokens=self.max_new_tokens,
+                        do_sample=False,
+                        pad_token_id=self.tokenizer.pad_token_id,
+                        use_cache=True,
+                    )
+                    answer = self.tokenizer.decode(
+                        out[0][inputs["input_ids"].shape[1] :], skip_special_tokens=True
+                    )
+                    samples.append({"prompt": question, "answer": answer.strip()})
+        except Exception as exc:
+            from finetune_gui.core.events import Log
+
+            self.ctx.emit(
+                Log(
+                    f"Sample answers are turned off: generation failed ({type(exc).__name__}: {exc}).",
+                    "warning",
+                )
+            )
+            self.prompts = []
+            return
+        finally:
+            if was_training:
+                model.train()
+        from finetune_gui.core.events import Sample
+
+        self.ctx.emit(Sample(step=state.global_step, samples=samples))
+        with (self.ctx.folder.path / "samples.jsonl").open("a", encoding="utf-8") as handle:
+            handle.write(
+                json.dumps({"step": state.global_step, "samples": samples}, ensure_ascii=False) + "\n"
+            )

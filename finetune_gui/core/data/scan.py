@@ -1,6 +1,6 @@
 """Scan a dataset: detect its format, validate every row by line, count what is usable.
 
-``scan_dataset`` streams (constant memory but for 16 bytes a row for duplicate detection) and
+``scan_dataset`` streams (constant memory but for 17 bytes a row for duplicate detection) and
 returns a report; ``load_examples`` returns the usable examples for training. Both skip bad rows
 and report them; both refuse a dataset with nothing usable in one sentence.
 """
@@ -141,6 +141,29 @@ def validated_rows(
             yield loc, Problem(loc, str(exc))
 
 
+class _RowIndex:
+    """Where each usable row came from, in flat arrays (17 bytes a row instead of a Python object), so
+    duplicates can be named by line after the pass without memory growing like the file."""
+
+    def __init__(self) -> None:
+        self.hashes = array("Q")
+        self.numbers = array("Q")  # line or row number
+        self.is_line = array("b")
+        self.file_index = array("H")
+        self.files: dict[str, int] = {}
+
+    def add(self, digest: int, loc: Location) -> None:
+        self.hashes.append(digest)
+        self.numbers.append(loc.line if loc.line is not None else (loc.row or 0))
+        self.is_line.append(1 if loc.line is not None else 0)
+        self.file_index.append(self.files.setdefault(loc.file, len(self.files)))
+
+    def location(self, i: int) -> Location:
+        file = next(name for name, index in self.files.items() if index == self.file_index[i])
+        number = int(self.numbers[i])
+        return Location(file, line=number) if self.is_line[i] else Location(file, row=number)
+
+
 def scan_dataset(
     path: str | Path,
     fmt: str = "auto",
@@ -154,8 +177,7 @@ def scan_dataset(
     fmt, columns_seen = resolve_format(path, fmt, columns)
     report = ScanReport(str(path), fmt, columns=columns_seen, files=len(dataset_files(path)))
     kinds: Counter[str] = Counter()
-    hashes, where = array("Q"), array("Q")  # 16 bytes a row, for duplicates found after the pass
-    locations_of_usable: list[Location] = []  # only kept while small, to name duplicates' lines
+    rows = _RowIndex()
     for loc, item in validated_rows(path, fmt, columns, cancelled):
         report.total += 1
         if progress is not None and report.total % 5000 == 0:
@@ -169,30 +191,20 @@ def scan_dataset(
         report.rows += 1
         if report.sample is None:
             report.sample = item.to_dict()
-        hashes.append(_fingerprint(item))
-        where.append(report.total)
-        if len(locations_of_usable) < 1_000_000:
-            locations_of_usable.append(loc)
-    _report_duplicates(report, hashes, where, locations_of_usable, kinds, max_problems)
+        rows.add(_fingerprint(item), loc)
+    _report_duplicates(report, rows, kinds, max_problems)
     report.problem_kinds = dict(kinds)
     if not report.usable:
         raise DataError(_nothing_usable(report))
     return report
 
 
-def _report_duplicates(
-    report: ScanReport,
-    hashes: array,
-    where: array,
-    locations: list[Location],
-    kinds: Counter[str],
-    max_problems: int,
-) -> None:
-    if len(hashes) < 2:
+def _report_duplicates(report: ScanReport, rows: _RowIndex, kinds: Counter[str], max_problems: int) -> None:
+    if len(rows.hashes) < 2:
         return
     import numpy as np
 
-    values = np.frombuffer(hashes, dtype=np.uint64)
+    values = np.frombuffer(rows.hashes, dtype=np.uint64)
     _, first_index, counts = np.unique(values, return_index=True, return_counts=True)
     if (counts > 1).sum() == 0:
         return
@@ -203,10 +215,10 @@ def _report_duplicates(
         report.rows -= 1
         report.problem_count += 1
         kinds["duplicate"] += 1
-        if len(report.problems) < max_problems and index < len(locations):
-            original = locations[first_of[int(values[index])]]
+        if len(report.problems) < max_problems:
+            original = rows.location(first_of[int(values[index])])
             report.problems.append(
-                Problem(locations[index], f"is an exact duplicate of {original.describe()}")
+                Problem(rows.location(int(index)), f"is an exact duplicate of {original.describe()}")
             )
     report.problems.sort(key=lambda p: (p.location.file, p.location.line or p.location.row or 0))
 
