@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, QSize, Qt, QTimer
+from PySide6.QtCore import QSettings, QSize, QTimer
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -19,11 +19,12 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QStackedWidget,
     QStatusBar,
-    QVBoxLayout,
     QWidget,
 )
 
+from finetune_gui.gui.adapters_page import AdaptersPage
 from finetune_gui.gui.core_client import CoreJob
+from finetune_gui.gui.playground_page import PlaygroundPage
 from finetune_gui.gui.runs_page import RunsPage
 from finetune_gui.gui.training.dashboard import Dashboard
 from finetune_gui.gui.widgets import file_kind
@@ -31,27 +32,6 @@ from finetune_gui.gui.wizard.setup_page import SetupPage
 from finetune_gui.gui.wizard.state import WizardState
 
 SECTIONS = ["Setup", "Training", "Adapters", "Playground", "Runs"]
-EMPTY = {
-    "Adapters": "No adapters yet. Every completed run adds its adapter here.",
-    "Playground": "Chat with a base model and a tuned one side by side, once you have an adapter.",
-}
-
-
-class EmptyPage(QWidget):
-    """A page with its title and an empty state that says what to do."""
-
-    def __init__(self, title: str, hint: str, parent: QWidget | None = None):
-        super().__init__(parent)
-        from finetune_gui.gui.widgets import title_label
-
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(24, 16, 24, 16)
-        layout.addWidget(title_label(title))
-        self.hint = QLabel(hint)
-        self.hint.setWordWrap(True)
-        self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.hint.setObjectName("emptyState")
-        layout.addWidget(self.hint, 1)
 
 
 class MainWindow(QMainWindow):
@@ -72,6 +52,8 @@ class MainWindow(QMainWindow):
         self.setup = SetupPage(self.state)
         self.dashboard = Dashboard()
         self.runs = RunsPage()
+        self.adapters = AdaptersPage()
+        self.playground = PlaygroundPage()
         for name in SECTIONS:
             item = QListWidgetItem(name)
             item.setSizeHint(QSize(0, 40))
@@ -82,8 +64,10 @@ class MainWindow(QMainWindow):
                 self.pages.addWidget(self.dashboard)
             elif name == "Runs":
                 self.pages.addWidget(self.runs)
+            elif name == "Adapters":
+                self.pages.addWidget(self.adapters)
             else:
-                self.pages.addWidget(EmptyPage(name, EMPTY[name]))
+                self.pages.addWidget(self.playground)
         self.rail.currentRowChanged.connect(self.pages.setCurrentIndex)
         self.rail.setCurrentRow(0)
         row.addWidget(self.rail)
@@ -96,7 +80,10 @@ class MainWindow(QMainWindow):
         self.setStatusBar(status)
         self.setup.review.start_requested.connect(self.start_training)
         self.dashboard.status_text.connect(lambda text: self.statusBar().showMessage(text))
-        self.dashboard.run_ended.connect(lambda _path, _status: self.runs.refresh())
+        self.dashboard.run_ended.connect(
+            lambda _path, _status: (self.runs.refresh(), self.adapters.refresh())
+        )
+        self.adapters.open_in_playground.connect(self.open_playground)
         self.runs.open_requested.connect(self.open_run)
         self.runs.resume_requested.connect(self.resume_run)
         self.resize(1200, 800)
@@ -131,6 +118,11 @@ class MainWindow(QMainWindow):
             box.finished.connect(lambda _r: box.clickedButton() is resume and self.resume_run(run["path"]))
             self.resume_dialog = box
             box.open()
+
+    def open_playground(self, request: list) -> None:
+        base, adapters = request
+        self.rail.setCurrentRow(SECTIONS.index("Playground"))
+        self.playground.open(base, adapters)
 
     def open_run(self, path: str) -> None:
         self.rail.setCurrentRow(SECTIONS.index("Training"))
@@ -229,6 +221,7 @@ class MainWindow(QMainWindow):
         self._settings.setValue("window/geometry", self.saveGeometry())
         for job in self.findChildren(CoreJob):
             job.cancel()
+        self.playground.shutdown()
         super().closeEvent(event)
 
 

@@ -28,6 +28,7 @@ from finetune_gui.core.events import (
     Log,
     Paused,
     Resumed,
+    Sample,
     Started,
     Step,
     parse_event,
@@ -42,6 +43,7 @@ class TrainingController(QThread):
     step_logged = Signal(object)  # Step
     evaluated = Signal(object)  # Eval
     checkpointed = Signal(object)  # Checkpoint
+    sampled = Signal(object)  # Sample
     paused = Signal(object)
     resumed = Signal(object)
     logged = Signal(str)  # a line for the log pane (events' messages and the process's stderr)
@@ -190,6 +192,8 @@ class TrainingController(QThread):
             self.evaluated.emit(event)
         elif isinstance(event, Checkpoint):
             self.checkpointed.emit(event)
+        elif isinstance(event, Sample):
+            self.sampled.emit(event)
         elif isinstance(event, Paused):
             self.paused.emit(event)
         elif isinstance(event, Resumed):

@@ -91,6 +91,12 @@ class Dashboard(QWidget):
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(5000)
         self.tabs.addTab(self.log, "Log")
+        self.samples = QPlainTextEdit()
+        self.samples.setReadOnly(True)
+        self.samples.setPlaceholderText(
+            "At every evaluation the model answers a few validation prompts; its answers appear here."
+        )
+        self.tabs.addTab(self.samples, "Samples")
         layout.addWidget(self.tabs, 1)
         # Charts are redrawn by a timer, never per event, and one chart per tick: painting all five at
         # once held the event loop for 50 ms and more; each chart still refreshes several times a second.
@@ -124,6 +130,8 @@ class Dashboard(QWidget):
         speed.add_series("tokens/s")
         memory = LiveChart("Memory", "GB")
         memory.add_series("peak")
+        memory.add_series("now (allocated / RSS)", "#7fb0f0")
+        memory.add_series("reserved", "#b54ad6")
         memory.add_series("estimate", ESTIMATE_COLOUR, dashed=True)
         self.charts = {"loss": loss, "lr": lr, "grad": grad, "speed": speed, "memory": memory}
         self.grid.addWidget(loss, 0, 0, 1, 2)
@@ -176,6 +184,7 @@ class Dashboard(QWidget):
         controller.evaluated.connect(lambda e: self.charts["loss"].series["eval"].append(e.step, e.eval_loss))
         controller.evaluated.connect(lambda e: self._log(f"step {e.step}: eval loss {e.eval_loss:.4f}"))
         controller.checkpointed.connect(lambda e: self._log(f"step {e.step}: checkpoint saved"))
+        controller.sampled.connect(self._on_sample)
         controller.paused.connect(lambda e: self._set_status("paused"))
         controller.resumed.connect(lambda e: self._set_status("running"))
         controller.logged.connect(self._log)
@@ -299,6 +308,11 @@ class Dashboard(QWidget):
         if event.tokens_per_s:
             c["speed"].series["tokens/s"].append(event.step, event.tokens_per_s)
         peak = event.memory.get("peak_gib")
+        now = event.memory.get("allocated_gib", event.memory.get("rss_gib"))
+        if now is not None:
+            c["memory"].series["now (allocated / RSS)"].append(event.step, now)
+        if event.memory.get("reserved_gib") is not None:
+            c["memory"].series["reserved"].append(event.step, event.memory["reserved_gib"])
         if peak is not None:
             c["memory"].series["peak"].append(event.step, peak)
             if self.estimate_gib:
@@ -311,6 +325,13 @@ class Dashboard(QWidget):
         )
         self.facts.setText(text)
         self.status_text.emit(f"Training {self.run_dir.name if self.run_dir else ''}: {text}")
+
+    def _on_sample(self, event) -> None:
+        lines = [f"— step {event.step} —"]
+        for sample in event.samples:
+            lines.append(f"Q: {sample['prompt'].strip()[:300]}")
+            lines.append(f"A: {sample['answer']}")
+        self.samples.appendPlainText("\n".join(lines) + "\n")
 
     def _on_finished(self, event: Finished) -> None:
         self._set_status(event.status)

@@ -1,0 +1,292 @@
+"""The Adapters page: the library as a table, details of the selected adapter, and its actions:
+open in the playground, stack with weights, merge and export (verified), rename, delete, import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QSlider,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from finetune_gui.core.adapters import AdapterLibrary
+from finetune_gui.core.errors import UserError
+from finetune_gui.gui.core_client import CoreJob
+from finetune_gui.gui.widgets import BusyRow, Card, error_label, muted, show_error, title_label
+
+COLUMNS = ["Name", "Base model", "Kind", "Rank", "Final loss", "Date", "Size"]
+EXPORTS = [
+    ("safetensors folder", ["--format", "safetensors"]),
+    ("GGUF f16 + Ollama Modelfile", ["--format", "gguf", "--gguf-type", "f16"]),
+    ("GGUF bf16 + Ollama Modelfile", ["--format", "gguf", "--gguf-type", "bf16"]),
+    ("GGUF q8_0 + Ollama Modelfile", ["--format", "gguf", "--gguf-type", "q8_0"]),
+]
+
+
+class AdaptersPage(QWidget):
+    open_in_playground = Signal(list)  # [(path, weight)], and the base model as the list's base
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.library = AdapterLibrary()
+        self.entries: list[dict] = []
+        self.job: CoreJob | None = None
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(24, 16, 24, 16)
+        head = QHBoxLayout()
+        head.addWidget(title_label("Adapters"))
+        head.addStretch(1)
+        import_button = QPushButton("Import folder…")
+        import_button.clicked.connect(self._import_dialog)
+        head.addWidget(import_button)
+        layout.addLayout(head)
+        self.empty = QLabel(
+            "No adapters yet. Every completed run adds its adapter here; or import a PEFT adapter folder."
+        )
+        self.empty.setObjectName("emptyState")
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(self.empty)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.table.verticalHeader().hide()
+        self.table.itemSelectionChanged.connect(self._on_selection)
+        layout.addWidget(self.table, 2)
+        self.detail = Card()
+        self.detail_title = title_label("", 1.1)
+        self.detail.layout_.addWidget(self.detail_title)
+        self.detail_text = muted("")
+        self.detail_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.detail.layout_.addWidget(self.detail_text)
+        self.weights_box = QVBoxLayout()
+        self.detail.layout_.addLayout(self.weights_box)
+        self.sliders: dict[str, QSlider] = {}
+        actions = QHBoxLayout()
+        self.play = QPushButton("Open in playground")
+        self.play.clicked.connect(self._open_in_playground)
+        self.export_choice = QComboBox()
+        self.export_choice.addItems([label for label, _ in EXPORTS])
+        self.merge = QPushButton("Merge and export…")
+        self.merge.setObjectName("primary")
+        self.merge.clicked.connect(self._merge_dialog)
+        rename = QPushButton("Rename…")
+        rename.clicked.connect(self._rename)
+        delete = QPushButton("Delete…")
+        delete.clicked.connect(self._delete)
+        folder = QPushButton("Open folder")
+        folder.clicked.connect(self._open_folder)
+        for widget in (self.play, rename, delete, folder):
+            actions.addWidget(widget)
+        actions.addStretch(1)
+        actions.addWidget(self.export_choice)
+        actions.addWidget(self.merge)
+        self.detail.layout_.addLayout(actions)
+        self.busy = BusyRow()
+        self.busy.cancel_requested.connect(self._cancel)
+        self.detail.layout_.addWidget(self.busy)
+        self.result = QLabel()
+        self.result.setWordWrap(True)
+        self.detail.layout_.addWidget(self.result)
+        self.error = error_label()
+        self.detail.layout_.addWidget(self.error)
+        layout.addWidget(self.detail, 1)
+        self.setAcceptDrops(True)
+        self.refresh()
+
+    # -- the table
+    def refresh(self) -> None:
+        self.entries = self.library.entries()
+        self.table.setRowCount(len(self.entries))
+        for row, e in enumerate(self.entries):
+            loss = e.get("final_loss")
+            values = [
+                e["name"],
+                Path(str(e.get("base_model", ""))).name,
+                e.get("kind", ""),
+                str(e.get("rank", "")),
+                f"{loss:.4f}" if isinstance(loss, float) else "–",
+                (e.get("created") or "")[:16].replace("T", " "),
+                f"{e.get('size_bytes', 0) / 2**20:.1f} MB",
+            ]
+            for column, value in enumerate(values):
+                self.table.setItem(row, column, QTableWidgetItem(value))
+        self.empty.setVisible(not self.entries)
+        self.table.setVisible(bool(self.entries))
+        self._on_selection()
+
+    def selected(self) -> list[dict]:
+        rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})
+        return [self.entries[r] for r in rows if r < len(self.entries)]
+
+    def _on_selection(self) -> None:
+        chosen = self.selected()
+        self.detail.setVisible(bool(chosen))
+        for slider in self.sliders.values():
+            slider.parent().deleteLater()
+        self.sliders = {}
+        show_error(self.error, "")
+        self.result.setText("")
+        if not chosen:
+            return
+        if len(chosen) == 1:
+            e = chosen[0]
+            self.detail_title.setText(e["name"])
+            facts = [
+                f"{e.get('kind')} · rank {e.get('rank')}",
+                f"base: {e.get('base_model')}",
+                f"dataset: {e.get('dataset', '–')} · steps {e.get('steps', '–')}",
+                e["path"],
+            ]
+            if e.get("kind") in ("prefix", "prompt", "bottleneck"):
+                facts.append(
+                    "This kind changes activations, not weights: it cannot be merged; use it on its base."
+                )
+            self.detail_text.setText("\n".join(facts))
+        else:
+            self.detail_title.setText(f"A stack of {len(chosen)} adapters")
+            self.detail_text.setText("The stack means W + Σ wᵢ·ΔWᵢ: set each adapter's weight.")
+            for e in chosen:
+                row = QWidget()
+                line = QHBoxLayout(row)
+                line.setContentsMargins(0, 0, 0, 0)
+                line.addWidget(QLabel(e["name"]), 2)
+                slider = QSlider(Qt.Orientation.Horizontal)
+                slider.setRange(0, 200)
+                slider.setValue(100 // len(chosen))
+                value = QLabel(f"{slider.value() / 100:.2f}")
+                slider.valueChanged.connect(lambda v, label=value: label.setText(f"{v / 100:.2f}"))
+                line.addWidget(slider, 3)
+                line.addWidget(value)
+                self.weights_box.addWidget(row)
+                self.sliders[e["path"]] = slider
+        mergeable = all(e.get("kind") not in ("prefix", "prompt", "bottleneck") for e in chosen)
+        self.merge.setEnabled(mergeable)
+        self.export_choice.setEnabled(mergeable)
+
+    def stack(self) -> list[tuple[str, float]]:
+        chosen = self.selected()
+        if len(chosen) == 1:
+            return [(chosen[0]["path"], 1.0)]
+        return [(e["path"], self.sliders[e["path"]].value() / 100) for e in chosen]
+
+    # -- actions
+    def _open_in_playground(self) -> None:
+        chosen = self.selected()
+        if chosen:
+            self.open_in_playground.emit([chosen[0].get("base_model", ""), self.stack()])
+
+    def _merge_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose where to write the merged model")
+        if folder:
+            name = "-".join(
+                Path(p).parent.name if Path(p).name == "adapter" else Path(p).name for p, _ in self.stack()
+            )
+            self.export(str(Path(folder) / f"{name}-merged"))
+
+    def export(self, output: str) -> CoreJob | None:
+        """Merge the selected adapter (or stack) and export it; the verification appears below."""
+        chosen = self.selected()
+        bases = {e.get("base_model") for e in chosen}
+        if len(bases) != 1:
+            show_error(
+                self.error, "These adapters were trained on different base models, so they cannot be stacked."
+            )
+            return None
+        args = ["merge", "--base", str(bases.pop()), "--output", output]
+        for path, weight in self.stack():
+            args += ["--adapter", f"{path}:{weight:g}"]
+        args += EXPORTS[self.export_choice.currentIndex()][1]
+        self.busy.start("Merging, exporting and verifying…")
+        self.job = CoreJob(args, self)
+        self.job.succeeded.connect(self._on_exported)
+        self.job.failed.connect(self._on_failed)
+        return self.job.start()
+
+    def _on_exported(self, report: dict) -> None:
+        self.busy.stop()
+        lines = [f"Written to {report['output']}", report["merge"]["message"]]
+        if "gguf" in report:
+            lines += [
+                f"GGUF: {report['gguf']['path']}",
+                report["gguf"]["message"],
+                f"Ollama: {report['modelfile']}",
+            ]
+        self.result.setText("\n".join(lines))
+
+    def _on_failed(self, message: str) -> None:
+        self.busy.stop()
+        show_error(self.error, message)
+
+    def _cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+        self.busy.stop()
+
+    def _rename(self) -> None:
+        chosen = self.selected()
+        if len(chosen) != 1:
+            return
+        name, ok = QInputDialog.getText(self, "Rename adapter", "New name", text=chosen[0]["name"])
+        if ok and name.strip():
+            self.library.rename(chosen[0]["id"], name)
+            self.refresh()
+
+    def _delete(self) -> None:
+        chosen = self.selected()
+        if len(chosen) != 1:
+            return
+        answer = QMessageBox.question(
+            self,
+            "Delete adapter",
+            f"Remove {chosen[0]['name']} from the library and delete its folder?\n{chosen[0]['path']}",
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.library.remove(chosen[0]["id"], delete_files=True)
+            self.refresh()
+
+    def _open_folder(self) -> None:
+        chosen = self.selected()
+        if chosen:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(chosen[0]["path"]))
+
+    def _import_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(
+            self, "Choose a PEFT adapter folder (with adapter_config.json)"
+        )
+        if folder:
+            self.import_folder(folder)
+
+    def import_folder(self, folder: str) -> bool:
+        try:
+            self.library.add(folder)
+        except UserError as exc:
+            QMessageBox.warning(self, "Not an adapter", str(exc))
+            return False
+        self.refresh()
+        return True
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        for url in event.mimeData().urls():
+            self.import_folder(url.toLocalFile())
+        event.acceptProposedAction()
