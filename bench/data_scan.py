@@ -27,7 +27,24 @@ print(json.dumps({"rows": report.rows, "seconds": elapsed, "peak_rss_mb": peak})
 
 def write_jsonl(path: Path, megabytes: float, seed: int = 0) -> None:
     rng = random.Random(seed)
-    words = ["the", "model", "learns", "facts", "about", "a", "fictional", "island", "in", "a", "calm", "voice", "with", "tides", "and", "herons"]
+    words = [
+        "the",
+        "model",
+        "learns",
+        "facts",
+        "about",
+        "a",
+        "fictional",
+        "island",
+        "in",
+        "a",
+        "calm",
+        "voice",
+        "with",
+        "tides",
+        "and",
+        "herons",
+    ]
     target = megabytes * 1024 * 1024
     written = 0
     with path.open("w", encoding="utf-8") as handle:

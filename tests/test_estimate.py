@@ -215,6 +215,11 @@ def test_estimate_cli_json_from_config_only(tmp_path):
     assert set(data["methods"]) == {"lora", "qlora"}
     assert data["recommended"] == "qlora" and "QLoRA fits" in data["reason"]
     assert data["methods"]["qlora"]["breakdown"]["weights"] > 0
+    assert (
+        data["methods"]["qlora"]["largest_seq_len"] >= 512
+        and data["methods"]["qlora"]["largest_batch_size"] >= 1
+    )
+    assert data["methods"]["lora"]["largest_batch_size"] is None  # LoRA does not fit 12 GB at all
     bad = subprocess.run(
         [sys.executable, "-m", "finetune_gui", "estimate", str(tmp_path / "nope")],
         capture_output=True,

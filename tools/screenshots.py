@@ -40,6 +40,19 @@ def main() -> None:
         state.config.training.save_steps = 30
         setup.go(5)
 
+    def show_adapters() -> None:
+        window.adapters.refresh()
+        window.rail.setCurrentRow(2)
+        window.adapters.table.selectRow(0)
+
+    def open_playground() -> None:
+        window.adapters._open_in_playground()
+
+    def ask() -> None:
+        window.playground.prompt.setText("What is the capital of Veloria?")
+        window.playground.max_tokens.setValue(40)
+        window.playground.send()
+
     plan: list[Step] = [
         ("wizard-hardware", lambda: state.hardware is not None, lambda: setup.go(1)),
         ("wizard-model", lambda: state.shape is not None, lambda: setup.go(2)),
