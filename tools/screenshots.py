@@ -9,6 +9,7 @@ training run, and grabs each page once the event loop has painted it.
 from __future__ import annotations
 
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,6 +49,10 @@ def main() -> None:
     def open_playground() -> None:
         window.adapters._open_in_playground()
 
+    def quit_all() -> None:
+        window.playground.shutdown()
+        app.quit()
+
     def ask() -> None:
         window.playground.prompt.setText("What is the capital of Veloria?")
         window.playground.max_tokens.setValue(40)
@@ -69,10 +74,17 @@ def main() -> None:
         (
             "training-finished",
             lambda: window.dashboard.status in ("completed", "failed", "stopped"),
-            app.quit,
+            show_adapters,
         ),
+        ("adapters", lambda: window.adapters.table.rowCount() > 0, open_playground),
+        ("", lambda: window.playground.ready, ask),
+        ("playground", lambda: window.playground.status.text() in ("Done.", "Stopped."), quit_all),
     ]
+    start_at = sys.argv[3] if len(sys.argv) > 3 else ""
     position = {"index": 0, "waited": 0}
+    if start_at == "adapters":  # the pages after training, from the runs already there
+        position["index"] = [n for n, _, _ in plan].index("adapters")
+        show_adapters()
 
     def tick() -> None:
         if position["index"] >= len(plan):
@@ -89,7 +101,12 @@ def main() -> None:
                 window.grab().save(str(out / f"{name}.png"))
                 print(f"saved {name}", flush=True)
             position["index"] += 1
-            then()
+            try:
+                then()
+            except Exception:  # a tour step that fails must say so, not stall the tour
+                traceback.print_exc()
+                app.quit()
+                return
             QTimer.singleShot(300, tick)
 
         QTimer.singleShot(800, shoot_and_go)  # let the page paint (and charts redraw) first

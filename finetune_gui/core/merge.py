@@ -153,32 +153,43 @@ def merged_tensor(key: str, tensor: Any, deltas: list[AdapterDelta]) -> Any:
     return w.to(tensor.dtype)
 
 
-def _write_streaming(source: Path, target: Path, deltas: list[AdapterDelta], used: set[str]) -> None:
-    """Write ``target`` tensor by tensor: header first (shapes are unchanged), then each merged tensor."""
-    import torch
-    from safetensors import safe_open
+CHUNK = 16 * 2**20
 
-    with safe_open(str(source), framework="pt") as reader:
-        keys = list(reader.keys())
-        header: dict[str, Any] = {}
-        offset = 0
-        for key in keys:
-            piece = reader.get_slice(key)
-            dtype, shape = piece.get_dtype(), piece.get_shape()
-            size = math.prod(shape) * torch.empty((), dtype=_torch_dtype(dtype)).element_size()
-            header[key] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + size]}
-            offset += size
-        header["__metadata__"] = reader.metadata() or {"format": "pt"}
+
+def _read_header(handle: Any) -> tuple[dict[str, Any], int]:
+    (length,) = struct.unpack("<Q", handle.read(8))
+    return json.loads(handle.read(length)), 8 + length
+
+
+def _write_streaming(source: Path, target: Path, deltas: list[AdapterDelta], used: set[str]) -> None:
+    """Copy ``source`` to ``target``, merging the tensors an adapter changes. The file is read with plain
+    reads (not a memory map, whose pages would all count as resident): untouched tensors are copied in
+    16 MB chunks, and only a changed tensor is held in memory, in fp32, while it is merged."""
+    import torch
+
+    changed = {k for d in deltas for k in (*d.lora, *d.ia3)}
+    with source.open("rb") as reader, target.open("wb") as out:
+        header, data_start = _read_header(reader)
         raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
-        raw += b" " * ((8 - len(raw) % 8) % 8)
-        with target.open("wb") as out:
-            out.write(struct.pack("<Q", len(raw)))
-            out.write(raw)
-            for key in keys:
-                tensor = merged_tensor(key, reader.get_tensor(key), deltas)
-                if any(key in d.lora or key in d.ia3 for d in deltas):
-                    used.add(key)
-                out.write(tensor.contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        raw += b" " * ((8 - len(raw) % 8) % 8)  # shapes never change, so the header is known up front
+        out.write(struct.pack("<Q", len(raw)))
+        out.write(raw)
+        tensors = sorted((k, v) for k, v in header.items() if k != "__metadata__")
+        for key, spec in sorted(tensors, key=lambda kv: kv[1]["data_offsets"][0]):
+            begin, end = spec["data_offsets"]
+            reader.seek(data_start + begin)
+            if key not in changed:
+                remaining = end - begin
+                while remaining:
+                    chunk = reader.read(min(CHUNK, remaining))
+                    out.write(chunk)
+                    remaining -= len(chunk)
+                continue
+            buffer = bytearray(reader.read(end - begin))
+            tensor = torch.frombuffer(buffer, dtype=_torch_dtype(spec["dtype"])).reshape(spec["shape"])
+            merged = merged_tensor(key, tensor, deltas)
+            used.add(key)
+            out.write(merged.contiguous().view(-1).view(torch.uint8).numpy().tobytes())
 
 
 def _torch_dtype(name: str) -> Any:
