@@ -57,6 +57,18 @@ def _cmd_demo_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_download(args: argparse.Namespace) -> int:
+    from finetune_gui.core.models import json_progress_class, resolve_model
+
+    if args.json:
+        source = resolve_model(args.model, tqdm_class=json_progress_class(sys.stdout))
+        print(json.dumps({"event": "done", "path": source.path, "kind": source.kind}))
+    else:
+        source = resolve_model(args.model)
+        print(source.path)
+    return 0
+
+
 def _cmd_hf_cache(args: argparse.Namespace) -> int:
     from finetune_gui.core.models import hf_cache_models
 
@@ -133,6 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_cmd_demo_model)
 
+    p = sub.add_parser("download", help="download a hub model into the Hugging Face cache (when online)")
+    p.add_argument("model", help="a hub id, e.g. HuggingFaceTB/SmolLM2-360M-Instruct")
+    p.add_argument("--json", action="store_true", help="progress and the result as JSON lines")
+    p.set_defaults(handler=_cmd_download)
+
     p = sub.add_parser("hf-cache", help="models in the Hugging Face cache")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_cmd_hf_cache)
@@ -200,8 +217,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base", required=True, help="the base model the adapters were trained on")
     p.add_argument("--adapter", action="append", required=True, metavar="PATH[:WEIGHT]", help="W + Σ wᵢ·ΔWᵢ")
     p.add_argument("--output", required=True, help="a new folder for the merged model")
-    p.add_argument("--format", choices=["safetensors", "gguf"], default="safetensors")
+    p.add_argument(
+        "--format",
+        choices=["safetensors", "gguf", "adapter"],
+        default="safetensors",
+        help="adapter: copy a prefix, prompt or bottleneck adapter (which cannot merge) with a note of its base",
+    )
     p.add_argument("--gguf-type", choices=["f16", "bf16", "q8_0", "f32"], default="f16")
+    p.add_argument(
+        "--combination",
+        default="cat",
+        choices=["cat", "svd", "linear", "ties", "ties_svd", "dare_linear", "dare_ties", "magnitude_prune"],
+        help="how several adapters combine: cat is the exact W + Σ wᵢ·ΔWᵢ; the others are PEFT's",
+    )
+    p.add_argument("--density", type=float, default=0.5, help="for ties, dare and magnitude_prune")
     p.set_defaults(handler=_cmd_merge)
 
     adapters = sub.add_parser("adapters", help="the adapter library").add_subparsers(

@@ -217,3 +217,26 @@ def test_gguf_export_of_the_demo_model_agrees(demo_model, tmp_path):
 
     gguf = export_gguf(demo_model, tmp_path / "demo-f16.gguf", "f16")
     assert verify_gguf(demo_model, gguf)["top1_agreement"] >= 0.95
+
+
+def test_peft_combinations_and_adapter_folder_export(tiny_model, two_loras, tmp_path):
+    from peft import PrefixTuningConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from finetune_gui.core.merge import combine_with_peft, export_adapter_folder, merge, verify
+
+    a, b = two_loras
+    out = merge(str(tiny_model), [(str(a), 0.5), (str(b), 0.5)], tmp_path / "svd", combination="svd")
+    combined = combine_with_peft(str(tiny_model), [(str(a), 0.5), (str(b), 0.5)], "svd", tmp_path / "c")
+    assert verify(str(tiny_model), [(str(combined), 1.0)], out)["verified"]
+    with pytest.raises(UserError, match="'linear' combination cannot combine"):
+        merge(str(tiny_model), [(str(a), 0.5), (str(b), 0.5)], tmp_path / "lin", combination="linear")
+    prefix = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_model),
+        PrefixTuningConfig(num_virtual_tokens=4, task_type="CAUSAL_LM"),
+    )
+    prefix.save_pretrained(tmp_path / "prefix")
+    folder = export_adapter_folder(str(tiny_model), tmp_path / "prefix", tmp_path / "exported")
+    assert (folder / "adapter_config.json").is_file() and str(tiny_model) in (
+        folder / "README.md"
+    ).read_text()

@@ -183,3 +183,11 @@ def test_missing_model_path_shows_its_sentence(qtbot, window, tmp_path):
     window.setup.model.choose(str(tmp_path / "no-such-model"))
     qtbot.waitUntil(lambda: window.setup.model.error.isVisible(), timeout=60_000)
     assert "No model at" in window.setup.model.error.text()
+
+
+def test_hub_id_offline_says_so(qtbot, window):
+    window.state.set_hardware(CPU_HARDWARE)
+    window.setup.go(1)
+    window.setup.model.choose("someone/not-cached-model")
+    qtbot.waitUntil(lambda: window.setup.model.error.isVisible(), timeout=60_000)
+    assert "offline" in window.setup.model.error.text()

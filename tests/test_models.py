@@ -136,3 +136,27 @@ def _write_llama_gguf(folder, out, gguf):
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
+
+
+def test_download_reports_progress_as_json_lines():
+    import io
+    import json
+
+    from finetune_gui.core.models import json_progress_class
+
+    stream = io.StringIO()
+    bar = json_progress_class(stream)(total=10, desc="Fetching 3 files")
+    bar.update(5)
+    bar.update(5)
+    bar.close()
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [e["fraction"] for e in events] == [0.5, 1.0] and events[0]["what"] == "Fetching 3 files"
+
+
+def test_download_command_offline_is_one_sentence():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "finetune_gui", "download", "someone/not-cached", "--json"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "offline" in result.stderr and "Traceback" not in result.stderr

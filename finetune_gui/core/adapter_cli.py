@@ -19,13 +19,33 @@ def run_merge_command(args: argparse.Namespace) -> int:
             raise UserError(f"No adapter folder at {path}. Give the folder that holds adapter_config.json.")
     output = Path(args.output)
     fmt = args.format
+    if fmt == "adapter":
+        from finetune_gui.core.merge import export_adapter_folder
+
+        if len(adapters) != 1:
+            raise UserError("--format adapter exports one adapter folder; give one --adapter.")
+        folder = export_adapter_folder(args.base, adapters[0][0], output)
+        print(json.dumps({"output": str(folder), "format": "adapter"}, indent=2))
+        return 0
     model_dir = output if fmt == "safetensors" else output / "model"
 
     def progress(what: str, fraction: float) -> None:
         print(f"[{fraction:4.0%}] {what}", file=sys.stderr)
 
-    merge(args.base, adapters, model_dir, progress=progress)
-    report = {"output": str(model_dir), "merge": verify(args.base, adapters, model_dir)}
+    merge(
+        args.base, adapters, model_dir, progress=progress, combination=args.combination, density=args.density
+    )
+    if args.combination != "cat" and len(adapters) > 1:
+        # The reference for svd/ties/dare is PEFT's own combined adapter, not the exact weighted sum.
+        import tempfile
+
+        from finetune_gui.core.merge import combine_with_peft
+
+        with tempfile.TemporaryDirectory() as tmp:
+            combined = combine_with_peft(args.base, adapters, args.combination, Path(tmp), args.density)
+            report = {"output": str(model_dir), "merge": verify(args.base, [(str(combined), 1.0)], model_dir)}
+    else:
+        report = {"output": str(model_dir), "merge": verify(args.base, adapters, model_dir)}
     print(report["merge"]["message"], file=sys.stderr)
     if fmt == "gguf":
         from finetune_gui.core.export import export_gguf, modelfile, verify_gguf

@@ -199,6 +199,31 @@ def _torch_dtype(name: str) -> Any:
     return table[name]
 
 
+COMBINATIONS = ("cat", "svd", "linear", "ties", "ties_svd", "dare_linear", "dare_ties", "magnitude_prune")
+
+
+def combine_with_peft(
+    base: str, adapters: list[tuple[str, float]], combination: str, target: Path, density: float = 0.5
+) -> Path:
+    """PEFT's other combinations (svd, ties, dare, …) build one new LoRA adapter from the stack; it is
+    then merged like any single adapter. ('cat', the exact weighted sum, needs no such step.)"""
+    try:
+        peft = reference_model(base, [(adapters[0][0], 1.0)])
+        names = ["a0"]
+        peft.load_adapter(adapters[0][0], adapter_name="a0")
+        for index, (path, _w) in enumerate(adapters[1:], start=1):
+            peft.load_adapter(path, adapter_name=f"a{index}")
+            names.append(f"a{index}")
+        extra = {"density": density} if combination.startswith(("ties", "dare", "magnitude")) else {}
+        peft.add_weighted_adapter(
+            names, [w for _, w in adapters], "combined", combination_type=combination, **extra
+        )
+    except ValueError as exc:
+        raise UserError(f"The '{combination}' combination cannot combine these adapters: {exc}") from None
+    peft.save_pretrained(str(target), selected_adapters=["combined"])
+    return target / "combined"
+
+
 def merge(
     base: str,
     adapters: list[tuple[str, float]],
@@ -206,6 +231,8 @@ def merge(
     *,
     progress: Progress | None = None,
     allow_pickle: bool = False,
+    combination: str = "cat",
+    density: float = 0.5,
 ) -> Path:
     """Merge ``adapters`` (path, weight) into ``base`` and write a standalone safetensors folder."""
     from finetune_gui.core.models import materialize, resolve_model
@@ -220,8 +247,20 @@ def merge(
         raise UserError(
             f"{base_dir} has no safetensors weights to merge into; convert the model to safetensors first."
         )
+    if combination not in COMBINATIONS:
+        raise UserError(f"Unknown combination {combination!r}; choose one of {', '.join(COMBINATIONS)}.")
     deltas = [load_delta(path, weight) for path, weight in adapters]
     check_stack(deltas)
+    if combination != "cat" and len(adapters) > 1:
+        import tempfile
+
+        report(f"Combining {len(adapters)} adapters with '{combination}'", 0.0)
+        combined_root = Path(tempfile.mkdtemp(prefix="finetune-gui-combined-"))
+        combined = combine_with_peft(base, adapters, combination, combined_root, density)
+        try:
+            return merge(base, [(str(combined), 1.0)], output, progress=progress, allow_pickle=allow_pickle)
+        finally:
+            shutil.rmtree(combined_root, ignore_errors=True)
     output = Path(output).expanduser()
     if output.exists() and any(output.iterdir()):
         raise UserError(
@@ -334,3 +373,21 @@ def verify(base: str, adapters: list[tuple[str, float]], merged: str | Path) -> 
         if ok
         else f"NOT verified: max difference {diff:.2e}, top token agrees on {agreement:.0%} of positions",
     }
+
+
+def export_adapter_folder(base: str, adapter: str | Path, output: str | Path) -> Path:
+    """For adapters that cannot be merged (prefix, prompt, bottleneck): a copy of the adapter folder with
+    a README that names its base model and shows how to use it."""
+    adapter, output = Path(adapter), Path(output).expanduser()
+    if output.exists():
+        raise UserError(f"{output} already exists. Choose a new folder for the exported adapter.")
+    info = describe_adapter(adapter)
+    shutil.copytree(adapter, output)
+    (output / "BASE_MODEL.txt").write_text(f"{base}\n", encoding="utf-8")
+    (output / "README.md").write_text(
+        f"# {output.name}\n\nA {info['kind']} adapter for **{base}**. It changes the model's activations, not its\n"
+        "weights, so it cannot be merged into a standalone model; load it on that base:\n\n"
+        f'```bash\nfinetune-gui generate --model {base} --adapter {output} --prompt "Hello"\n```\n',
+        encoding="utf-8",
+    )
+    return output

@@ -73,7 +73,12 @@ def _check_weights(folder: Path, allow_pickle: bool, require_weights: bool) -> N
 
 
 def resolve_model(
-    spec: str, *, allow_pickle: bool = False, require_weights: bool = True, download: bool = True
+    spec: str,
+    *,
+    allow_pickle: bool = False,
+    require_weights: bool = True,
+    download: bool = True,
+    tqdm_class: Any = None,
 ) -> ModelSource:
     """Find the model the user named, or raise ``ModelError`` with a sentence saying what to do."""
     spec = str(spec).strip()
@@ -111,7 +116,9 @@ def resolve_model(
             f"There is no folder {spec}, and as a hub id it is not in the Hugging Face cache while the app is "
             "offline (HF_HUB_OFFLINE=1). Check the path, or connect and unset HF_HUB_OFFLINE to download it."
         )
-    return ModelSource("hub", download_model(spec, allow_pickle=allow_pickle), None, spec)
+    return ModelSource(
+        "hub", download_model(spec, allow_pickle=allow_pickle, tqdm_class=tqdm_class), None, spec
+    )
 
 
 def _check_gguf_magic(path: Path) -> None:
@@ -327,3 +334,34 @@ def materialize(source: ModelSource, progress: Any = None) -> ModelSource:
     if not (target / READY_MARKER).is_file():
         convert_gguf(gguf, target, progress)
     return ModelSource("folder", str(target), None, source.spec)
+
+
+def json_progress_class(stream: Any) -> Any:
+    """A tqdm class that reports progress as JSON lines on ``stream`` (the window reads them)."""
+    import json
+
+    from tqdm.auto import tqdm
+
+    class JsonProgress(tqdm):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["disable"] = False
+            kwargs["file"] = open(os.devnull, "w")  # noqa: SIM115 - the bar itself draws nowhere
+            super().__init__(*args, **kwargs)
+
+        def update(self, n: float | None = 1) -> bool | None:
+            result = super().update(n)
+            if self.total:
+                stream.write(
+                    json.dumps(
+                        {
+                            "event": "progress",
+                            "fraction": min(1.0, self.n / self.total),
+                            "what": str(self.desc or "Downloading"),
+                        }
+                    )
+                    + "\n"
+                )
+                stream.flush()
+            return result
+
+    return JsonProgress

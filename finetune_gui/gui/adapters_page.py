@@ -36,6 +36,15 @@ EXPORTS = [
     ("GGUF bf16 + Ollama Modelfile", ["--format", "gguf", "--gguf-type", "bf16"]),
     ("GGUF q8_0 + Ollama Modelfile", ["--format", "gguf", "--gguf-type", "q8_0"]),
 ]
+ADAPTER_EXPORT = ("adapter folder (this kind cannot merge)", ["--format", "adapter"])
+COMBINATIONS = [
+    ("exact weighted sum (cat)", "cat"),
+    ("SVD", "svd"),
+    ("TIES", "ties"),
+    ("DARE + TIES", "dare_ties"),
+    ("DARE linear", "dare_linear"),
+    ("linear (equal ranks)", "linear"),
+]
 
 
 class AdaptersPage(QWidget):
@@ -84,7 +93,9 @@ class AdaptersPage(QWidget):
         self.play = QPushButton("Open in playground")
         self.play.clicked.connect(self._open_in_playground)
         self.export_choice = QComboBox()
-        self.export_choice.addItems([label for label, _ in EXPORTS])
+        self.combination = QComboBox()
+        self.combination.addItems([label for label, _ in COMBINATIONS])
+        self.combination.setToolTip("How the stacked adapters combine into one model.")
         self.merge = QPushButton("Merge and export…")
         self.merge.setObjectName("primary")
         self.merge.clicked.connect(self._merge_dialog)
@@ -97,6 +108,7 @@ class AdaptersPage(QWidget):
         for widget in (self.play, rename, delete, folder):
             actions.addWidget(widget)
         actions.addStretch(1)
+        actions.addWidget(self.combination)
         actions.addWidget(self.export_choice)
         actions.addWidget(self.merge)
         self.detail.layout_.addLayout(actions)
@@ -179,8 +191,12 @@ class AdaptersPage(QWidget):
                 self.weights_box.addWidget(row)
                 self.sliders[e["path"]] = slider
         mergeable = all(e.get("kind") not in ("prefix", "prompt", "bottleneck") for e in chosen)
-        self.merge.setEnabled(mergeable)
-        self.export_choice.setEnabled(mergeable)
+        self.exports = EXPORTS if mergeable else [ADAPTER_EXPORT]
+        self.export_choice.clear()
+        self.export_choice.addItems([label for label, _ in self.exports])
+        self.merge.setText("Merge and export…" if mergeable else "Export…")
+        self.merge.setEnabled(mergeable or len(chosen) == 1)
+        self.combination.setVisible(len(chosen) > 1)
 
     def stack(self) -> list[tuple[str, float]]:
         chosen = self.selected()
@@ -214,7 +230,9 @@ class AdaptersPage(QWidget):
         args = ["merge", "--base", str(bases.pop()), "--output", output]
         for path, weight in self.stack():
             args += ["--adapter", f"{path}:{weight:g}"]
-        args += EXPORTS[self.export_choice.currentIndex()][1]
+        args += self.exports[self.export_choice.currentIndex()][1]
+        if len(chosen) > 1:
+            args += ["--combination", COMBINATIONS[self.combination.currentIndex()][1]]
         self.busy.start("Merging, exporting and verifying…")
         self.job = CoreJob(args, self)
         self.job.succeeded.connect(self._on_exported)
@@ -223,6 +241,9 @@ class AdaptersPage(QWidget):
 
     def _on_exported(self, report: dict) -> None:
         self.busy.stop()
+        if report.get("format") == "adapter":
+            self.result.setText(f"Written to {report['output']}, with a note of its base model.")
+            return
         lines = [f"Written to {report['output']}", report["merge"]["message"]]
         if "gguf" in report:
             lines += [

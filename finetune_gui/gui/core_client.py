@@ -20,6 +20,7 @@ class CoreJob(QObject):
     succeeded = Signal(dict)
     failed = Signal(str)
     cancelled = Signal()
+    progressed = Signal(float, str)  # from {"event": "progress", "fraction", "what"} lines, while it runs
 
     def __init__(self, args: list[str], parent: QObject | None = None):
         super().__init__(parent)
@@ -28,6 +29,8 @@ class CoreJob(QObject):
         self.process = QProcess(self)
         self.process.finished.connect(self._on_finished)
         self.process.errorOccurred.connect(self._on_error)
+        self.process.readyReadStandardOutput.connect(self._on_output)
+        self._out = b""
 
     def start(self) -> CoreJob:
         self.process.start(sys.executable, ["-m", "finetune_gui", *self.args])
@@ -42,6 +45,16 @@ class CoreJob(QObject):
             self.process.kill()
             self.process.waitForFinished(2000)
 
+    def _on_output(self) -> None:
+        self._out += bytes(self.process.readAllStandardOutput().data())
+        for line in self._out.splitlines()[-8:]:
+            if line.startswith(b'{"event": "progress"'):
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                self.progressed.emit(float(event["fraction"]), str(event.get("what", "")))
+
     def _on_error(self, error: QProcess.ProcessError) -> None:
         if error == QProcess.ProcessError.FailedToStart:
             self.failed.emit(f"Could not start {sys.executable}: the Python environment may be broken.")
@@ -50,7 +63,8 @@ class CoreJob(QObject):
         if self._cancelled:
             self.cancelled.emit()
             return
-        out = bytes(self.process.readAllStandardOutput().data()).decode("utf-8", "replace")
+        self._out += bytes(self.process.readAllStandardOutput().data())
+        out = self._out.decode("utf-8", "replace")
         err = bytes(self.process.readAllStandardError().data()).decode("utf-8", "replace")
         if exit_code != 0:
             self.failed.emit(last_sentence(err) or f"The command stopped with exit code {exit_code}.")
@@ -58,8 +72,11 @@ class CoreJob(QObject):
         try:
             data: Any = json.loads(out)
         except ValueError:
-            self.failed.emit("The command's answer could not be read. " + last_sentence(err))
-            return
+            try:  # JSON lines (progress, then the result): the answer is the last line
+                data = json.loads(out.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                self.failed.emit("The command's answer could not be read. " + last_sentence(err))
+                return
         self.succeeded.emit(data if isinstance(data, dict) else {"value": data})
 
 

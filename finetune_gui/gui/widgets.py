@@ -147,7 +147,14 @@ class BusyRow(QWidget):
 
     def start(self, text: str) -> None:
         self.label.setText(text)
+        self.bar.setRange(0, 0)
         self.show()
+
+    def set_progress(self, fraction: float, text: str = "") -> None:
+        self.bar.setRange(0, 1000)
+        self.bar.setValue(int(fraction * 1000))
+        if text:
+            self.label.setText(text)
 
     def stop(self) -> None:
         self.hide()

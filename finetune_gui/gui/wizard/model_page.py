@@ -36,6 +36,7 @@ class ModelPage(WizardPage):
         super().__init__(state, parent)
         self.job: CoreJob | None = None
         self.demo_path: str | None = None
+        self._fetched: set[str] = set()  # hub ids downloaded (or found in the cache) this session
         row = QHBoxLayout()
         left = QVBoxLayout()
         self.list = QListWidget()
@@ -146,6 +147,16 @@ class ModelPage(WizardPage):
                 self.job.failed.connect(self._on_failed)
                 self.job.start()
                 return
+        if _is_hub_id(spec) and not self._downloaded(spec):
+            self.busy.start(f"Downloading {spec}…")
+            self.job = CoreJob(["download", spec, "--json"], self)
+            self.job.progressed.connect(
+                lambda f, what: self.busy.set_progress(f, f"Downloading {spec}: {f:.0%}")
+            )
+            self.job.succeeded.connect(lambda _d: self._on_downloaded(spec))
+            self.job.failed.connect(self._on_failed)
+            self.job.start()
+            return
         self.busy.start(f"Reading {spec}…")
         budget = self.state.budget_gib()
         args = ["estimate", spec, "--json"]
@@ -155,6 +166,14 @@ class ModelPage(WizardPage):
         self.job.succeeded.connect(lambda data: self._on_inspected(spec, data))
         self.job.failed.connect(self._on_failed)
         self.job.start()
+
+    def _downloaded(self, spec: str) -> bool:
+        return spec in self._fetched
+
+    def _on_downloaded(self, spec: str) -> None:
+        self._fetched.add(spec)
+        self.job = None
+        self.choose(spec)
 
     def _on_demo_ready(self, path: str) -> None:
         self.demo_path = path
@@ -193,6 +212,13 @@ class ModelPage(WizardPage):
             self.job.cancel()
             self.job = None
         self.busy.stop()
+
+
+def _is_hub_id(spec: str) -> bool:
+    """owner/name that is not a path on this machine."""
+    from pathlib import Path
+
+    return spec.count("/") == 1 and not spec.startswith((".", "/", "~")) and not Path(spec).exists()
 
 
 def recent_models() -> list[str]:
