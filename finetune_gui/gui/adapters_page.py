@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSlider,
     QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -27,7 +26,16 @@ from PySide6.QtWidgets import (
 from finetune_gui.core.adapters import AdapterLibrary
 from finetune_gui.core.errors import UserError
 from finetune_gui.gui.core_client import CoreJob
-from finetune_gui.gui.widgets import BusyRow, Card, error_label, muted, show_error, title_label
+from finetune_gui.gui.widgets import (
+    BusyRow,
+    Card,
+    error_label,
+    fill_table,
+    muted,
+    selected_items,
+    show_error,
+    title_label,
+)
 
 COLUMNS = ["Name", "Base model", "Kind", "Rank", "Final loss", "Date", "Size"]
 EXPORTS = [
@@ -127,8 +135,8 @@ class AdaptersPage(QWidget):
     # -- the table
     def refresh(self) -> None:
         self.entries = self.library.entries()
-        self.table.setRowCount(len(self.entries))
-        for row, e in enumerate(self.entries):
+        table_rows = []
+        for e in self.entries:
             loss = e.get("final_loss")
             values = [
                 e["name"],
@@ -139,15 +147,14 @@ class AdaptersPage(QWidget):
                 (e.get("created") or "")[:16].replace("T", " "),
                 f"{e.get('size_bytes', 0) / 2**20:.1f} MB",
             ]
-            for column, value in enumerate(values):
-                self.table.setItem(row, column, QTableWidgetItem(value))
+            table_rows.append(values)
+        fill_table(self.table, table_rows)
         self.empty.setVisible(not self.entries)
         self.table.setVisible(bool(self.entries))
         self._on_selection()
 
     def selected(self) -> list[dict]:
-        rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})
-        return [self.entries[r] for r in rows if r < len(self.entries)]
+        return selected_items(self.table, self.entries)
 
     def _on_selection(self) -> None:
         chosen = self.selected()

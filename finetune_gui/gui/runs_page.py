@@ -12,14 +12,13 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from finetune_gui.core.paths import runs_dir
 from finetune_gui.core.runs import RunFolder, list_runs
-from finetune_gui.gui.widgets import muted, title_label
+from finetune_gui.gui.widgets import fill_table, muted, selected_items, title_label
 
 COLUMNS = ["Run", "Status", "Method", "Model", "Final loss", "Time", "Started"]
 OVERLAY_COLOURS = ["#3d7be0", "#e07b39", "#2e9d5b", "#b54ad6"]
@@ -69,8 +68,8 @@ class RunsPage(QWidget):
 
     def refresh(self) -> None:
         self.runs = list_runs(self.root)
-        self.table.setRowCount(len(self.runs))
-        for row, run in enumerate(self.runs):
+        table_rows = []
+        for run in self.runs:
             metrics = run.get("metrics") or {}
             loss = metrics.get("final_loss")
             values = [
@@ -82,15 +81,14 @@ class RunsPage(QWidget):
                 f"{run['duration_s'] / 60:.1f} min" if run.get("duration_s") else "–",
                 (run.get("started_at") or "")[:16].replace("T", " "),
             ]
-            for column, value in enumerate(values):
-                self.table.setItem(row, column, QTableWidgetItem(str(value)))
+            table_rows.append(values)
+        fill_table(self.table, table_rows)
         self.empty.setVisible(not self.runs)
         self.table.setVisible(bool(self.runs))
         self._on_selection()
 
     def selected(self) -> list[dict]:
-        rows = sorted({index.row() for index in self.table.selectionModel().selectedRows()})
-        return [self.runs[r] for r in rows if r < len(self.runs)]
+        return selected_items(self.table, self.runs)
 
     def _on_selection(self) -> None:
         chosen = self.selected()

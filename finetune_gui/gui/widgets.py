@@ -17,8 +17,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from finetune_gui.gui.theme import ACCENT
-
 GREEN, AMBER, RED = "#2e9d5b", "#d89a1d", "#d2473d"
 
 
@@ -193,4 +191,33 @@ def file_kind(path: str) -> str:
     return ""
 
 
-ACCENT_COLOUR = ACCENT
+def human_duration(seconds: float | None, rough: bool = False) -> str:
+    """'4 min 05 s' for a running clock, or '4 min' for an estimate (``rough``)."""
+    if seconds is None:
+        return "–"
+    if rough:
+        if seconds < 90:
+            return f"{seconds:.0f} s"
+        return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+
+
+def fill_table(table, rows: list[list[str]]) -> None:
+    """Replace a QTableWidget's rows with these texts."""
+    from PySide6.QtWidgets import QTableWidgetItem
+
+    table.setRowCount(len(rows))
+    for row, values in enumerate(rows):
+        for column, value in enumerate(values):
+            table.setItem(row, column, QTableWidgetItem(str(value)))
+
+
+def selected_items(table, items: list) -> list:
+    """The items behind a table's selected rows, in row order."""
+    rows = sorted({index.row() for index in table.selectionModel().selectedRows()})
+    return [items[r] for r in rows if r < len(items)]

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from finetune_gui.core.events import Failed, Finished, Started, Step
 from finetune_gui.gui.training.controller import TrainingController
-from finetune_gui.gui.widgets import muted, title_label
+from finetune_gui.gui.widgets import human_duration, muted, title_label
 
 PILL = {
     "starting": "#9aa0a6",
@@ -37,17 +37,6 @@ PILL = {
     "failed": "#d2473d",
 }
 SMOOTHING = 0.9
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 class Dashboard(QWidget):
@@ -321,7 +310,7 @@ class Dashboard(QWidget):
         self.progress.setValue(event.step)
         text = (
             f"step {event.step:,} of {event.max_steps:,} · epoch {event.epoch:.2f} · "
-            f"elapsed {duration(event.elapsed_s)} · ETA {duration(event.eta_s)}"
+            f"elapsed {human_duration(event.elapsed_s)} · ETA {human_duration(event.eta_s)}"
         )
         self.facts.setText(text)
         self.status_text.emit(f"Training {self.run_dir.name if self.run_dir else ''}: {text}")

@@ -21,17 +21,9 @@ from PySide6.QtWidgets import (
 
 from finetune_gui.core.estimate import seconds_per_step
 from finetune_gui.core.paths import runs_dir
-from finetune_gui.gui.widgets import Card, error_label, show_error, title_label
+from finetune_gui.gui.widgets import Card, error_label, human_duration, show_error, title_label
 from finetune_gui.gui.wizard.page import WizardPage
 from finetune_gui.gui.wizard.state import WizardState
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 class ReviewPage(WizardPage):
@@ -127,8 +119,10 @@ class ReviewPage(WizardPage):
             cores = int((self.state.hardware or {}).get("cpu_count") or 1)
             mean = ((report.get("token_stats") or {}).get("mean")) or None
             per_step = seconds_per_step(config.method, self.state.shape, self.state.settings(), cores, mean)
-            total = f", about {_duration(per_step * steps)} in all" if steps else ""
-            self.rows["Time"].setText(f"roughly {_duration(per_step)} per step{total} (a rough guess)")
+            total = f", about {human_duration(per_step * steps, rough=True)} in all" if steps else ""
+            self.rows["Time"].setText(
+                f"roughly {human_duration(per_step, rough=True)} per step{total} (a rough guess)"
+            )
         self.yaml.setPlainText(config.to_yaml())
         path = Path(config.output_dir).with_suffix(".yaml")
         self.command.setText(f"finetune-gui train {shlex.quote(str(path))}")
