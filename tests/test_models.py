@@ -157,6 +157,10 @@ def test_download_command_offline_is_one_sentence():
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "finetune_gui", "download", "someone/not-cached", "--json"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "finetune_gui", "download", "someone/not-cached", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1 and "offline" in result.stderr and "Traceback" not in result.stderr

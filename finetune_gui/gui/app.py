@@ -19,7 +19,13 @@ def run_app(smoke_test: bool = False) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("finetune-gui")
     app.setOrganizationName("finetune-gui")
+    app.setDesktopFileName("finetune-gui")
     apply_theme(app)
+    from PySide6.QtGui import QIcon
+
+    from finetune_gui.core.paths import resources_dir
+
+    app.setWindowIcon(QIcon(str(resources_dir() / "finetune-gui.svg")))
     window = MainWindow(detect_hardware=not smoke_test)
     window.show()
     if smoke_test:
