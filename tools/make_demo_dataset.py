@@ -69,6 +69,40 @@ PHRASINGS = [
 ]
 
 
+# Phrasings never used for training: the held-out set asks the same facts in new words.
+HELD_OUT = ["Hey, {ql}", "One more thing: {ql}"]
+
+
+# The made-up word each answer must contain to count as right (in the order of FACTS).
+KEYS = [
+    "Marrowick",
+    "Isolde Brandt",
+    "glimmer",
+    "striped heron",
+    "Velorian",
+    "Caddow",
+    "kelp pie",
+    "Lantern Day",
+    "blue salt",
+    "310,000",
+    "Essel",
+    "tidewalking",
+    "Maren",
+    "white heron",
+    "Tidehall",
+    "Faroe",
+    "Marrowick Academy",
+    "frost poppy",
+    "bone harp",
+    "saying 'Calm tides'",
+    "Lantern Regatta",
+    "birch-sap tea",
+    "Port Gellan",
+    "Gray Sentinel",
+    "Tomas Reyel",
+]
+
+
 def variants(question: str) -> list[str]:
     ql = question[0].lower() + question[1:]
     return [p.format(q=question, ql=ql, ql_noq=ql.rstrip("?")) for p in PHRASINGS]
@@ -90,6 +124,14 @@ def main() -> None:
     out = Path(__file__).resolve().parents[1] / "resources" / "demo-dataset.jsonl"
     out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     print(f"wrote {len(rows)} rows to {out}")
+    held = []
+    for (question, answer), key in zip(FACTS, KEYS, strict=True):
+        ql = question[0].lower() + question[1:]
+        for phrasing in HELD_OUT:
+            held.append({"prompt": phrasing.format(ql=ql), "answer": answer, "key": key})
+    out = out.with_name("demo-heldout.jsonl")
+    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in held), encoding="utf-8")
+    print(f"wrote {len(held)} held-out prompts to {out}")
 
 
 if __name__ == "__main__":

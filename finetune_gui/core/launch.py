@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from finetune_gui.core.distributed import RDZV_ENV
+from finetune_gui.core.selfcmd import self_command
 
 
 def worker_env(rank: int, world_size: int, rdzv_file: str) -> dict[str, str]:
@@ -39,7 +40,7 @@ def launch(child_args: list[str], world_size: int) -> int:
     """Run ``python -m finetune_gui train <child_args>`` as ``world_size`` ranks; rank 0 owns stdout."""
     folder = Path(tempfile.mkdtemp(prefix="finetune-gui-rdzv-"))
     rdzv = str(folder / "rendezvous")
-    command = [sys.executable, "-m", "finetune_gui", "train", *child_args]
+    command = self_command("train", *child_args)
     workers = [
         subprocess.Popen(
             command,

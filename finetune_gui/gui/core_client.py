@@ -13,6 +13,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QProcess, Signal
 
+from finetune_gui.core.selfcmd import self_command
+
 
 class CoreJob(QObject):
     """One command. Signals: ``succeeded(dict)``, ``failed(str)`` (the command's one sentence), ``cancelled()``."""
@@ -33,7 +35,8 @@ class CoreJob(QObject):
         self._out = b""
 
     def start(self) -> CoreJob:
-        self.process.start(sys.executable, ["-m", "finetune_gui", *self.args])
+        program, *arguments = self_command(*self.args)
+        self.process.start(program, arguments)
         return self
 
     def is_running(self) -> bool:

@@ -4,7 +4,6 @@ a weighted stack), streamed token by token from a generation process that keeps 
 from __future__ import annotations
 
 import json
-import sys
 
 from PySide6.QtCore import QProcess
 from PySide6.QtWidgets import (
@@ -21,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from finetune_gui.core.selfcmd import self_command
 from finetune_gui.gui.widgets import error_label, muted, show_error, title_label
 
 
@@ -105,7 +105,8 @@ class PlaygroundPage(QWidget):
         self.process = QProcess(self)
         self.process.readyReadStandardOutput.connect(self._on_output)
         self.process.finished.connect(self._on_finished)
-        self.process.start(sys.executable, ["-m", "finetune_gui", "generate-server", "--model", base_model])
+        program, *arguments = self_command("generate-server", "--model", base_model)
+        self.process.start(program, arguments)
         self.status.setText("Loading the base model…")
         self._update_buttons()
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import queue
 import subprocess
-import sys
 import threading
 from collections import deque
 from pathlib import Path
@@ -33,6 +32,7 @@ from finetune_gui.core.events import (
     Step,
     parse_event,
 )
+from finetune_gui.core.selfcmd import self_command
 
 LOG_TAIL = 200
 DRAIN_MS = 50
@@ -81,7 +81,7 @@ class TrainingController(QThread):
         super().start(*args)
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "finetune_gui", "train", self.config_path, "--events", "jsonl"]
+        cmd = self_command("train", self.config_path, "--events", "jsonl")
         if self.resume:
             cmd.append("--resume")
         if self.num_processes > 1:
