@@ -233,3 +233,31 @@ def test_cpu_prefers_lora_over_full_and_says_why(tiny_shape):
     result = estimate(tiny_shape, Settings(device="cpu", dtype="fp32"), 16.0)
     assert result.methods["full"].fits
     assert result.recommended == "lora" and "no GPU" in result.reason
+
+
+def test_method_cards_read_measured_figures(tmp_path, monkeypatch):
+    from finetune_gui.core import method_figures
+
+    data = {
+        "model": "demo",
+        "steps": 10,
+        "held_out_prompts": 4,
+        "machine": "CPU",
+        "methods": {
+            "base": {"facts": 0.0},
+            "lora": {"status": "completed", "facts": 0.5, "seconds_per_step": 2.0},
+            "full": {"status": "completed", "facts": 0.75, "seconds_per_step": 3.0},
+            "prefix": {"status": "failed"},
+        },
+    }
+    (tmp_path / "method-comparison.json").write_text(json.dumps(data))
+    monkeypatch.setattr(method_figures, "resources_dir", lambda: tmp_path)
+    method_figures.measured.cache_clear()
+    try:
+        assert method_figures.card_line("full") == (
+            "Measured on the demo model: 75% of held-out facts right, 1.5× LoRA's step time"
+        )
+        assert method_figures.card_line("prefix") == "" and method_figures.card_line("ia3") == ""
+        assert "4 held-out questions" in method_figures.source_note()
+    finally:
+        method_figures.measured.cache_clear()

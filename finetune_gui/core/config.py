@@ -290,7 +290,7 @@ def _build(cls: type, data: dict[str, Any], path: str) -> Any:
                 )
             kwargs[key] = _build(hint, value, name)
         else:
-            kwargs[key] = _coerce(value, hint, name)
+            kwargs[key] = coerce_value(value, hint, name)
     return cls(**kwargs)
 
 
@@ -308,7 +308,7 @@ def _type_name(hint: Any) -> str:
     return str(hint)
 
 
-def _coerce(value: Any, hint: Any, name: str) -> Any:
+def coerce_value(value: Any, hint: Any, name: str) -> Any:
     """Check ``value`` against a field's type; accept the forgiving cases (1 for 1.0, '2e-4' for 2e-4)."""
     origin = typing.get_origin(hint)
     if origin in (Union, types.UnionType):
@@ -319,7 +319,7 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _coerce(value, arg, name)
+                return coerce_value(value, arg, name)
             except ConfigError:
                 continue
         raise ConfigError(f"'{name}' must be {_type_name(hint)}, not {value!r}.")
@@ -347,9 +347,9 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
     elif origin is list:
         (item,) = typing.get_args(hint)
         if isinstance(value, list):
-            return [_coerce(v, item, f"{name}[{i}]") for i, v in enumerate(value)]
+            return [coerce_value(v, item, f"{name}[{i}]") for i, v in enumerate(value)]
     elif origin is dict and isinstance(value, dict):
-        return {str(k): _coerce(v, str, f"{name}.{k}") for k, v in value.items()}
+        return {str(k): coerce_value(v, str, f"{name}.{k}") for k, v in value.items()}
     raise ConfigError(f"'{name}' must be {_type_name(hint)}, not {value!r}.")
 
 

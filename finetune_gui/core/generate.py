@@ -55,7 +55,8 @@ class Generator:
             elif name not in peft.peft_config:
                 peft.load_adapter(path, adapter_name=name)
             names.append(name)
-        peft.enable_adapter_layers() if hasattr(peft, "enable_adapter_layers") else None
+        if hasattr(peft, "enable_adapter_layers"):  # switched off while the base was shown
+            peft.enable_adapter_layers()
         if len(names) == 1 and adapters[0][1] == 1.0:
             peft.set_adapter(names[0])
         else:

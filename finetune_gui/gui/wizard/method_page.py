@@ -31,6 +31,11 @@ class MethodCard(Card):
         summary = muted(method.summary)
         summary.setMinimumHeight(34)
         self.layout_.addWidget(summary)
+        from finetune_gui.core.method_figures import card_line
+
+        self.measured = muted(card_line(name))
+        self.measured.setVisible(bool(self.measured.text()))
+        self.layout_.addWidget(self.measured)
         self.params = QLabel()
         self.layout_.addWidget(self.params)
         self.bar = MemoryBar()
@@ -80,6 +85,10 @@ class MethodPage(WizardPage):
             self.cards[name] = card
             grid.addWidget(card, index // 4, index % 4)
         self.body.addLayout(grid)
+        from finetune_gui.core.method_figures import source_note
+
+        self.source = muted(source_note())
+        self.body.addWidget(self.source)
         self.body.addStretch(1)
         self.seq.valueChanged.connect(self._on_controls)
         self.batch.valueChanged.connect(self._on_controls)

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from finetune_gui.core.config import SECTIONS, RunConfig, _coerce, field_help
+from finetune_gui.core.config import SECTIONS, RunConfig, coerce_value, field_help
 from finetune_gui.core.errors import ConfigError
 from finetune_gui.gui.widgets import error_label, muted, show_error
 from finetune_gui.gui.wizard.page import WizardPage
@@ -244,7 +244,7 @@ class SettingsPage(WizardPage):
     def _on_change(self, editor: FieldEditor) -> None:
         try:
             value = (
-                _coerce(editor.value(), editor.hint, editor.dotted) if editor.value() is not None else None
+                coerce_value(editor.value(), editor.hint, editor.dotted) if editor.value() is not None else None
             )
             if value is None and not _optional(editor.hint):
                 raise ConfigError(f"'{editor.dotted}' needs a value.")
