@@ -336,6 +336,14 @@ def materialize(source: ModelSource, progress: Any = None) -> ModelSource:
     return ModelSource("folder", str(target), None, source.spec)
 
 
+class _NullWriter:
+    def write(self, _text: str) -> int:
+        return 0
+
+    def flush(self) -> None:
+        pass
+
+
 def json_progress_class(stream: Any) -> Any:
     """A tqdm class that reports progress as JSON lines on ``stream`` (the window reads them)."""
     import json
@@ -345,7 +353,7 @@ def json_progress_class(stream: Any) -> Any:
     class JsonProgress(tqdm):  # type: ignore[misc, valid-type]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs["disable"] = False
-            kwargs["file"] = open(os.devnull, "w")  # noqa: SIM115 - the bar itself draws nowhere
+            kwargs["file"] = _NullWriter()  # the bar itself draws nowhere; the JSON lines say it all
             super().__init__(*args, **kwargs)
 
         def update(self, n: float | None = 1) -> bool | None:
