@@ -1,6 +1,6 @@
 """Take the README's screenshots from a real run of the app under Xvfb:
 
-    xvfb-run -a -s "-screen 0 1400x1000x24" .venv/bin/python tools/screenshots.py docs/screenshots
+    xvfb-run -a -s "-screen 0 1400x1000x24" .venv/bin/python tools/screenshots.py docs/screenshots [STEPS [START [STOP]]]
 
 It walks the wizard with the demo model and the demo dataset (as a user would click), starts a short
 training run, and grabs each page once the event loop has painted it.
@@ -80,7 +80,8 @@ def main() -> None:
         ("", lambda: window.playground.ready, ask),
         ("playground", lambda: window.playground.status.text() in ("Done.", "Stopped."), quit_all),
     ]
-    start_at = sys.argv[3] if len(sys.argv) > 3 else ""
+    start_at = sys.argv[3] if len(sys.argv) > 3 else ""  # "adapters": begin there, with the runs already made
+    stop_after = sys.argv[4] if len(sys.argv) > 4 else ""  # a screenshot name to end the tour at
     position = {"index": 0, "waited": 0}
     if start_at == "adapters":  # the pages after training, from the runs already there
         position["index"] = [n for n, _, _ in plan].index("adapters")
@@ -100,6 +101,9 @@ def main() -> None:
             if name:
                 window.grab().save(str(out / f"{name}.png"))
                 print(f"saved {name}", flush=True)
+                if name == stop_after:
+                    quit_all()
+                    return
             position["index"] += 1
             try:
                 then()
