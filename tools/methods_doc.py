@@ -6,10 +6,19 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = {
-    "full": ("★★★★★", "100%", "highest"), "lora": ("★★★★☆", "0.1–1%", "low"), "qlora": ("★★★★☆", "0.1–1%", "lowest"),
-    "dora": ("–", "–", "–"), "ia3": ("–", "–", "–"), "adapter": ("★★★☆☆ (\"good\")", "1–5%", "medium"),
-    "prefix": ("★★★☆☆", "0.1%", "very low"), "prompt": ("lower", "0.01%", "minimal"),
+    "full": ("★★★★★", "100%", "highest"),
+    "lora": ("★★★★☆", "0.1–1%", "low"),
+    "qlora": ("★★★★☆", "0.1–1%", "lowest"),
+    "dora": ("–", "–", "–"),
+    "ia3": ("–", "–", "–"),
+    "adapter": ('★★★☆☆ ("good")', "1–5%", "medium"),
+    "prefix": ("★★★☆☆", "0.1%", "very low"),
+    "prompt": ("lower", "0.01%", "minimal"),
 }
+
+
+def share_text(fraction: float) -> str:
+    return "100%" if fraction >= 0.995 else f"{100 * fraction:.2g}%"
 
 
 def main() -> None:
@@ -36,14 +45,16 @@ def main() -> None:
     ]
     for name, r in rows.items():
         if name == "base":
-            lines.append(f"| base model (no training) | – | – | – | – | – | {r['facts']:.0%} | {r['style']:.0%} |")
+            lines.append(
+                f"| base model (no training) | – | – | – | – | – | {r['facts']:.0%} | {r['style']:.0%} |"
+            )
             continue
         if r.get("status") != "completed":
             lines.append(f"| {name} | – | – | – | – | – | failed: {r.get('error')} | |")
             continue
         rel = r["seconds_per_step"] / lora["seconds_per_step"] if lora.get("seconds_per_step") else None
         lines.append(
-            f"| {name} | {r['trainable_parameters']:,} ({100 * r['trainable_share']:.2g}%) | {r['peak_gib']:.2f} | "
+            f"| {name} | {r['trainable_parameters']:,} ({share_text(r['trainable_share'])}) | {r['peak_gib']:.2f} | "
             f"{r['seconds_per_step']:.2f} | {rel:.2f}× | {r['eval_loss']:.3f} | {r['facts']:.0%} | {r['style']:.0%} |"
         )
     lines += [
@@ -58,14 +69,24 @@ def main() -> None:
     ]
     for name, (quality, share, memory) in SEED.items():
         r = rows.get(name, {})
-        measured = (f"facts {r['facts']:.0%}, style {r['style']:.0%}, {100 * r['trainable_share']:.2g}% trainable, "
-                    f"{r['peak_gib']:.2f} GB") if r.get("status") == "completed" else "–"
+        measured = (
+            (
+                f"facts {r['facts']:.0%}, style {r['style']:.0%}, {share_text(r['trainable_share'])} trainable, "
+                f"{r['peak_gib']:.2f} GB"
+            )
+            if r.get("status") == "completed"
+            else "–"
+        )
         lines.append(f"| {name} | {quality} | {share} | {memory} | {measured} |")
     (REPO / "docs" / "methods.md").write_text("\n".join(lines) + "\n\n" + READING, encoding="utf-8")
     print("wrote docs/methods.md")
 
 
-READING = (REPO / "tools" / "methods_reading.md").read_text(encoding="utf-8") if (REPO / "tools" / "methods_reading.md").exists() else ""
+READING = (
+    (REPO / "tools" / "methods_reading.md").read_text(encoding="utf-8")
+    if (REPO / "tools" / "methods_reading.md").exists()
+    else ""
+)
 
 if __name__ == "__main__":
     main()

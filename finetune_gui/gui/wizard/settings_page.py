@@ -244,7 +244,9 @@ class SettingsPage(WizardPage):
     def _on_change(self, editor: FieldEditor) -> None:
         try:
             value = (
-                coerce_value(editor.value(), editor.hint, editor.dotted) if editor.value() is not None else None
+                coerce_value(editor.value(), editor.hint, editor.dotted)
+                if editor.value() is not None
+                else None
             )
             if value is None and not _optional(editor.hint):
                 raise ConfigError(f"'{editor.dotted}' needs a value.")
