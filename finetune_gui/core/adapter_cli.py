@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 from finetune_gui.core.errors import UserError
@@ -32,19 +33,16 @@ def run_merge_command(args: argparse.Namespace) -> int:
     def progress(what: str, fraction: float) -> None:
         print(f"[{fraction:4.0%}] {what}", file=sys.stderr)
 
-    merge(
-        args.base, adapters, model_dir, progress=progress, combination=args.combination, density=args.density
-    )
-    if args.combination != "cat" and len(adapters) > 1:
-        # The reference for svd/ties/dare is PEFT's own combined adapter, not the exact weighted sum.
-        import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.combination != "cat" and len(adapters) > 1:
+            # svd/ties/dare build one adapter from the stack, once: it is what gets merged, and the
+            # reference the merged model is verified against (not the exact weighted sum).
+            from finetune_gui.core.merge import combine_with_peft
 
-        from finetune_gui.core.merge import combine_with_peft
-
-        with tempfile.TemporaryDirectory() as tmp:
-            combined = combine_with_peft(args.base, adapters, args.combination, Path(tmp), args.density)
-            report = {"output": str(model_dir), "merge": verify(args.base, [(str(combined), 1.0)], model_dir)}
-    else:
+            adapters = [
+                (str(combine_with_peft(args.base, adapters, args.combination, Path(tmp), args.density)), 1.0)
+            ]
+        merge(args.base, adapters, model_dir, progress=progress)
         report = {"output": str(model_dir), "merge": verify(args.base, adapters, model_dir)}
     print(report["merge"]["message"], file=sys.stderr)
     if fmt == "gguf":

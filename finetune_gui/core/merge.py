@@ -208,9 +208,14 @@ def combine_with_peft(
     """PEFT's other combinations (svd, ties, dare, …) build one new LoRA adapter from the stack; it is
     then merged like any single adapter. ('cat', the exact weighted sum, needs no such step.)"""
     try:
-        peft = reference_model(base, [(adapters[0][0], 1.0)])
+        import torch
+        from peft import PeftModel
+
+        from finetune_gui.core.models import load_model, materialize, resolve_model
+
+        model = load_model(materialize(resolve_model(base)), dtype=torch.float32)
+        peft = PeftModel.from_pretrained(model, adapters[0][0], adapter_name="a0")
         names = ["a0"]
-        peft.load_adapter(adapters[0][0], adapter_name="a0")
         for index, (path, _w) in enumerate(adapters[1:], start=1):
             peft.load_adapter(path, adapter_name=f"a{index}")
             names.append(f"a{index}")

@@ -148,9 +148,7 @@ class AdaptersPage(QWidget):
                 f"{e.get('size_bytes', 0) / 2**20:.1f} MB",
             ]
             table_rows.append(values)
-        fill_table(self.table, table_rows)
-        self.empty.setVisible(not self.entries)
-        self.table.setVisible(bool(self.entries))
+        fill_table(self.table, table_rows, self.empty)
         self._on_selection()
 
     def selected(self) -> list[dict]:

@@ -82,9 +82,7 @@ class RunsPage(QWidget):
                 (run.get("started_at") or "")[:16].replace("T", " "),
             ]
             table_rows.append(values)
-        fill_table(self.table, table_rows)
-        self.empty.setVisible(not self.runs)
-        self.table.setVisible(bool(self.runs))
+        fill_table(self.table, table_rows, self.empty)
         self._on_selection()
 
     def selected(self) -> list[dict]:

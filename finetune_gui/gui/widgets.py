@@ -207,10 +207,13 @@ def human_duration(seconds: float | None, rough: bool = False) -> str:
     return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
 
 
-def fill_table(table, rows: list[list[str]]) -> None:
-    """Replace a QTableWidget's rows with these texts."""
+def fill_table(table, rows: list[list[str]], empty: QLabel | None = None) -> None:
+    """Replace a QTableWidget's rows with these texts; with no rows, show ``empty`` instead of the table."""
     from PySide6.QtWidgets import QTableWidgetItem
 
+    if empty is not None:
+        empty.setVisible(not rows)
+        table.setVisible(bool(rows))
     table.setRowCount(len(rows))
     for row, values in enumerate(rows):
         for column, value in enumerate(values):
