@@ -142,7 +142,7 @@ class AdaptersPage(QWidget):
                 e["name"],
                 Path(str(e.get("base_model", ""))).name,
                 e.get("kind", ""),
-                str(e.get("rank", "")),
+                str(e.get("rank") or "–"),
                 f"{loss:.4f}" if isinstance(loss, float) else "–",
                 (e.get("created") or "")[:16].replace("T", " "),
                 f"{e.get('size_bytes', 0) / 2**20:.1f} MB",
