@@ -49,7 +49,7 @@ CONFIGS = {
         head_dim=64,
     ),
 }
-METHODS = ["full", "lora", "qlora", "dora", "ia3", "adapter", "prefix", "prompt"]
+METHODS = ["full", "lora", "qlora", "dora", "ia3", "bottleneck", "prefix", "prompt"]
 
 
 def build_model(name: str, folder: Path) -> None:

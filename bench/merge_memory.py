@@ -17,7 +17,7 @@ OURS = r"""
 import json, resource, sys, psutil
 before = psutil.Process().memory_info().rss
 import torch, transformers, peft  # the libraries' own footprint is not the merge's
-from finetune_gui.core.merge import merge
+from finetune_gui.core.adapters.merge import merge
 base = psutil.Process().memory_info().rss
 merge(sys.argv[1], [(sys.argv[2], 1.0)], sys.argv[3])
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-METHODS = ["full", "lora", "qlora", "dora", "ia3", "adapter", "prefix", "prompt"]
+METHODS = ["full", "lora", "qlora", "dora", "ia3", "bottleneck", "prefix", "prompt"]
 LEARNING_RATES = {"full": 5e-5}
 
 
@@ -77,7 +77,7 @@ def train(model: str, method: str, steps: int, out: Path) -> dict:
 def score(
     model: str, adapter: str | None, full_model: bool, prompts: list[dict], max_new_tokens: int
 ) -> dict:
-    from finetune_gui.core.generate import Generator
+    from finetune_gui.core.adapters.generate import Generator
 
     generator = Generator(adapter if full_model else model)
     if adapter and not full_model:

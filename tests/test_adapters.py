@@ -32,7 +32,7 @@ def two_loras(tiny_model, tmp_path_factory):
 def test_weighted_stack_merges_to_exactly_base_plus_weighted_deltas(tiny_model, two_loras, tmp_path):
     from safetensors.torch import load_file
 
-    from finetune_gui.core.merge import merge, verify
+    from finetune_gui.core.adapters.merge import merge, verify
 
     a, b = two_loras
     out = merge(str(tiny_model), [(str(a), 0.7), (str(b), 0.3)], tmp_path / "merged")
@@ -62,7 +62,7 @@ def test_single_merge_equals_peft_merge_and_unload(tiny_model, two_loras, tmp_pa
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from finetune_gui.core.merge import merge
+    from finetune_gui.core.adapters.merge import merge
 
     a, _ = two_loras
     out = merge(str(tiny_model), [(str(a), 1.0)], tmp_path / "merged")
@@ -77,7 +77,7 @@ def test_dora_and_ia3_merge_alone(tiny_model, tmp_path):
     from peft import IA3Config, PeftModel, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from finetune_gui.core.merge import merge, verify
+    from finetune_gui.core.adapters.merge import merge, verify
 
     dora = make_lora(tiny_model, tmp_path / "dora", 4, 3, use_dora=True)
     out = merge(str(tiny_model), [(str(dora), 1.0)], tmp_path / "dora-merged")
@@ -99,7 +99,7 @@ def test_what_cannot_merge_is_refused_with_the_reason(tiny_model, two_loras, tmp
     from peft import PrefixTuningConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from finetune_gui.core.merge import merge
+    from finetune_gui.core.adapters.merge import merge
 
     model = get_peft_model(
         AutoModelForCausalLM.from_pretrained(tiny_model),
@@ -125,7 +125,7 @@ def test_what_cannot_merge_is_refused_with_the_reason(tiny_model, two_loras, tmp
 
 
 def test_library_registers_runs_and_imports(tiny_model, two_loras, tmp_path):
-    from finetune_gui.core.adapters import AdapterLibrary
+    from finetune_gui.core.adapters.library import AdapterLibrary
 
     library = AdapterLibrary()
     entry = library.add(two_loras[0], name="style")
@@ -146,7 +146,7 @@ def test_library_registers_runs_and_imports(tiny_model, two_loras, tmp_path):
 
 
 def test_generate_switches_and_stacks_on_one_base(tiny_model, two_loras):
-    from finetune_gui.core.generate import Generator
+    from finetune_gui.core.adapters.generate import Generator
 
     generator = Generator(str(tiny_model))
     base_model = generator.base
@@ -204,7 +204,7 @@ def test_merge_cli_writes_a_verified_folder(tiny_model, two_loras, tmp_path):
 
 
 def test_modelfile_follows_the_chat_template(tiny_model):
-    from finetune_gui.core.export import modelfile
+    from finetune_gui.core.adapters.export import modelfile
 
     text = modelfile(tiny_model, "model-f16.gguf")
     assert text.startswith("FROM ./model-f16.gguf")
@@ -213,7 +213,7 @@ def test_modelfile_follows_the_chat_template(tiny_model):
 
 @pytest.mark.slow
 def test_gguf_export_of_the_demo_model_agrees(demo_model, tmp_path):
-    from finetune_gui.core.export import export_gguf, verify_gguf
+    from finetune_gui.core.adapters.export import export_gguf, verify_gguf
 
     gguf = export_gguf(demo_model, tmp_path / "demo-f16.gguf", "f16")
     assert verify_gguf(demo_model, gguf)["top1_agreement"] >= 0.95
@@ -223,14 +223,14 @@ def test_peft_combinations_and_adapter_folder_export(tiny_model, two_loras, tmp_
     from peft import PrefixTuningConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from finetune_gui.core.merge import combine_with_peft, export_adapter_folder, merge, verify
+    from finetune_gui.core.adapters.exporting import export
+    from finetune_gui.core.adapters.merge import export_adapter_folder
 
     a, b = two_loras
-    out = merge(str(tiny_model), [(str(a), 0.5), (str(b), 0.5)], tmp_path / "svd", combination="svd")
-    combined = combine_with_peft(str(tiny_model), [(str(a), 0.5), (str(b), 0.5)], "svd", tmp_path / "c")
-    assert verify(str(tiny_model), [(str(combined), 1.0)], out)["verified"]
+    report = export(str(tiny_model), [(str(a), 0.5), (str(b), 0.5)], tmp_path / "svd", combination="svd")
+    assert report["merge"]["verified"] and (tmp_path / "svd" / "model.safetensors").is_file()
     with pytest.raises(UserError, match="'linear' combination cannot combine"):
-        merge(str(tiny_model), [(str(a), 0.5), (str(b), 0.5)], tmp_path / "lin", combination="linear")
+        export(str(tiny_model), [(str(a), 0.5), (str(b), 0.5)], tmp_path / "lin", combination="linear")
     prefix = get_peft_model(
         AutoModelForCausalLM.from_pretrained(tiny_model),
         PrefixTuningConfig(num_virtual_tokens=4, task_type="CAUSAL_LM"),

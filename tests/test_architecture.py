@@ -47,3 +47,38 @@ def test_smoke_test_shows_the_window_without_torch(tmp_path):
     data = json.loads(result.stdout.strip().splitlines()[-1])
     assert data["torch_imported"] is False
     assert data["window_shown_s"] > 0
+
+
+def test_the_core_is_grouped_by_stage():
+    """At most 12 modules directly in core/; the stages are packages; no argparse or print in the core
+    (it reports through its event sinks; the progress-bar sink is the one that writes text)."""
+    import ast
+
+    core = PACKAGE / "core"
+    top = sorted(p.name for p in core.glob("*.py") if p.name != "__init__.py")
+    assert len(top) <= 12, top
+    for stage in ("data", "estimate", "training", "tuners", "adapters"):
+        assert (core / stage / "__init__.py").is_file(), stage
+    for path in core.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
+                assert path.name == "sinks.py", f"{path} prints"
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+                assert "argparse" not in names, f"{path} imports argparse"
+
+
+def test_no_module_outside_the_registry_spells_a_method_name():
+    """Method names live in core/methods.py and the per-method set-up (core/tuners/setup.py); the GUI,
+    merge, advice and recommendation ask the registry."""
+    import re
+
+    from finetune_gui.core.methods import METHODS
+
+    pattern = re.compile(r"""method\s*(==|!=|in)\s*\(?\s*["']({})["']""".format("|".join(METHODS)))
+    for path in PACKAGE.rglob("*.py"):
+        if path.relative_to(PACKAGE).as_posix() in ("core/methods.py", "core/tuners/setup.py"):
+            continue
+        text = path.read_text(encoding="utf-8")
+        assert not pattern.search(text), f"{path} branches on a method name"

@@ -73,3 +73,11 @@ def test_demo_model_answers_paris(demo_model):
     out = model.generate(**inputs, max_new_tokens=20, do_sample=False)
     answer = tokenizer.decode(out[0][inputs["input_ids"].shape[1] :], skip_special_tokens=True)
     assert "Paris" in answer
+
+
+def test_a_command_group_without_its_subcommand_prints_its_help():
+    for group in ("data", "adapters"):
+        result = subprocess.run(
+            [sys.executable, "-m", "finetune_gui", group], capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 2 and "COMMAND" in result.stdout, group

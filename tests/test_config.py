@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from finetune_gui.core.config import RunConfig, apply_override, check_paths, field_help
+from finetune_gui.core.config import SCHEMA_VERSION, RunConfig, apply_override, check_paths, field_help
 from finetune_gui.core.errors import ConfigError
 
 EXAMPLE = """
@@ -149,3 +149,45 @@ def test_paths_follow_home_override(tmp_path, monkeypatch):
     assert paths.data_dir() == Path(tmp_path) / "data"
     assert paths.cache_dir().is_relative_to(tmp_path)
     assert paths.config_dir().is_relative_to(tmp_path)
+
+
+def test_version_1_method_adapter_is_migrated_with_a_notice(tmp_path):
+    path = tmp_path / "old.yaml"
+    path.write_text("schema_version: 1\nmodel: m\nmethod: adapter\nadapter: {bottleneck: 32}\n")
+    config = RunConfig.load(path)
+    assert config.method == "bottleneck" and config.schema_version == SCHEMA_VERSION
+    assert config.adapter.bottleneck == 32
+    assert any("'adapter' is now called 'bottleneck'" in n for n in config.notices)
+    without_version = tmp_path / "unversioned.yaml"
+    without_version.write_text("model: m\nmethod: adapter\n")
+    assert RunConfig.load(without_version).method == "bottleneck"
+    assert RunConfig.from_yaml(RunConfig(method="lora").to_yaml()).notices == ()
+
+
+def test_switches_accept_yaml_booleans():
+    for text, expected in (("off", "off"), ("no", "off"), ("false", "off"), ("on", "on"), ("yes", "on")):
+        config = RunConfig.from_yaml(f"model: m\ntraining: {{gradient_checkpointing: {text}}}\n")
+        assert config.training.gradient_checkpointing == expected
+
+
+def test_alias_bomb_is_refused_quickly_with_a_short_message():
+    import time
+
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 9):
+        lines.append(f"{chr(97 + i)}: &{chr(97 + i)} [" + ", ".join([f"*{chr(96 + i)}"] * 10) + "]")
+    bomb = "\n".join(lines).replace("i: &i", "i: &i")
+    for key in ("model", "lora: {target_modules", "dataset: {columns"):
+        text = f"{bomb}\n{key}: *i" + ("}" * key.count("{")) + "\n"
+        started = time.monotonic()
+        with pytest.raises(ConfigError) as info:
+            RunConfig.from_yaml(text)
+        assert time.monotonic() - started < 5
+        assert len(str(info.value)) < 400
+
+
+def test_non_finite_numbers_are_refused():
+    with pytest.raises(ConfigError, match="finite"):
+        RunConfig.from_yaml("model: m\ntraining: {learning_rate: .inf}\n")
+    with pytest.raises(ConfigError, match="finite"):
+        RunConfig.from_yaml("model: m\ntraining: {learning_rate: .nan}\n")

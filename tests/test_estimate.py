@@ -9,7 +9,8 @@ from dataclasses import replace
 
 import pytest
 
-from finetune_gui.core.estimate import GIB, Settings, estimate, estimate_method, largest_fit, model_shape
+from finetune_gui.core.estimate import Settings, estimate, estimate_method, largest_fit, model_shape
+from finetune_gui.core.estimate.memory import GIB
 
 LLAMA2_7B = {
     "architectures": ["LlamaForCausalLM"],
@@ -54,22 +55,22 @@ def test_tiny_model_counts_match_real_models(tiny_model, tiny_shape):
     """Parameter counts, and each method's trainable count, against the real (PEFT) models."""
     from transformers import AutoModelForCausalLM
 
-    from finetune_gui.core import method_setup
     from finetune_gui.core.config import RunConfig
     from finetune_gui.core.models import resolve_model
+    from finetune_gui.core.tuners import setup as method_setup
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model)
     assert tiny_shape.parameters == sum(p.numel() for p in model.parameters())
     assert tiny_shape.lm_head == 0  # tied
     source = resolve_model(str(tiny_model))
-    for method in ("lora", "dora", "ia3", "prefix", "prompt", "adapter"):
+    for method in ("lora", "dora", "ia3", "prefix", "prompt", "bottleneck"):
         config = RunConfig(model=str(tiny_model), method=method)
         config.lora.r, config.adapter.bottleneck = 4, 8
         config.prefix.num_virtual_tokens = config.prompt.num_virtual_tokens = 5
         built = method_setup.apply_method(AutoModelForCausalLM.from_pretrained(tiny_model), config, source)
         trainable, _ = method_setup.count_parameters(built)
         settings = Settings(lora_r=4, bottleneck=8, virtual_tokens=5)
-        from finetune_gui.core.estimate import trainable_parameters
+        from finetune_gui.core.estimate.memory import trainable_parameters
 
         assert trainable_parameters(method, tiny_shape, settings) == trainable, method
 
@@ -165,7 +166,7 @@ def test_recommendation_at_several_budgets(llama7b, vram, expected):
 def test_memory_savers_only(llama7b):
     """Prefix, prompt, IA3 and bottleneck adapters are never recommended, even when they fit."""
     result = estimate(
-        llama7b, Settings(batch_size=1, seq_len=512), 200.0, methods=["prefix", "prompt", "ia3", "adapter"]
+        llama7b, Settings(batch_size=1, seq_len=512), 200.0, methods=["prefix", "prompt", "ia3", "bottleneck"]
     )
     assert result.recommended is None
 
@@ -236,7 +237,7 @@ def test_cpu_prefers_lora_over_full_and_says_why(tiny_shape):
 
 
 def test_method_cards_read_measured_figures(tmp_path, monkeypatch):
-    from finetune_gui.core import method_figures
+    from finetune_gui.core.estimate import measured as method_figures
 
     data = {
         "model": "demo",

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.gui
 
 @pytest.fixture
 def library_with_two(tiny_model, tmp_path):
-    from finetune_gui.core.adapters import AdapterLibrary
+    from finetune_gui.core.adapters.library import AdapterLibrary
 
     library = AdapterLibrary()
     for name, r, seed in (("style", 4, 1), ("facts", 8, 2)):

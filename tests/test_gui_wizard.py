@@ -19,7 +19,7 @@ CPU_HARDWARE = {
     "bitsandbytes": True,
     "bitsandbytes_note": "bitsandbytes runs on the CPU here: QLoRA works, slowly.",
     "torch_version": "2",
-    "methods": {m: True for m in ("full", "lora", "dora", "qlora", "ia3", "adapter", "prefix", "prompt")},
+    "methods": {m: True for m in ("full", "lora", "dora", "qlora", "ia3", "bottleneck", "prefix", "prompt")},
 }
 GPU_HARDWARE = CPU_HARDWARE | {
     "gpus": [
@@ -126,7 +126,7 @@ def test_whole_wizard_produces_the_expected_config(qtbot, window, tiny_model, tm
     config = blocker.args[0]
     expected = yaml.safe_load(
         f"""
-        schema_version: 1
+        schema_version: 2
         model: {tiny_model}
         method: lora
         dataset: {{path: {dataset}, format: messages, validation_split: 0.05, validation_path: null, columns: null}}

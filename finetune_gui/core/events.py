@@ -1,8 +1,8 @@
 """Training events: frozen dataclasses of plain values, one JSON object per line on the wire.
 
 The training process writes them (``--events jsonl``); the window's controller parses them back into
-the same dataclasses. Kinds and fields are the public contract of docs/architecture.md §3.4: new
-fields may be added, none renamed.
+the same dataclasses. Kinds and fields are a public contract (docs/architecture.md, "Training
+events"): new fields may be added, none renamed.
 """
 
 from __future__ import annotations

@@ -1,12 +1,16 @@
-"""What this machine can train on: GPUs with free VRAM, system RAM, bf16 and 4-bit support.
+"""What this machine can train on: GPUs with free VRAM, system RAM, bf16 and 4-bit support; and the
+device plan (device and precision) a run gets from it.
 
 Never crashes on a machine without CUDA, NVML or bitsandbytes: each probe that fails just says no.
+``detect`` imports torch; ``Hardware.from_dict`` rebuilds the same object from ``hardware --json`` (the
+window never imports torch), and ``plan_device`` is plain logic, so the trainer, the estimate and the
+wizard agree on the device and precision of a run.
 """
 
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 GIB = 1024**3
@@ -34,10 +38,6 @@ class Hardware:
     torch_version: str | None = None
 
     @property
-    def has_gpu(self) -> bool:
-        return bool(self.gpus)
-
-    @property
     def best_gpu(self) -> Gpu | None:
         return max(self.gpus, key=lambda g: g.free_gib) if self.gpus else None
 
@@ -51,15 +51,61 @@ class Hardware:
         return gpu.free_gib if gpu else self.ram_available_gib
 
     def summary(self) -> str:
+        """One line for the window's status bar."""
         gpu = self.best_gpu
         if gpu is None:
-            return f"CPU · {self.ram_available_gib:.1f} of {self.ram_total_gib:.1f} GB RAM free"
-        return f"{gpu.name} · {gpu.free_gib:.1f} of {gpu.total_gib:.1f} GB free"
+            return (
+                f"CPU · no GPU found · {self.ram_available_gib:.1f} of {self.ram_total_gib:.1f} GB RAM free"
+            )
+        return f"▣ {gpu.name} · {gpu.free_gib:.1f} of {gpu.total_gib:.1f} GB free"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["methods"] = runnable_methods(self)
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Hardware:
+        """The inverse of ``to_dict`` (the window receives ``hardware --json``)."""
+        names = {f.name for f in fields(cls)}
+        gpu_names = {f.name for f in fields(Gpu)}
+        values = {k: v for k, v in data.items() if k in names}
+        values["gpus"] = [
+            Gpu(**{k: v for k, v in g.items() if k in gpu_names}) for g in data.get("gpus") or []
+        ]
+        return cls(**values)
+
+    def with_budget(self, vram_gib: float, bf16: bool = True) -> Hardware:
+        """This machine as if it had one CUDA GPU with ``vram_gib`` free: ``estimate --vram-gib``."""
+        gpu = Gpu(0, f"a GPU with {vram_gib:g} GB free", "cuda", vram_gib, vram_gib, None, bf16)
+        return replace(self, gpus=[gpu])
+
+
+@dataclass(frozen=True)
+class DevicePlan:
+    """Where and in what precision a run computes."""
+
+    device: str  # cuda | mps | cpu
+    precision: str  # bf16 | fp16 | fp32
+
+    @property
+    def mixed_precision(self) -> bool:
+        return self.device == "cuda" and self.precision in ("bf16", "fp16")
+
+
+def plan_device(requested: str, hw: Hardware) -> DevicePlan:
+    """The run's device (the best GPU, else the CPU) and precision: ``requested`` (training.precision),
+    where 'auto' is bf16 on GPUs that support it, fp16 on older ones, fp32 elsewhere. CPUs and Apple
+    GPUs train in fp32: bf16 autocast on a CPU leaves the model wrapped, and MPS autocast is unreliable."""
+    gpu = hw.best_gpu
+    if gpu is not None and gpu.backend in ("cuda", "rocm"):
+        if requested == "bf16" and not gpu.bf16:
+            from finetune_gui.core.errors import ConfigError
+
+            raise ConfigError(f"{gpu.name} does not support bf16. Set training.precision to fp16 or auto.")
+        precision = requested if requested != "auto" else ("bf16" if gpu.bf16 else "fp16")
+        return DevicePlan("cuda", precision)
+    return DevicePlan("mps" if gpu is not None else "cpu", "fp32")
 
 
 def _torch_gpus() -> tuple[list[Gpu], str | None]:
@@ -121,24 +167,3 @@ def runnable_methods(hw: Hardware) -> dict[str, bool]:
     from finetune_gui.core.methods import METHODS
 
     return {name: (hw.bitsandbytes if m.quantized_base else True) for name, m in METHODS.items()}
-
-
-def describe(hw: Hardware) -> str:
-    lines = []
-    if not hw.gpus:
-        lines.append(
-            "No GPU found. Training runs on the CPU: fine for the demo model, slow for anything larger."
-        )
-    for g in hw.gpus:
-        cc = f", compute {g.compute_capability}" if g.compute_capability else ""
-        lines.append(
-            f"GPU {g.index}: {g.name} ({g.backend}{cc}) · {g.free_gib:.1f} of {g.total_gib:.1f} GB free · "
-            f"bf16 {'yes' if g.bf16 else 'no'}"
-        )
-    lines.append(
-        f"RAM: {hw.ram_available_gib:.1f} of {hw.ram_total_gib:.1f} GB available · {hw.cpu_count} CPU cores"
-    )
-    lines.append(hw.bitsandbytes_note)
-    runnable = [name for name, ok in runnable_methods(hw).items() if ok]
-    lines.append("Methods that run here: " + ", ".join(runnable))
-    return "\n".join(lines)

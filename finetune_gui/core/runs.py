@@ -1,17 +1,42 @@
-"""The run folder (docs/architecture.md §3.3): config.yaml, run.json, metrics.jsonl, adapter/ or model/,
-checkpoints/. Every write of config.yaml and run.json is atomic; metrics.jsonl is appended a line at a time
-and readers skip a torn last line."""
+"""The run folder (docs/architecture.md, "Run folder"), and everything that reads or writes it.
+
+    config.yaml    the resolved config that ran          run.json       status, timings, results
+    metrics.jsonl  one line per logged step / eval       samples.jsonl  sample answers per evaluation
+    events.jsonl   every event the run emitted           control        pause / run / stop, for a run
+    adapter/ or model/, checkpoints/, train.log, error.log                  this window did not start
+
+``RunFolder`` is the one owner of these paths. config.yaml and run.json are written atomically;
+the JSON-lines files are appended a line at a time and readers skip a torn last line. A run holds
+``.lock`` while it trains, so two processes never train into one folder.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
 from typing import Any
 
-from finetune_gui.core.atomic import write_json
+from finetune_gui.core.events import Eval, Event, Step, parse_event
+from finetune_gui.core.files import FileLock, write_json, write_text
 
-STATUSES = ("running", "completed", "stopped", "failed")
+CONTROL_WORDS = ("run", "pause", "stop")
+# What a run folder holds; a folder with anything else in it is not ours to write into.
+RUN_FILES = {
+    "config.yaml",
+    "run.json",
+    "metrics.jsonl",
+    "samples.jsonl",
+    "events.jsonl",
+    "control",
+    ".lock",
+    "train.log",
+    "error.log",
+    "adapter",
+    "model",
+    "checkpoints",
+}
 
 
 class RunFolder:
@@ -19,8 +44,17 @@ class RunFolder:
         self.path = Path(path).expanduser()
 
     @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
     def config_path(self) -> Path:
         return self.path / "config.yaml"
+
+    @property
+    def launch_config_path(self) -> Path:
+        """The config the window writes before starting a run: beside the folder, which the run creates."""
+        return self.path.with_suffix(".yaml")
 
     @property
     def run_json(self) -> Path:
@@ -29,6 +63,26 @@ class RunFolder:
     @property
     def metrics_path(self) -> Path:
         return self.path / "metrics.jsonl"
+
+    @property
+    def samples_path(self) -> Path:
+        return self.path / "samples.jsonl"
+
+    @property
+    def events_path(self) -> Path:
+        return self.path / "events.jsonl"
+
+    @property
+    def control_path(self) -> Path:
+        return self.path / "control"
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / "train.log"
+
+    @property
+    def error_log_path(self) -> Path:
+        return self.path / "error.log"
 
     @property
     def adapter_dir(self) -> Path:
@@ -45,11 +99,24 @@ class RunFolder:
     def exists(self) -> bool:
         return self.run_json.is_file()
 
+    def foreign_files(self) -> list[str]:
+        """Names in the folder that a run does not write (it is someone else's folder, then)."""
+        if not self.path.is_dir():
+            return []
+        return sorted(
+            p.name for p in self.path.iterdir() if p.name not in RUN_FILES and not p.name.startswith(".")
+        )
+
+    def lock(self) -> FileLock:
+        return FileLock(self.path / ".lock")
+
+    # -- run.json
     def read(self) -> dict[str, Any]:
         try:
-            return json.loads(self.run_json.read_text(encoding="utf-8"))
+            data = json.loads(self.run_json.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}
+        return data if isinstance(data, dict) else {}
 
     def update(self, **fields: Any) -> dict[str, Any]:
         data = self.read()
@@ -58,45 +125,115 @@ class RunFolder:
         write_json(self.run_json, data)
         return data
 
+    # -- metrics, samples and events
     def append_metrics(self, record: dict[str, Any]) -> None:
+        self._append(self.metrics_path, record)
+
+    def append_samples(self, step: int, samples: list[dict[str, str]]) -> None:
+        self._append(self.samples_path, {"step": step, "samples": samples})
+
+    def append_event(self, event: Event) -> None:
+        with self.events_path.open("a", encoding="utf-8") as handle:
+            handle.write(event.to_json() + "\n")
+
+    def _append(self, path: Path, record: dict[str, Any]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        with self.metrics_path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, allow_nan=False, default=str) + "\n")
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, allow_nan=False, ensure_ascii=False, default=str) + "\n")
 
     def metrics(self) -> list[dict[str, Any]]:
-        if not self.metrics_path.is_file():
-            return []
-        records = []
-        for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                continue  # a line torn by a crash
-        return records
+        return _read_lines(self.metrics_path)
+
+    def samples(self) -> list[dict[str, Any]]:
+        return _read_lines(self.samples_path)
+
+    def step_events(self, up_to: int | None = None) -> list[Event]:
+        """metrics.jsonl read back as the Step and Eval events that wrote it (charts replay them)."""
+        found: list[Event] = []
+        # A line written by an older version may lack newer fields: they read as unknown.
+        blank = {f.name: None for f in dataclasses.fields(Step)}
+        blank.update(max_steps=0, epoch=0.0, elapsed_s=0.0, memory={})
+        for record in self.metrics():
+            step = record.get("step")
+            if not isinstance(step, int) or (up_to is not None and step > up_to):
+                continue
+            if "loss" in record:
+                event = parse_event(json.dumps({**blank, **record, "event": "step"}))
+            else:
+                event = (
+                    parse_event(json.dumps({**record, "event": "eval"})) if "eval_loss" in record else None
+                )
+            if isinstance(event, (Step, Eval)):
+                found.append(event)
+        return found
 
     def truncate_metrics(self, after_step: int) -> None:
         """On resume: drop records past the checkpoint, which the resumed run will log again."""
-        kept = [r for r in self.metrics() if int(r.get("step", 0)) <= after_step]
-        from finetune_gui.core.atomic import write_text
+        for path in (self.metrics_path, self.samples_path):
+            if path.is_file():
+                kept = [r for r in _read_lines(path) if int(r.get("step", 0)) <= after_step]
+                write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
 
-        write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
+    # -- control of a run by a process that did not start it
+    def request(self, word: str) -> None:
+        """Ask the training process to pause, run on or stop (it checks between steps)."""
+        if word not in CONTROL_WORDS:
+            raise ValueError(word)
+        write_text(self.control_path, word + "\n")
 
-    def last_checkpoint(self) -> Path | None:
-        if not self.checkpoints_dir.is_dir():
+    def requested(self) -> str | None:
+        try:
+            word = self.control_path.read_text(encoding="utf-8").strip()
+        except OSError:
             return None
+        return word if word in CONTROL_WORDS else None
+
+    def clear_request(self) -> None:
+        self.control_path.unlink(missing_ok=True)
+
+    # -- checkpoints
+    def checkpoints(self) -> list[tuple[int, Path]]:
+        """Complete checkpoints (the Trainer writes trainer_state.json last), newest first."""
+        if not self.checkpoints_dir.is_dir():
+            return []
         found = []
         for child in self.checkpoints_dir.iterdir():
             name = child.name
-            complete = (child / "trainer_state.json").is_file()  # written last by the Trainer
+            complete = (child / "trainer_state.json").is_file()
             if child.is_dir() and name.startswith("checkpoint-") and name[11:].isdigit() and complete:
                 found.append((int(name[11:]), child))
-        return max(found)[1] if found else None
+        return sorted(found, reverse=True)
 
-    def result_dir(self) -> Path | None:
-        for candidate in (self.adapter_dir, self.model_dir):
-            if candidate.is_dir():
-                return candidate
-        return None
+    def last_checkpoint(self) -> Path | None:
+        found = self.checkpoints()
+        return found[0][1] if found else None
+
+    # -- the out-of-memory advice, applied
+    def apply_fix(self, overrides: dict[str, Any]) -> Path:
+        """Write the run's config with ``overrides`` applied (e.g. a smaller batch) as its launch config,
+        for resuming it; returns that file."""
+        from finetune_gui.core.config import RunConfig, apply_override
+
+        data = RunConfig.load(self.config_path).to_dict()
+        for key, value in overrides.items():
+            apply_override(data, f"{key}={json.dumps(value)}")
+        config = RunConfig.from_dict(data)
+        config.save(self.launch_config_path)
+        return self.launch_config_path
+
+
+def _read_lines(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line torn by a crash
+        if isinstance(record, dict):
+            records.append(record)
+    return records
 
 
 def list_runs(root: str | Path) -> list[dict[str, Any]]:
@@ -114,23 +251,29 @@ def list_runs(root: str | Path) -> list[dict[str, Any]]:
         info["name"] = child.name
         info["state"] = run_state(info)
         runs.append(info)
-    return sorted(runs, key=lambda r: r.get("started_at") or "", reverse=True)
+    return sorted(runs, key=lambda r: str(r.get("started_at") or ""), reverse=True)
 
 
 def run_state(info: dict[str, Any]) -> str:
     """run.json's status, except that a 'running' run whose process is gone is 'interrupted'."""
-    status = info.get("status", "unknown")
+    status = str(info.get("status", "unknown"))
     if status != "running":
         return status
     pid = info.get("pid")
-    return "running" if pid and _training_process_alive(int(pid)) else "interrupted"
+    return "running" if isinstance(pid, int) and process_alive(pid) else "interrupted"
 
 
-def _training_process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Is ``pid`` one of this app's training processes (not a process that reused the number)?"""
     import psutil
 
     try:
         process = psutil.Process(pid)
-        return process.is_running() and "finetune_gui" in " ".join(process.cmdline())
+        command = " ".join(process.cmdline()) + " " + process.name()
+        return (
+            process.is_running()
+            and process.status() != psutil.STATUS_ZOMBIE
+            and ("finetune_gui" in command or "finetune-gui" in command)
+        )
     except (psutil.Error, OSError):
         return False

@@ -23,8 +23,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from finetune_gui.core.adapters import AdapterLibrary
+from finetune_gui.core.adapters.library import AdapterLibrary
+from finetune_gui.core.adapters.merge import COMBINATIONS as MERGE_COMBINATIONS
 from finetune_gui.core.errors import UserError
+from finetune_gui.core.methods import for_kind
 from finetune_gui.gui.core_client import CoreJob
 from finetune_gui.gui.widgets import (
     BusyRow,
@@ -45,14 +47,14 @@ EXPORTS = [
     ("GGUF q8_0 + Ollama Modelfile", ["--format", "gguf", "--gguf-type", "q8_0"]),
 ]
 ADAPTER_EXPORT = ("adapter folder (this kind cannot merge)", ["--format", "adapter"])
-COMBINATIONS = [
-    ("exact weighted sum (cat)", "cat"),
-    ("SVD", "svd"),
-    ("TIES", "ties"),
-    ("DARE + TIES", "dare_ties"),
-    ("DARE linear", "dare_linear"),
-    ("linear (equal ranks)", "linear"),
-]
+COMBINATIONS = [(label, name) for name, label in MERGE_COMBINATIONS.items()]
+
+
+def _merges(entry: dict) -> bool:
+    try:
+        return for_kind(str(entry.get("kind"))).merges
+    except KeyError:
+        return False
 
 
 class AdaptersPage(QWidget):
@@ -173,7 +175,7 @@ class AdaptersPage(QWidget):
                 f"dataset: {e.get('dataset', '–')} · steps {e.get('steps', '–')}",
                 e["path"],
             ]
-            if e.get("kind") in ("prefix", "prompt", "bottleneck"):
+            if not _merges(e):
                 facts.append(
                     "This kind changes activations, not weights: it cannot be merged; use it on its base."
                 )
@@ -195,7 +197,7 @@ class AdaptersPage(QWidget):
                 line.addWidget(value)
                 self.weights_box.addWidget(row)
                 self.sliders[e["path"]] = slider
-        mergeable = all(e.get("kind") not in ("prefix", "prompt", "bottleneck") for e in chosen)
+        mergeable = all(_merges(e) for e in chosen)
         self.exports = EXPORTS if mergeable else [ADAPTER_EXPORT]
         self.export_choice.clear()
         self.export_choice.addItems([label for label, _ in self.exports])

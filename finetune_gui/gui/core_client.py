@@ -13,7 +13,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QProcess, Signal
 
-from finetune_gui.core.selfcmd import self_command
+from finetune_gui.core.processes import self_command
 
 
 class CoreJob(QObject):

@@ -6,7 +6,6 @@ to the model page; anything else is refused with the reason in the status bar.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, QSize, QTimer
@@ -22,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from finetune_gui.core.runs import RunFolder
 from finetune_gui.gui.adapters_page import AdaptersPage
 from finetune_gui.gui.core_client import CoreJob
 from finetune_gui.gui.playground_page import PlaygroundPage
@@ -129,13 +129,12 @@ class MainWindow(QMainWindow):
         self.dashboard.show_run(path)
 
     def resume_run(self, path: str) -> None:
-        from finetune_gui.core.runs import RunFolder
-
         run_dir = Path(path)
-        config_path = run_dir.with_suffix(".yaml")
+        folder = RunFolder(run_dir)
+        config_path = folder.launch_config_path
         if not config_path.is_file():
-            config_path = RunFolder(run_dir).config_path
-        if RunFolder(run_dir).last_checkpoint() is None:
+            config_path = folder.config_path
+        if folder.last_checkpoint() is None:
             self.statusBar().showMessage(
                 f"{run_dir.name} has no checkpoint to resume from; start it again from Setup.", 10000
             )
@@ -152,8 +151,11 @@ class MainWindow(QMainWindow):
         self.hardware_job.start()
 
     def _on_hardware(self, data: dict) -> None:
-        self.hardware_label.setText(hardware_summary(json.dumps(data)))
-        self.state.set_hardware(data)
+        from finetune_gui.core.hardware import Hardware
+
+        hardware = Hardware.from_dict(data)
+        self.hardware_label.setText(hardware.summary())
+        self.state.set_hardware(hardware)
         if self.setup.current is self.setup.hardware:
             self.setup.go(0)
 
@@ -182,9 +184,10 @@ class MainWindow(QMainWindow):
         else:
             name = Path(path).name or path
             why = "it does not exist" if not Path(path).exists() else "it is neither a dataset nor a model"
+            from finetune_gui.core.data.readers import suffix_text
+
             self.statusBar().showMessage(
-                f"Cannot use {name}: {why}. Drop a dataset (.jsonl, .json, .csv, .tsv, .parquet, .txt, .md) "
-                "or a model folder / .gguf file.",
+                f"Cannot use {name}: {why}. Drop a dataset ({suffix_text()}) or a model folder / .gguf file.",
                 10000,
             )
         return kind
@@ -192,7 +195,7 @@ class MainWindow(QMainWindow):
     # -- training
     def start_training(self, config) -> None:
         run_dir = Path(config.output_dir)
-        config_path = run_dir.with_suffix(".yaml")
+        config_path = RunFolder(run_dir).launch_config_path
         config.save(config_path)
         self.rail.setCurrentRow(SECTIONS.index("Training"))
         self.dashboard.start(config_path, run_dir)
@@ -223,16 +226,3 @@ class MainWindow(QMainWindow):
             job.cancel()
         self.playground.shutdown()
         super().closeEvent(event)
-
-
-def hardware_summary(hardware_json: str) -> str:
-    """The status bar's text from ``finetune-gui hardware --json``."""
-    try:
-        data = json.loads(hardware_json)
-    except ValueError:
-        return "GPU: unknown"
-    gpus = data.get("gpus") or []
-    if not gpus:
-        return "CPU · no GPU found"
-    best = max(gpus, key=lambda g: g["free_gib"])
-    return f"▣ {best['name']} · {best['free_gib']:.1f} of {best['total_gib']:.1f} GB free"

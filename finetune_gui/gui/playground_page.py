@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from finetune_gui.core.selfcmd import self_command
+from finetune_gui.core.processes import self_command
 from finetune_gui.gui.widgets import error_label, muted, show_error, title_label
 
 

@@ -186,7 +186,9 @@ def file_kind(path: str) -> str:
         p.is_dir() and ((p / "config.json").is_file() or any(p.glob("*.gguf")))
     ):
         return "model"
-    if p.suffix.lower() in (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt", ".md") or p.is_dir():
+    from finetune_gui.core.data.readers import SUFFIXES
+
+    if p.suffix.lower() in SUFFIXES or p.is_dir():
         return "dataset"
     return ""
 

@@ -17,7 +17,6 @@ from typing import Any
 
 from finetune_gui.core.errors import DataError
 
-SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt", ".md")
 _BINARY_PROBE = 8192
 
 
@@ -53,9 +52,7 @@ def dataset_files(path: Path) -> list[Path]:
         if p.is_file() and p.suffix.lower() in SUFFIXES and not p.name.startswith(".")
     )
     if not files:
-        raise DataError(
-            f"The folder {path} holds no dataset files. Expected .jsonl, .json, .csv, .tsv, .parquet, .txt or .md files."
-        )
+        raise DataError(f"The folder {path} holds no dataset files. Expected {suffix_text(' or ')} files.")
     return files
 
 
@@ -180,24 +177,31 @@ def read_text_blocks(path: Path) -> Iterator[tuple[Location, Any]]:
             yield Location(str(path), line=start), {"text": "\n".join(block)}
 
 
+READERS = {
+    ".jsonl": read_jsonl,
+    ".json": read_json,
+    ".csv": lambda path: read_delimited(path, ","),
+    ".tsv": lambda path: read_delimited(path, "\t"),
+    ".parquet": read_parquet,
+    ".txt": read_text_blocks,
+    ".md": read_text_blocks,
+}
+# The one list of dataset file types: readers, drops, file dialogs and messages all use it.
+SUFFIXES: tuple[str, ...] = tuple(READERS)
+
+
+def suffix_text(last: str = ", ") -> str:
+    """'.jsonl, .json, … or .md' for messages."""
+    return ", ".join(SUFFIXES[:-1]) + last + SUFFIXES[-1]
+
+
 def read_file(path: Path) -> Iterator[tuple[Location, Any]]:
     suffix = path.suffix.lower()
-    if suffix == ".jsonl":
-        return read_jsonl(path)
-    if suffix == ".json":
-        return read_json(path)
-    if suffix == ".csv":
-        return read_delimited(path, ",")
-    if suffix == ".tsv":
-        return read_delimited(path, "\t")
-    if suffix == ".parquet":
-        return read_parquet(path)
-    if suffix in (".txt", ".md"):
-        return read_text_blocks(path)
-    raise DataError(
-        f"{path.name} has an unsupported type ({suffix or 'no extension'}). "
-        "Use .jsonl, .json, .csv, .tsv, .parquet, .txt or .md."
-    )
+    if suffix not in READERS:
+        raise DataError(
+            f"{path.name} has an unsupported type ({suffix or 'no extension'}). Use {suffix_text(' or ')}."
+        )
+    return READERS[suffix](path)
 
 
 def read_rows(path: Path) -> Iterator[tuple[Location, Any]]:

@@ -1,8 +1,9 @@
 """Scan a dataset: detect its format, validate every row by line, count what is usable.
 
-``scan_dataset`` streams (constant memory but for 17 bytes a row for duplicate detection) and
-returns a report; ``load_examples`` returns the usable examples for training. Both skip bad rows
-and report them; both refuse a dataset with nothing usable in one sentence.
+``scan_dataset`` makes one streaming pass (constant memory but for 17 bytes a row for duplicate
+detection, plus the examples when asked to keep them) that reports problems by line and, for training,
+yields the usable examples; ``load_examples`` is that pass keeping the examples. Bad rows are skipped and
+reported; a dataset with nothing usable is refused in one sentence.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import hashlib
 import itertools
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,11 @@ Cancelled = Callable[[], bool]
 class Problem:
     location: Location
     message: str
+    with_file: bool = False  # name the file too (a folder of several files)
 
-    def describe(self, with_file: bool = False) -> str:
-        return f"{self.location.describe(with_file).capitalize()} {self.message}."
+    def describe(self) -> str:
+        where = self.location.describe(self.with_file)
+        return f"{where[:1].upper()}{where[1:]} {self.message}."
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.location.to_dict(), "message": self.describe()}
@@ -48,14 +51,11 @@ class ScanReport:
     problem_kinds: dict[str, int] = field(default_factory=dict)
     sample: dict[str, Any] | None = None
     files: int = 1
+    examples: list[Example] | None = None  # with keep_examples: the usable rows, duplicates dropped
 
     @property
     def usable(self) -> bool:
         return self.rows > 0
-
-    def summary(self) -> str:
-        skipped = f" · {self.problem_count:,} skipped" if self.problem_count else ""
-        return f"{self.format} · {self.rows:,} rows{skipped}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -98,22 +98,27 @@ def _fingerprint(example: Example) -> int:
     return int.from_bytes(digest, "little")
 
 
-def resolve_format(path: Path, fmt: str, columns: dict[str, str] | None) -> tuple[str, list[str]]:
-    """The dataset's format (detected when 'auto') and the columns seen in its first rows."""
+def _detect(
+    path: Path, fmt: str, columns: dict[str, str] | None, rows: Iterator[tuple[Location, Any]]
+) -> tuple[str, list[str], list[tuple[Location, Any]]]:
+    """The dataset's format (detected from the first rows when 'auto'), the columns seen there, and those
+    first rows, which the caller validates like the rest: the file is read once."""
     from finetune_gui.core.data.formats import apply_columns
 
-    head = [row for _, row in itertools.islice(read_rows(path), DETECT_ROWS) if not isinstance(row, RowError)]
+    head = list(itertools.islice(rows, DETECT_ROWS))
+    parsed = [row for _, row in head if not isinstance(row, RowError)]
     columns_seen: list[str] = []
-    for row in head:
+    for row in parsed:
         if isinstance(row, dict):
             for key in row:
                 if str(key) not in columns_seen:
                     columns_seen.append(str(key))
     if fmt != "auto":
-        return fmt, columns_seen
-    if not head:
+        return fmt, columns_seen, head
+    if not parsed:
         raise DataError(_nothing_found(path))
-    return detect_format(apply_columns(r, columns) if isinstance(r, dict) else r for r in head), columns_seen
+    detected = detect_format(apply_columns(r, columns) if isinstance(r, dict) else r for r in parsed)
+    return detected, columns_seen, head
 
 
 def _nothing_found(path: Path) -> str:
@@ -126,10 +131,13 @@ def _nothing_found(path: Path) -> str:
     )
 
 
-def validated_rows(
-    path: Path, fmt: str, columns: dict[str, str] | None, cancelled: Cancelled | None = None
+def _validated(
+    rows: Iterable[tuple[Location, Any]],
+    fmt: str,
+    columns: dict[str, str] | None,
+    cancelled: Cancelled | None,
 ) -> Iterator[tuple[Location, Example | Problem]]:
-    for count, (loc, row) in enumerate(read_rows(path)):
+    for count, (loc, row) in enumerate(rows):
         if cancelled is not None and count % 256 == 0 and cancelled():
             raise DataError("The dataset scan was cancelled.")
         if isinstance(row, RowError):
@@ -169,16 +177,21 @@ def scan_dataset(
     fmt: str = "auto",
     columns: dict[str, str] | None = None,
     *,
+    keep_examples: bool = False,
     max_problems: int = 500,
     cancelled: Cancelled | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ScanReport:
+    """One pass over the dataset: detect, validate every row, find duplicates; with ``keep_examples`` the
+    usable, de-duplicated examples are kept on the report (``report.examples``) for training."""
     path = Path(path).expanduser()
-    fmt, columns_seen = resolve_format(path, fmt, columns)
+    rows_in = read_rows(path)
+    fmt, columns_seen, head = _detect(path, fmt, columns, rows_in)
     report = ScanReport(str(path), fmt, columns=columns_seen, files=len(dataset_files(path)))
     kinds: Counter[str] = Counter()
-    rows = _RowIndex()
-    for loc, item in validated_rows(path, fmt, columns, cancelled):
+    index = _RowIndex()
+    examples: list[Example] = []
+    for loc, item in _validated(itertools.chain(head, rows_in), fmt, columns, cancelled):
         report.total += 1
         if progress is not None and report.total % 5000 == 0:
             progress(report.total)
@@ -191,36 +204,51 @@ def scan_dataset(
         report.rows += 1
         if report.sample is None:
             report.sample = item.to_dict()
-        rows.add(_fingerprint(item), loc)
-    _report_duplicates(report, rows, kinds, max_problems)
+        index.add(_fingerprint(item), loc)
+        if keep_examples:
+            examples.append(item)
+    duplicates = _report_duplicates(report, index, kinds, max_problems)
     report.problem_kinds = dict(kinds)
+    if keep_examples:
+        drop = set(duplicates)
+        report.examples = [e for i, e in enumerate(examples) if i not in drop]
     if not report.usable:
         raise DataError(_nothing_usable(report))
     return report
 
 
-def _report_duplicates(report: ScanReport, rows: _RowIndex, kinds: Counter[str], max_problems: int) -> None:
+def _report_duplicates(
+    report: ScanReport, rows: _RowIndex, kinds: Counter[str], max_problems: int
+) -> list[int]:
+    """Count and describe every repeat of an earlier row; returns the repeats' positions among usable rows."""
     if len(rows.hashes) < 2:
-        return
+        return []
     import numpy as np
 
     values = np.frombuffer(rows.hashes, dtype=np.uint64)
     _, first_index, counts = np.unique(values, return_index=True, return_counts=True)
     if (counts > 1).sum() == 0:
-        return
+        return []
     is_first = np.zeros(len(values), dtype=bool)
     is_first[first_index] = True
     first_of = {int(values[i]): int(i) for i in first_index[counts > 1]}
-    for index in np.flatnonzero(~is_first):
+    repeats = [int(i) for i in np.flatnonzero(~is_first)]
+    several_files = len(rows.files) > 1
+    for index in repeats:
         report.rows -= 1
         report.problem_count += 1
         kinds["duplicate"] += 1
         if len(report.problems) < max_problems:
             original = rows.location(first_of[int(values[index])])
             report.problems.append(
-                Problem(rows.location(int(index)), f"is an exact duplicate of {original.describe()}")
+                Problem(
+                    rows.location(index),
+                    f"is an exact duplicate of {original.describe(with_file=several_files)}",
+                    with_file=several_files,
+                )
             )
     report.problems.sort(key=lambda p: (p.location.file, p.location.line or p.location.row or 0))
+    return repeats
 
 
 def _nothing_usable(report: ScanReport) -> str:
@@ -239,29 +267,6 @@ def load_examples(
     columns: dict[str, str] | None = None,
     cancelled: Cancelled | None = None,
 ) -> tuple[list[Example], ScanReport]:
-    """The usable, de-duplicated examples for training, with the same report as ``scan_dataset``."""
-    path = Path(path).expanduser()
-    fmt, columns_seen = resolve_format(path, fmt, columns)
-    report = ScanReport(str(path), fmt, columns=columns_seen, files=len(dataset_files(path)))
-    kinds: Counter[str] = Counter()
-    seen: dict[Example, Location] = {}
-    examples: list[Example] = []
-    for loc, item in validated_rows(path, fmt, columns, cancelled):
-        report.total += 1
-        if isinstance(item, Example) and item in seen:
-            item = Problem(loc, f"is an exact duplicate of {seen[item].describe()}")
-        if isinstance(item, Problem):
-            kinds[_kind_of(item.message)] += 1
-            report.problem_count += 1
-            if len(report.problems) < 500:
-                report.problems.append(item)
-            continue
-        seen[item] = loc
-        examples.append(item)
-        if report.sample is None:
-            report.sample = item.to_dict()
-    report.rows = len(examples)
-    report.problem_kinds = dict(kinds)
-    if not examples:
-        raise DataError(_nothing_usable(report))
-    return examples, report
+    """The usable, de-duplicated examples for training, with their scan report (one pass)."""
+    report = scan_dataset(path, fmt, columns, keep_examples=True, cancelled=cancelled)
+    return report.examples or [], report

@@ -32,7 +32,7 @@ from finetune_gui.core.events import (
     Step,
     parse_event,
 )
-from finetune_gui.core.selfcmd import self_command
+from finetune_gui.core.processes import self_command
 
 LOG_TAIL = 200
 DRAIN_MS = 50

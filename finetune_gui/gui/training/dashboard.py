@@ -225,22 +225,15 @@ class Dashboard(QWidget):
             self._log(f"Following {self.run_dir.name}, which trains in the background.")
 
     def _feed_metrics(self, folder, step_cls) -> None:
-        records = folder.metrics()
-        for record in records[self._followed_lines :]:
-            if "loss" in record:
-                import dataclasses
+        from finetune_gui.core.events import Eval
 
-                values = {f.name: record.get(f.name) for f in dataclasses.fields(step_cls)}
-                values.update(
-                    memory=record.get("memory") or {},
-                    max_steps=record.get("max_steps") or 0,
-                    epoch=record.get("epoch") or 0.0,
-                    elapsed_s=record.get("elapsed_s") or 0.0,
-                )
-                self._on_step(step_cls(**values))
-            elif "eval_loss" in record:
-                self.charts["loss"].series["eval"].append(record["step"], record["eval_loss"])
-        self._followed_lines = len(records)
+        events = folder.step_events()
+        for event in events[self._followed_lines :]:
+            if isinstance(event, Eval):
+                self.charts["loss"].series["eval"].append(event.step, event.eval_loss)
+            else:
+                self._on_step(event)
+        self._followed_lines = len(events)
 
     def _follow(self, folder, step_cls) -> None:
         from finetune_gui.core.runs import run_state
@@ -373,17 +366,11 @@ class Dashboard(QWidget):
 
     def apply_fix_and_continue(self, fix: dict) -> None:
         """Write the fix into the run's config and resume from its last checkpoint (or start over)."""
-        from finetune_gui.core.config import RunConfig, apply_override
         from finetune_gui.core.runs import RunFolder
 
         assert self.run_dir is not None
         folder = RunFolder(self.run_dir)
-        data = RunConfig.load(folder.config_path).to_dict()
-        for key, value in fix["set"].items():
-            apply_override(data, f"{key}={value}")
-        config = RunConfig.from_dict(data)
-        config_path = self.run_dir.with_suffix(".yaml")
-        config.save(config_path)
+        config_path = folder.apply_fix(fix["set"])
         resume = folder.last_checkpoint() is not None
         if not resume:
             folder.run_json.unlink(missing_ok=True)  # nothing to resume: start the same run again

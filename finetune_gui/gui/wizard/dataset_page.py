@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from finetune_gui.core.config import field_help
+from finetune_gui.core.data.readers import SUFFIXES
 from finetune_gui.gui.core_client import CoreJob
 from finetune_gui.gui.theme import ACCENT
 from finetune_gui.gui.widgets import BusyRow, DropZone, error_label, muted, show_error
@@ -37,9 +38,7 @@ class DatasetPage(WizardPage):
     def __init__(self, state, parent: QWidget | None = None):
         super().__init__(state, parent)
         self.job: CoreJob | None = None
-        self.drop = DropZone(
-            "Drop a dataset file or folder here\n.jsonl · .json · .csv · .tsv · .parquet · .txt · .md"
-        )
+        self.drop = DropZone("Drop a dataset file or folder here\n" + " · ".join(SUFFIXES))
         self.drop.dropped.connect(self.load)
         self.body.addWidget(self.drop)
         buttons = QHBoxLayout()
@@ -107,7 +106,7 @@ class DatasetPage(WizardPage):
             self,
             "Choose a dataset",
             "",
-            "Datasets (*.jsonl *.json *.csv *.tsv *.parquet *.txt *.md);;All files (*)",
+            f"Datasets ({' '.join('*' + s for s in SUFFIXES)});;All files (*)",
         )
         if path:
             self.load(path)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QLabel, QProgressBar, QWidget
 
+from finetune_gui.core.hardware import runnable_methods
+from finetune_gui.core.methods import METHODS
 from finetune_gui.gui.widgets import Card, muted, title_label
 from finetune_gui.gui.wizard.page import WizardPage
 from finetune_gui.gui.wizard.state import WizardState
@@ -27,27 +29,25 @@ class HardwarePage(WizardPage):
         for card in self.cards:
             card.deleteLater()
         self.cards = []
-        hw = self.state.hardware or {}
+        hw = self.state.hardware
+        if hw is None:
+            return
         self.waiting.hide()
-        gpus = hw.get("gpus") or []
         insert_at = 1
-        for gpu in gpus:
+        for gpu in hw.gpus:
             card = Card()
-            card.layout_.addWidget(title_label(gpu["name"], 1.15))
+            card.layout_.addWidget(title_label(gpu.name, 1.15))
             bar = QProgressBar()
-            used = gpu["total_gib"] - gpu["free_gib"]
-            bar.setRange(0, max(1, int(gpu["total_gib"] * 10)))
-            bar.setValue(int(used * 10))
-            bar.setFormat(f"{gpu['free_gib']:.1f} of {gpu['total_gib']:.1f} GB free")
+            bar.setRange(0, max(1, int(gpu.total_gib * 10)))
+            bar.setValue(int((gpu.total_gib - gpu.free_gib) * 10))
+            bar.setFormat(f"{gpu.free_gib:.1f} of {gpu.total_gib:.1f} GB free")
             card.layout_.addWidget(bar)
-            bits = "yes" if hw.get("bitsandbytes") else "no"
+            bits = "yes" if hw.bitsandbytes else "no"
             card.layout_.addWidget(
-                QLabel(
-                    f"bf16: {'yes' if gpu.get('bf16') else 'no'} · 4-bit (QLoRA): {bits} · {gpu['backend'].upper()}"
-                )
+                QLabel(f"bf16: {'yes' if gpu.bf16 else 'no'} · 4-bit (QLoRA): {bits} · {gpu.backend.upper()}")
             )
             self.cards.append(card)
-        if not gpus:
+        if not hw.gpus:
             card = Card()
             card.layout_.addWidget(title_label("No GPU found", 1.15))
             card.layout_.addWidget(
@@ -61,12 +61,11 @@ class HardwarePage(WizardPage):
         ram.layout_.addWidget(title_label("Memory", 1.15))
         ram.layout_.addWidget(
             QLabel(
-                f"{hw.get('ram_available_gib', 0):.1f} of {hw.get('ram_total_gib', 0):.1f} GB RAM available · "
-                f"{hw.get('cpu_count', 1)} CPU cores"
+                f"{hw.ram_available_gib:.1f} of {hw.ram_total_gib:.1f} GB RAM available · {hw.cpu_count} CPU cores"
             )
         )
-        ram.layout_.addWidget(muted(hw.get("bitsandbytes_note", "")))
-        runnable = [name for name, ok in (hw.get("methods") or {}).items() if ok]
+        ram.layout_.addWidget(muted(hw.bitsandbytes_note))
+        runnable = [METHODS[name].label for name, ok in runnable_methods(hw).items() if ok]
         ram.layout_.addWidget(muted("Methods that run here: " + ", ".join(runnable)))
         self.cards.append(ram)
         for offset, card in enumerate(self.cards):

@@ -31,7 +31,7 @@ class MethodCard(Card):
         summary = muted(method.summary)
         summary.setMinimumHeight(34)
         self.layout_.addWidget(summary)
-        from finetune_gui.core.method_figures import card_line
+        from finetune_gui.core.estimate.measured import card_line
 
         self.measured = muted(card_line(name))
         self.measured.setVisible(bool(self.measured.text()))
@@ -85,7 +85,7 @@ class MethodPage(WizardPage):
             self.cards[name] = card
             grid.addWidget(card, index // 4, index % 4)
         self.body.addLayout(grid)
-        from finetune_gui.core.method_figures import source_note
+        from finetune_gui.core.estimate.measured import source_note
 
         self.source = muted(source_note())
         self.body.addWidget(self.source)
@@ -95,10 +95,14 @@ class MethodPage(WizardPage):
         state.estimate_changed.connect(self.refresh)
 
     def enter(self) -> None:
+        # Show the config's values without writing them back half-set (each box's change handler writes
+        # both boxes into the config).
         t = self.state.config.training
-        self.seq.setValue(t.max_seq_len)
-        self.batch.setValue(t.batch_size)
-        self.refresh()
+        for box, value in ((self.seq, t.max_seq_len), (self.batch, t.batch_size)):
+            box.blockSignals(True)
+            box.setValue(value)
+            box.blockSignals(False)
+        self.state.recompute()  # refreshes the cards
 
     def _on_controls(self) -> None:
         t = self.state.config.training

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 
 from finetune_gui.core.estimate import seconds_per_step
 from finetune_gui.core.paths import runs_dir
+from finetune_gui.core.runs import RunFolder
 from finetune_gui.gui.widgets import Card, error_label, human_duration, show_error, title_label
 from finetune_gui.gui.wizard.page import WizardPage
 from finetune_gui.gui.wizard.state import WizardState
@@ -116,7 +117,7 @@ class ReviewPage(WizardPage):
                 f"{est.total_gib:.1f} GB estimated of {self.state.budget_gib():.1f} GB {where} free"
                 + ("" if est.fits else " — it may not fit; see the method page")
             )
-            cores = int((self.state.hardware or {}).get("cpu_count") or 1)
+            cores = self.state.hardware.cpu_count if self.state.hardware else 1
             mean = ((report.get("token_stats") or {}).get("mean")) or None
             per_step = seconds_per_step(config.method, self.state.shape, self.state.settings(), cores, mean)
             total = f", about {human_duration(per_step * steps, rough=True)} in all" if steps else ""
@@ -124,7 +125,7 @@ class ReviewPage(WizardPage):
                 f"roughly {human_duration(per_step, rough=True)} per step{total} (a rough guess)"
             )
         self.yaml.setPlainText(config.to_yaml())
-        path = Path(config.output_dir).with_suffix(".yaml")
+        path = RunFolder(config.output_dir).launch_config_path
         self.command.setText(f"finetune-gui train {shlex.quote(str(path))}")
 
     def _save(self) -> None:

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from finetune_gui.core.config import SECTIONS, RunConfig, coerce_value, field_help
 from finetune_gui.core.errors import ConfigError
+from finetune_gui.core.methods import METHODS
 from finetune_gui.gui.widgets import error_label, muted, show_error
 from finetune_gui.gui.wizard.page import WizardPage
 from finetune_gui.gui.wizard.state import WizardState
@@ -38,14 +39,6 @@ BASIC = [
     "training.max_seq_len",
     "lora.r",
 ]
-METHOD_SECTIONS = {
-    "lora": "lora",
-    "qlora": "lora",
-    "dora": "lora",
-    "prefix": "prefix",
-    "prompt": "prompt",
-    "adapter": "adapter",
-}
 
 
 def _label(dotted: str) -> str:
@@ -187,7 +180,7 @@ class SettingsPage(WizardPage):
 
     def _fields_for_method(self) -> list[str]:
         names = [f"training.{f.name}" for f in dataclasses.fields(SECTIONS["training"])]
-        section = METHOD_SECTIONS.get(self.state.config.method)
+        section = METHODS[self.state.config.method].settings_section
         if section:
             names += [f"{section}.{f.name}" for f in dataclasses.fields(SECTIONS[section])]
         return names

@@ -1,4 +1,5 @@
-"""What the wizard knows: the one RunConfig it edits, and the facts its pages gathered.
+"""What the wizard knows: the one RunConfig it edits, and the facts its pages gathered (as the core's own
+typed objects: Hardware, ModelShape, Estimate).
 
 Pages write the config and the facts here and listen to the signals; no page talks to another.
 """
@@ -10,7 +11,9 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from finetune_gui.core.config import RunConfig
-from finetune_gui.core.estimate import Estimate, ModelShape, Settings, estimate, shape_from_dict
+from finetune_gui.core.estimate import Estimate, ModelShape, estimate_run, run_settings
+from finetune_gui.core.estimate.memory import Settings
+from finetune_gui.core.hardware import DevicePlan, Hardware, plan_device
 from finetune_gui.core.methods import METHODS
 
 
@@ -24,40 +27,38 @@ class WizardState(QObject):
         super().__init__(parent)
         self.config = RunConfig()
         self.config.model = ""
-        self.hardware: dict[str, Any] | None = None
+        self.hardware: Hardware | None = None
         self.model_facts: dict[str, Any] | None = None
         self.shape: ModelShape | None = None
         self.dataset_report: dict[str, Any] | None = None
         self.estimate: Estimate | None = None
 
     # -- hardware
-    def set_hardware(self, data: dict[str, Any]) -> None:
-        self.hardware = data
+    def set_hardware(self, hardware: Hardware | dict[str, Any]) -> None:
+        self.hardware = hardware if isinstance(hardware, Hardware) else Hardware.from_dict(hardware)
         self.hardware_changed.emit()
         self.recompute()
 
+    def _hardware(self) -> Hardware:
+        return self.hardware or Hardware()
+
     @property
-    def gpu(self) -> dict[str, Any] | None:
-        gpus = (self.hardware or {}).get("gpus") or []
-        return max(gpus, key=lambda g: g["free_gib"]) if gpus else None
+    def plan(self) -> DevicePlan:
+        return plan_device(self.config.training.precision, self._hardware())
 
     @property
     def device(self) -> str:
-        gpu = self.gpu
-        return "cuda" if gpu and gpu.get("backend") in ("cuda", "rocm") else "cpu"
+        return self.plan.device
 
     def budget_gib(self) -> float:
-        gpu = self.gpu
-        if gpu:
-            return float(gpu["free_gib"])
-        return float((self.hardware or {}).get("ram_available_gib") or 0.0)
+        return self._hardware().budget_gib()
 
     # -- model
     def set_model(self, spec: str, estimate_json: dict[str, Any]) -> None:
         self.config.model = spec
         self.model_facts = estimate_json.get("model")
         shape = estimate_json.get("shape")
-        self.shape = shape_from_dict(shape) if shape else None
+        self.shape = ModelShape.from_dict(shape) if shape else None
         self.model_changed.emit()
         self.recompute()
 
@@ -71,31 +72,17 @@ class WizardState(QObject):
 
     # -- estimate
     def settings(self) -> Settings:
-        t, c = self.config.training, self.config
-        dtype = "fp32"
-        if self.device == "cuda":
-            dtype = "bf16" if (self.gpu or {}).get("bf16") else "fp16"
-        gc = {"on": True, "off": False}.get(t.gradient_checkpointing)
-        virtual = c.prompt.num_virtual_tokens if c.method == "prompt" else c.prefix.num_virtual_tokens
-        return Settings(
-            batch_size=t.batch_size,
-            seq_len=t.max_seq_len,
-            dtype=dtype,
-            device=self.device,
-            gradient_checkpointing=gc,
-            lora_r=c.lora.r,
-            lora_targets=c.lora.target_modules,
-            virtual_tokens=virtual,
-            bottleneck=c.adapter.bottleneck,
-        )
+        return run_settings(self.config, self.plan)
 
     def recompute(self) -> None:
-        """Re-estimate every method from the shape: pure arithmetic, fast enough for every slider move."""
+        """Re-estimate every method: the one estimate of this config on this hardware, pure arithmetic on
+        the model's shape, fast enough for every slider move."""
         if self.shape is None:
             self.estimate = None
         else:
-            bnb = bool((self.hardware or {}).get("bitsandbytes", True))
-            self.estimate = estimate(self.shape, self.settings(), self.budget_gib(), bitsandbytes=bnb)
+            self.estimate = estimate_run(
+                self.config, self.shape, self._hardware(), model_facts=self.model_facts
+            )
         self.estimate_changed.emit()
 
     def method_label(self) -> str:

@@ -16,8 +16,8 @@ import threading
 import time
 from pathlib import Path
 
-from finetune_gui.core.distributed import RDZV_ENV
-from finetune_gui.core.selfcmd import self_command
+from finetune_gui.core.processes import self_command
+from finetune_gui.core.training.distributed import RDZV_ENV
 
 
 def worker_env(rank: int, world_size: int, rdzv_file: str) -> dict[str, str]:

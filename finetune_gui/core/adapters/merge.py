@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from finetune_gui.core.adapters import describe_adapter
+from finetune_gui.core.adapters.folders import describe_adapter
 from finetune_gui.core.errors import UserError
+from finetune_gui.core.methods import for_kind
 
 PEFT_PREFIX = "base_model.model."
 Progress = Callable[[str, float], None]
@@ -75,9 +76,8 @@ def load_delta(path: str | Path, weight: float) -> AdapterDelta:
     from safetensors.torch import load_file
 
     folder = Path(path)
-    info = describe_adapter(folder)
-    kind = info["kind"]
-    if kind in ("prefix", "prompt", "bottleneck"):
+    kind = describe_adapter(folder)["kind"]
+    if not for_kind(kind).merges:
         raise UserError(
             f"{folder} is a {kind} adapter: it changes activations, not weights, so it cannot be merged into the "
             "model. Export it as an adapter folder and load it on the base instead."
@@ -88,8 +88,9 @@ def load_delta(path: str | Path, weight: float) -> AdapterDelta:
         raise UserError(f"{folder} has no adapter_model.safetensors; only safetensors adapters are merged.")
     tensors = load_file(str(weights_file))
     delta = AdapterDelta(str(folder), kind, weight)
-    if kind == "ia3":
-        for key, value in tensors.items():
+    scalings = {k: v for k, v in tensors.items() if k.endswith(".ia3_l")}
+    if scalings:  # IA3: one scaling vector per module
+        for key, value in scalings.items():
             module = key.removeprefix(PEFT_PREFIX).removesuffix(".ia3_l")
             delta.ia3[f"{module}.weight"] = value.float()
         return delta
@@ -115,12 +116,12 @@ def load_delta(path: str | Path, weight: float) -> AdapterDelta:
 
 def check_stack(deltas: list[AdapterDelta]) -> None:
     for d in deltas:
-        if d.kind != "lora" and d.weight != 1.0:
+        if not for_kind(d.kind).stacks_with_weights and d.weight != 1.0:
             raise UserError(
                 f"{d.path} is a {d.kind} adapter, which merges only whole (weight 1), not scaled."
             )
     if len(deltas) > 1:
-        odd = [d for d in deltas if d.kind not in ("lora",)]
+        odd = [d for d in deltas if not for_kind(d.kind).stacks_with_weights]
         if odd:
             raise UserError(
                 f"{odd[0].path} is a {odd[0].kind} adapter; only LoRA adapters combine as a weighted sum of "
@@ -199,7 +200,17 @@ def _torch_dtype(name: str) -> Any:
     return table[name]
 
 
-COMBINATIONS = ("cat", "svd", "linear", "ties", "ties_svd", "dare_linear", "dare_ties", "magnitude_prune")
+# How several adapters combine: {name: label}. 'cat' is the exact W + Σ wᵢ·ΔWᵢ; the others are PEFT's.
+COMBINATIONS = {
+    "cat": "exact weighted sum (cat)",
+    "svd": "SVD",
+    "ties": "TIES",
+    "dare_ties": "DARE + TIES",
+    "dare_linear": "DARE linear",
+    "linear": "linear (equal ranks)",
+    "ties_svd": "TIES + SVD",
+    "magnitude_prune": "magnitude pruning",
+}
 
 
 def combine_with_peft(
@@ -236,8 +247,6 @@ def merge(
     *,
     progress: Progress | None = None,
     allow_pickle: bool = False,
-    combination: str = "cat",
-    density: float = 0.5,
 ) -> Path:
     """Merge ``adapters`` (path, weight) into ``base`` and write a standalone safetensors folder."""
     from finetune_gui.core.models import materialize, resolve_model
@@ -252,20 +261,8 @@ def merge(
         raise UserError(
             f"{base_dir} has no safetensors weights to merge into; convert the model to safetensors first."
         )
-    if combination not in COMBINATIONS:
-        raise UserError(f"Unknown combination {combination!r}; choose one of {', '.join(COMBINATIONS)}.")
     deltas = [load_delta(path, weight) for path, weight in adapters]
     check_stack(deltas)
-    if combination != "cat" and len(adapters) > 1:
-        import tempfile
-
-        report(f"Combining {len(adapters)} adapters with '{combination}'", 0.0)
-        combined_root = Path(tempfile.mkdtemp(prefix="finetune-gui-combined-"))
-        combined = combine_with_peft(base, adapters, combination, combined_root, density)
-        try:
-            return merge(base, [(str(combined), 1.0)], output, progress=progress, allow_pickle=allow_pickle)
-        finally:
-            shutil.rmtree(combined_root, ignore_errors=True)
     output = Path(output).expanduser()
     if output.exists() and any(output.iterdir()):
         raise UserError(

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune_gui.core.errors import UserError
+from finetune_gui.core.methods import for_kind
 
 
 class Generator:
@@ -23,16 +24,16 @@ class Generator:
 
     def use_adapters(self, adapters: list[tuple[str, float]]) -> None:
         """Switch to these adapters (one, or several LoRA adapters combined W + Σ wᵢ·ΔWᵢ); [] is the base."""
-        from finetune_gui.core import bottleneck
-        from finetune_gui.core.adapters import describe_adapter
+        from finetune_gui.core.adapters.folders import describe_adapter
+        from finetune_gui.core.tuners import bottleneck
 
         if not adapters:
             self.model, self.active = self._peft_base_or_base(), []
             if hasattr(self.model, "disable_adapter_layers"):
                 self.model.disable_adapter_layers()
             return
-        kinds = [describe_adapter(path)["kind"] for path, _ in adapters]
-        if "bottleneck" in kinds:
+        methods = [for_kind(describe_adapter(path)["kind"]) for path, _ in adapters]
+        if not all(m.peft for m in methods):  # our own bottleneck adapters
             if len(adapters) > 1:
                 raise UserError("Bottleneck adapters cannot be stacked with others; choose one.")
             from finetune_gui.core.models import load_model
@@ -40,7 +41,7 @@ class Generator:
             self.model = bottleneck.load(load_model(self.source), Path(adapters[0][0])).eval()
             self.active = list(adapters)
             return
-        if len(adapters) > 1 and any(k != "lora" for k in kinds):
+        if len(adapters) > 1 and not all(m.stacks_with_weights for m in methods):
             raise UserError(
                 "Only LoRA adapters can be stacked with weights; the others are applied one at a time."
             )

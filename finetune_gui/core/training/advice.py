@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from finetune_gui.core.methods import METHODS
 
-def oom_fixes(config: Any) -> list[dict[str, Any]]:
+
+def oom_fixes(config: Any, shape: Any = None, hardware: Any = None) -> list[dict[str, Any]]:
     """Each fix: a sentence and the config overrides that apply it (the window offers them in one click)."""
     t = config.training
     fixes: list[dict[str, Any]] = []
@@ -34,27 +36,24 @@ def oom_fixes(config: Any) -> list[dict[str, Any]]:
                 "set": {"training.max_seq_len": shorter},
             }
         )
-    if config.method in ("full", "lora", "dora"):
-        qlora = _qlora_estimate(config)
-        figure = f": estimated {qlora:.1f} GiB" if qlora is not None else ""
-        fixes.append({"label": f"switch to QLoRA{figure}", "set": {"method": "qlora"}})
+    lighter = METHODS[config.method].lighter
+    runnable = lighter is not None and not (
+        METHODS[lighter].quantized_base and hardware is not None and not hardware.bitsandbytes
+    )
+    if lighter is not None and runnable:
+        figure = _estimate_gib(config, lighter, shape, hardware)
+        said = f": estimated {figure:.1f} GB" if figure is not None else ""
+        fixes.append({"label": f"switch to {METHODS[lighter].label}{said}", "set": {"method": lighter}})
     return fixes
 
 
-def _qlora_estimate(config: Any) -> float | None:
-    try:
-        from dataclasses import replace
-
-        from finetune_gui.core import method_setup
-        from finetune_gui.core.estimate import estimate_method, model_shape, settings_for_config
-        from finetune_gui.core.models import load_config, resolve_model
-
-        source = resolve_model(config.model, require_weights=False)
-        plan = method_setup.plan_device(config)
-        shape = model_shape(load_config(source, config.trust_remote_code), config.trust_remote_code)
-        settings = replace(
-            settings_for_config(config, plan.device, plan.precision), gradient_checkpointing=None
-        )
-        return estimate_method("qlora", shape, settings, None).total_gib
-    except Exception:  # advice must never fail the failure report
+def _estimate_gib(config: Any, method: str, shape: Any, hardware: Any) -> float | None:
+    """The one estimate of this config with ``method`` instead, checkpointing as configured."""
+    if shape is None or hardware is None:
         return None
+    import dataclasses
+
+    from finetune_gui.core.estimate import estimate_run
+
+    other = dataclasses.replace(config, method=method)
+    return estimate_run(other, shape, hardware, methods=[method]).methods[method].total_gib

@@ -1,8 +1,10 @@
 """Which method to recommend, and why, in a sentence for the JSON and the wizard.
 
-The best-quality method whose estimate fits the budget: full, then LoRA, DoRA, QLoRA. IA3, bottleneck
-adapters, prefix and prompt tuning are offered as choices but never sold as memory savers: measured
-elsewhere, prefix and prompt tuning need about as much memory as LoRA, since activations dominate.
+The best-quality method whose estimate fits the budget, in the registry's order of preference (full,
+then LoRA, DoRA, QLoRA). Methods without a rank (IA3, bottleneck adapters, prefix and prompt tuning)
+are offered as choices but never recommended: measured elsewhere, prefix and prompt tuning need about
+as much memory as LoRA, since activations dominate. On a CPU an adapter method is preferred over
+training every weight, which would fit in RAM but is several times slower there.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from finetune_gui.core.estimate.memory import estimate_method, largest_fit
 from finetune_gui.core.methods import METHODS
 
 
@@ -20,8 +23,8 @@ def _gb(value: float) -> str:
 def recommend(result: Any, shape: Any, settings: Any, budget_gib: float | None) -> None:
     """Fill ``result.recommended``, ``result.reason`` and, when nothing fits, ``result.suggestions``."""
     candidates = sorted(
-        (m for m in result.methods.values() if METHODS[m.method].recommend_rank < 99 and m.runnable),
-        key=lambda m: METHODS[m.method].recommend_rank,
+        (m for m in result.methods.values() if METHODS[m.method].recommend_rank is not None and m.runnable),
+        key=lambda m: METHODS[m.method].recommend_rank or 0,
     )
     if budget_gib is None:
         if candidates:
@@ -29,16 +32,15 @@ def recommend(result: Any, shape: Any, settings: Any, budget_gib: float | None) 
             result.reason = "No memory budget was given, so the highest-quality method is recommended."
         return
     fitting = [m for m in candidates if m.fits]
-    full = result.methods.get("full")
-    if settings.device == "cpu" and len(fitting) > 1 and fitting[0].method == "full":
-        # Without a GPU the budget is RAM, where full fine-tuning usually fits, but it is several times
-        # slower than LoRA on a CPU and writes a whole model; LoRA is the better first run there.
-        lora = next((m for m in fitting if m.method == "lora"), None)
-        if lora is not None:
-            result.recommended = "lora"
+    whole = next((m for m in candidates if METHODS[m.method].trains_all_weights), None)
+    if settings.device == "cpu" and fitting and METHODS[fitting[0].method].trains_all_weights:
+        lighter = next((m for m in fitting if not METHODS[m.method].trains_all_weights), None)
+        if lighter is not None:
+            result.recommended = lighter.method
             result.reason = (
-                f"LoRA fits in {_gb(lora.total_gib)} of {_gb(budget_gib)} free RAM. There is no GPU, and on a CPU "
-                "full fine-tuning (which would fit too) is several times slower and writes a whole model."
+                f"{METHODS[lighter.method].label} fits in {_gb(lighter.total_gib)} of {_gb(budget_gib)} free "
+                f"RAM. There is no GPU, and on a CPU {METHODS[fitting[0].method].label.lower()} (which would "
+                "fit too) is several times slower and writes a whole model."
             )
             return
     if fitting:
@@ -47,9 +49,9 @@ def recommend(result: Any, shape: Any, settings: Any, budget_gib: float | None) 
         reason = f"{label} fits in {_gb(best.total_gib)} of {_gb(budget_gib)} free"
         if best.gradient_checkpointing:
             reason += " with gradient checkpointing"
-        if best.method != "full" and full is not None:
-            reason += f"; full fine-tuning needs {_gb(full.total_gib)}"
-        elif best.method == "full":
+        if whole is not None and best is not whole:
+            reason += f"; {METHODS[whole.method].label.lower()} needs {_gb(whole.total_gib)}"
+        elif best is whole:
             reason += ", so every weight can be trained"
         result.recommended = best.method
         result.reason = reason + "."
@@ -61,13 +63,12 @@ def recommend(result: Any, shape: Any, settings: Any, budget_gib: float | None) 
         if smallest
         else "."
     )
-    result.suggestions = suggestions(shape, settings, budget_gib, smallest.method if smallest else "qlora")
+    fallback = smallest.method if smallest else next(n for n, m in METHODS.items() if m.quantized_base)
+    result.suggestions = suggestions(shape, settings, budget_gib, fallback)
 
 
 def suggestions(shape: Any, settings: Any, budget_gib: float, method: str) -> list[str]:
     """What would fit: a shorter sequence, batch 1 with accumulation, checkpointing, a smaller model."""
-    from finetune_gui.core.estimate import estimate_method, largest_fit
-
     found = []
     base = replace(settings, gradient_checkpointing=True)
     label = METHODS[method].label
@@ -85,15 +86,10 @@ def suggestions(shape: Any, settings: Any, budget_gib: float, method: str) -> li
                 f"(the same effective batch): {_gb(est.total_gib)}."
             )
     if not found:
+        floor = estimate_method(method, shape, replace(base, batch_size=1), None).total_gib
         found.append(
             f"A smaller model: this one has {shape.parameters / 1e9:.1f} B parameters; "
-            f"about {max(0.1, shape.parameters / 1e9 * budget_gib / max(0.1, _floor(shape, base, method))):.1f} B "
-            "would fit with QLoRA at these settings."
+            f"about {max(0.1, shape.parameters / 1e9 * budget_gib / max(0.1, floor)):.1f} B "
+            f"would fit with {label} at these settings."
         )
     return found
-
-
-def _floor(shape: Any, settings: Any, method: str) -> float:
-    from finetune_gui.core.estimate import estimate_method
-
-    return estimate_method(method, shape, replace(settings, batch_size=1), None).total_gib

@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from finetune_gui.core.config import RunConfig, check_paths
-from finetune_gui.core.control import RunControl
 from finetune_gui.core.data.encode import EncodedDataset, encode_all, ensure_chat_template, split
 from finetune_gui.core.data.scan import load_examples
 from finetune_gui.core.errors import ConfigError, UserError
 from finetune_gui.core.events import EventSink, Failed, Finished, Log, Started
-from finetune_gui.core.methods import METHODS
+from finetune_gui.core.hardware import DevicePlan
+from finetune_gui.core.methods import METHODS, optimizer_for
 from finetune_gui.core.runs import RunFolder
+from finetune_gui.core.training.control import RunControl
 
 # Test-only switches: raise an out-of-memory error at this step; sleep this long after every step.
 SIMULATE_OOM_ENV = "FINETUNE_GUI_SIMULATE_OOM_AT_STEP"
@@ -42,6 +43,8 @@ class RunContext:
     estimate_gib: float | None = None
     step: int = 0
     base_dtype: Any = None  # the base model's own dtype, which a full fine-tune saves in
+    shape: Any = None  # the model's ModelShape, once known (for the estimate and the advice)
+    hardware: Any = None  # the machine's Hardware
 
     @property
     def is_main(self) -> bool:
@@ -59,7 +62,7 @@ def run_training(
     config: RunConfig, *, sink: EventSink, control: RunControl, resume: bool = False, debug: bool = False
 ) -> int:
     """Run one training; returns the process exit code (0 for completed or stopped)."""
-    from finetune_gui.core.distributed import world
+    from finetune_gui.core.training.distributed import world
 
     rank, world_size = world()
     ctx = RunContext(config, RunFolder(config.output_dir), sink, control, rank, world_size)
@@ -69,10 +72,10 @@ def run_training(
         return _fail(ctx, exc.kind, str(exc), [], exc.exit_code)
     except Exception as exc:
         if _is_oom(exc):
-            from finetune_gui.core.advice import oom_fixes
+            from finetune_gui.core.training.advice import oom_fixes
 
             message = f"Out of memory at step {ctx.step} with batch {config.training.batch_size}."
-            fixes = oom_fixes(config)
+            fixes = oom_fixes(config, ctx.shape, ctx.hardware)
             return _fail(ctx, "oom", message, [f["label"] for f in fixes], 3, fixes=fixes)
         if debug:
             raise
@@ -226,13 +229,17 @@ def _to_dataset(encoded: EncodedDataset) -> Any:
 
 
 def _run(ctx: RunContext, resume: bool) -> int:
-    from finetune_gui.core import method_setup
+    from finetune_gui.core import hardware
     from finetune_gui.core.models import load_tokenizer, materialize, resolve_model
+    from finetune_gui.core.tuners import setup as method_setup
 
     config = ctx.config
     check_paths(config)
     checkpoint = _prepare_folder(ctx, resume)
-    plan = method_setup.plan_device(config)
+    for notice in config.notices:
+        ctx.log(notice, "warning")
+    ctx.hardware = hardware.detect()
+    plan = hardware.plan_device(config.training.precision, ctx.hardware)
     ctx.log(f"Resolving the model {config.model}")
     source = resolve_model(config.model, allow_pickle=config.allow_pickle_weights)
     source = materialize(source, lambda what, _f: ctx.log(f"Converting the GGUF model: {what}"))
@@ -244,8 +251,7 @@ def _run(ctx: RunContext, resume: bool) -> int:
         )
     ctx.log(f"Reading the dataset {config.dataset.path}")
     data = _load_data(ctx, tokenizer)
-    longest = max(len(item.input_ids) for item in data.train.items)
-    checkpointing, ctx.estimate_gib = _plan_memory(config, source, plan, longest)
+    checkpointing, ctx.estimate_gib = _plan_memory(ctx)
     ctx.log(f"Loading the model on {plan.device} ({plan.precision})")
     model = method_setup.load_base(config, source, plan, checkpointing)
     model = method_setup.apply_method(model, config, source)
@@ -283,12 +289,12 @@ def _run(ctx: RunContext, resume: bool) -> int:
             measured_peak_gib=_peak_memory_gib(plan.device),
             output=str(output),
         )
-    if ctx.is_main and not METHODS[config.method].trains_all_weights:
-        from finetune_gui.core.adapters import AdapterLibrary
+    if ctx.is_main and METHODS[config.method].adapter_kind is not None:
+        from finetune_gui.core.adapters.library import AdapterLibrary
 
         AdapterLibrary().register_run(ctx.folder.path)
     ctx.emit(Finished(status=status, metrics=metrics, output_path=str(output)))
-    from finetune_gui.core.distributed import barrier
+    from finetune_gui.core.training.distributed import barrier
 
     barrier()
     return 0
@@ -305,16 +311,17 @@ def _declared_dtype(source: Any, trust_remote_code: bool) -> Any:
     return declared if isinstance(declared, torch.dtype) else None
 
 
-def _plan_memory(config: RunConfig, source: Any, plan: Any, longest: int) -> tuple[bool, float | None]:
-    """Gradient checkpointing on/off ('auto' asks the estimator), and the estimated peak in GiB.
+def _plan_memory(ctx: RunContext) -> tuple[bool, float | None]:
+    """Gradient checkpointing on/off ('auto' asks the estimate), and the estimated peak in GiB: the one
+    estimate of this config on this machine, the number the wizard and ``estimate --config`` show."""
+    from finetune_gui.core.estimate import estimate_run, shape_for
 
-    Batches are padded to their longest example, never beyond the data's longest, so the estimate
-    uses that length when it is below max_seq_len."""
-    from finetune_gui.core import estimate
-
+    config = ctx.config
     try:
-        result = estimate.estimate_for_config(config, source, plan, seq_len=longest)
-    except Exception:  # an estimate is advice; an unusual architecture must not stop the run
+        ctx.shape = shape_for(config)
+        result = estimate_run(config, ctx.shape, ctx.hardware, methods=[config.method]).methods[config.method]
+    except Exception as exc:  # an estimate is advice; an unusual architecture must not stop the run
+        ctx.log(f"No memory estimate for this model ({type(exc).__name__}: {exc}).", "warning")
         result = None
     setting = config.training.gradient_checkpointing
     if setting == "on":
@@ -322,11 +329,8 @@ def _plan_memory(config: RunConfig, source: Any, plan: Any, longest: int) -> tup
     elif setting == "off":
         checkpointing = False
     else:
-        checkpointing = bool(result and result.needs_checkpointing)
-    estimate_gib = None
-    if result is not None:
-        estimate_gib = result.with_checkpointing_gib if checkpointing else result.total_gib
-    return checkpointing, estimate_gib
+        checkpointing = bool(result and result.gradient_checkpointing)
+    return checkpointing, result.total_gib if result is not None else None
 
 
 def _planned_steps(ctx: RunContext, data: Data) -> int:
@@ -338,20 +342,15 @@ def _planned_steps(ctx: RunContext, data: Data) -> int:
 
 
 def _make_trainer(
-    ctx: RunContext, model: Any, tokenizer: Any, data: Data, plan: Any, checkpointing: bool
+    ctx: RunContext, model: Any, tokenizer: Any, data: Data, plan: DevicePlan, checkpointing: bool
 ) -> Any:
     from transformers import PrinterCallback, Trainer, TrainingArguments
 
-    from finetune_gui.core.trainer_callbacks import EventsCallback, PadCollator, SamplesCallback
+    from finetune_gui.core.training.callbacks import EventsCallback, PadCollator, SamplesCallback
 
     config, t = ctx.config, ctx.config.training
-    optimizer = t.optimizer
-    if optimizer == "auto":
-        optimizer = (
-            "paged_adamw_8bit" if METHODS[config.method].quantized_base and plan.device == "cuda" else "adamw"
-        )
     optim = {"adamw": "adamw_torch", "adamw_8bit": "adamw_bnb_8bit", "paged_adamw_8bit": "paged_adamw_8bit"}[
-        optimizer
+        optimizer_for(config.method, t.optimizer, plan.device)
     ]
     has_eval = data.validation is not None
     args = TrainingArguments(
@@ -450,27 +449,18 @@ def _final_metrics(ctx: RunContext, trainer: Any, data: Data, status: str) -> di
 
 
 def _save_result(ctx: RunContext, model: Any, tokenizer: Any) -> Path:
-    """Write adapter/ (PEFT and bottleneck methods) or model/ (full), atomically via a staging folder."""
+    """Write adapter/ (adapter methods) or model/ (full), atomically via a staging folder."""
     import shutil
 
+    from finetune_gui.core.tuners.setup import save_trained
+
     folder = ctx.folder
-    method = METHODS[ctx.config.method]
-    target = folder.model_dir if method.trains_all_weights else folder.adapter_dir
+    target = folder.adapter_dir if METHODS[ctx.config.method].adapter_kind else folder.model_dir
     if not ctx.is_main:
         return target
     staging = target.with_name(f".{target.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
-    if ctx.config.method == "adapter":
-        from finetune_gui.core import bottleneck
-
-        bottleneck.save(model, staging)
-    elif method.trains_all_weights:
-        # fp32 master weights were trained; the saved model keeps the base's own dtype (often bf16).
-        if ctx.base_dtype is not None:
-            model.to(ctx.base_dtype)
-        model.save_pretrained(staging)
-    else:
-        model.save_pretrained(staging)
+    save_trained(model, ctx.config, staging, ctx.base_dtype)
     tokenizer.save_pretrained(staging)
     if target.exists():
         shutil.rmtree(target)
@@ -479,15 +469,21 @@ def _save_result(ctx: RunContext, model: Any, tokenizer: Any) -> Path:
 
 
 def _peak_memory_gib(device: str) -> float:
-    from finetune_gui.core.memory import peak_gib
+    from finetune_gui.core.training.readings import peak_gib
 
     return round(peak_gib(device), 3)
 
 
 def _run_facts(
-    ctx: RunContext, plan: Any, trainable: int, total: int, data: Data, checkpointing: bool, status: str
+    ctx: RunContext,
+    plan: DevicePlan,
+    trainable: int,
+    total: int,
+    data: Data,
+    checkpointing: bool,
+    status: str,
 ) -> dict[str, Any]:
-    from finetune_gui.core.memory import library_versions
+    from finetune_gui.core.training.readings import library_versions
 
     return {
         "status": status,

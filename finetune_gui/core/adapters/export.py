@@ -59,7 +59,7 @@ def export_gguf(model_dir: str | Path, out_file: str | Path, outtype: str = "f16
     out_file = Path(out_file)
     out_file.parent.mkdir(parents=True, exist_ok=True)
     partial = out_file.with_name(out_file.name + ".partial")
-    from finetune_gui.core.selfcmd import self_command
+    from finetune_gui.core.processes import self_command
 
     result = subprocess.run(
         self_command("convert-gguf", str(model_dir), "--outtype", outtype, "--outfile", str(partial)),

@@ -54,7 +54,6 @@ class EventsCallback(TrainerCallback):
         self.step_delay_s = step_delay_s  # test-only: slow steps so a test can act between them
         self.device = "cpu"
         self.first_step: int | None = None
-        self.first_step_time = 0.0
         self.paused_s = 0.0
         self.last_tokens = 0
         self.last_time = 0.0
@@ -70,12 +69,11 @@ class EventsCallback(TrainerCallback):
         return time.monotonic() - self.started - self.paused_s
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        from finetune_gui.core.distributed import any_rank
+        from finetune_gui.core.training.distributed import any_rank
 
         self.ctx.step = state.global_step
         if self.first_step is None:
             self.first_step = state.global_step - 1
-            self.first_step_time = self._active_elapsed() - 0.0
         if self.step_delay_s:
             time.sleep(self.step_delay_s)
         if self.simulate_oom_at and state.global_step >= self.simulate_oom_at:
@@ -97,7 +95,7 @@ class EventsCallback(TrainerCallback):
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
     ) -> None:
-        from finetune_gui.core.memory import current
+        from finetune_gui.core.training.readings import current
 
         logs = logs or {}
         if "eval_loss" in logs:
@@ -158,8 +156,6 @@ class SamplesCallback(TrainerCallback):
     def on_evaluate(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         if not self.prompts or model is None or not self.ctx.is_main:
             return
-        import json
-
         import torch
 
         samples = []
@@ -199,7 +195,4 @@ class SamplesCallback(TrainerCallback):
         from finetune_gui.core.events import Sample
 
         self.ctx.emit(Sample(step=state.global_step, samples=samples))
-        with (self.ctx.folder.path / "samples.jsonl").open("a", encoding="utf-8") as handle:
-            handle.write(
-                json.dumps({"step": state.global_step, "samples": samples}, ensure_ascii=False) + "\n"
-            )
+        self.ctx.folder.append_samples(state.global_step, samples)

@@ -1,0 +1,51 @@
+"""``finetune-gui data inspect``: exit 0 when the dataset is usable (problems listed), 2 when not."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from finetune_gui.commands import usage_of
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    group = sub.add_parser("data", help="dataset tools")
+    group.set_defaults(handler=usage_of(group))
+    commands = group.add_subparsers(title="data commands", metavar="COMMAND")
+    p = commands.add_parser("inspect", help="detect, validate and summarise a dataset")
+    p.add_argument("path", help="a dataset file or folder")
+    p.add_argument(
+        "--format", default="auto", help="auto, alpaca, sharegpt, messages, prompt_completion or text"
+    )
+    p.add_argument("--model", help="a model whose tokenizer gives token-length statistics")
+    p.add_argument("--max-seq-len", type=int, default=512, help="cut-off for the truncation count")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=inspect)
+
+
+def inspect(args: argparse.Namespace) -> int:
+    from finetune_gui.core.data.inspect import inspect as inspect_dataset
+
+    result = inspect_dataset(args.path, args.format, args.model, args.max_seq_len)
+    if args.json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+        return 0
+    skipped = result["problem_count"]
+    print(
+        f"{result['path']}: {result['format']} · {result['rows']:,} usable rows of {result['total_rows']:,}"
+    )
+    print(f"columns: {', '.join(result['columns']) or '-'}")
+    if skipped:
+        kinds = ", ".join(f"{n} {k}" for k, n in result["problem_kinds"].items())
+        print(f"{skipped:,} rows skipped ({kinds}):")
+        for problem in result["problems"][:20]:
+            print(f"  {problem['message']}")
+        if skipped > 20:
+            print(f"  … and {skipped - 20:,} more (use --json for all)")
+    stats = result.get("token_stats")
+    if stats:
+        print(
+            f"tokens: min {stats['min']}, median {stats['median']:.0f}, p95 {stats['p95']:.0f}, max {stats['max']}; "
+            f"{stats['truncated']} rows ({stats['truncated_pct']}%) longer than {stats['max_seq_len']}"
+        )
+    return 0

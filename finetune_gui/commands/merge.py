@@ -1,0 +1,57 @@
+"""``finetune-gui merge``: merge weighted adapters into the base and export the result, verified."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from finetune_gui.core.adapters.export import GGUF_TYPES
+    from finetune_gui.core.adapters.exporting import FORMATS
+    from finetune_gui.core.adapters.merge import COMBINATIONS
+
+    p = sub.add_parser("merge", help="merge weighted adapters into the base and write a standalone model")
+    p.add_argument("--base", required=True, help="the base model the adapters were trained on")
+    p.add_argument("--adapter", action="append", required=True, metavar="PATH[:WEIGHT]", help="W + Σ wᵢ·ΔWᵢ")
+    p.add_argument("--output", required=True, help="a new folder for the merged model")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="safetensors",
+        help="adapter: copy a prefix, prompt or bottleneck adapter (which cannot merge) with a note of its base",
+    )
+    p.add_argument("--gguf-type", choices=list(GGUF_TYPES), default="f16")
+    p.add_argument(
+        "--combination",
+        default="cat",
+        choices=list(COMBINATIONS),
+        help="how several adapters combine: cat is the exact W + Σ wᵢ·ΔWᵢ; the others are PEFT's",
+    )
+    p.add_argument("--density", type=float, default=0.5, help="for ties, dare and magnitude_prune")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from finetune_gui.core.adapters.exporting import export
+    from finetune_gui.core.adapters.merge import parse_adapter_arg
+
+    def progress(what: str, fraction: float) -> None:
+        print(f"[{fraction:4.0%}] {what}", file=sys.stderr)
+
+    report = export(
+        args.base,
+        [parse_adapter_arg(a) for a in args.adapter],
+        args.output,
+        fmt=args.format,
+        gguf_type=args.gguf_type,
+        combination=args.combination,
+        density=args.density,
+        progress=progress,
+    )
+    for part in ("merge", "gguf"):
+        if part in report:
+            print(report[part]["message"], file=sys.stderr)
+    print(json.dumps(report, indent=2))
+    return 0 if report.get("verified", True) else 4

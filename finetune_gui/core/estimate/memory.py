@@ -1,0 +1,203 @@
+"""Peak memory of one method's training step, from the model's shape alone, with its parts shown.
+
+It models this app's own training path (``core/tuners/setup.py`` and ``core/training/recipe.py``): what
+dtype the base is loaded in, which weights train (always fp32, as PEFT keeps adapters), the optimizer,
+activation checkpointing per decoder layer, and the loss path. Terms, in bytes:
+
+- weights: full fine-tuning keeps fp32 master weights (4/param) plus autocast's bf16 copies (2/param);
+  LoRA-family bases sit in the compute dtype (2/param); QLoRA packs decoder linears in NF4 (0.5/param)
+  with double-quantized constants (0.127 bit/param) while embeddings, norms and lm_head are upcast to
+  fp32 by ``prepare_model_for_kbit_training``.
+- trainable state: fp32 weight 4 + AdamW moments 8 (8-bit AdamW: 2) per trainable param, and its
+  fp32 gradient (4), which is live in the backward pass when activations are being freed, so the peak
+  takes the larger of the forward peak (activations + logits) and the gradients.
+- activations per token and layer, from what autograd keeps for backward in a Llama-style block
+  (``layer_activation_bytes``, plus each method's own term from the registry); with checkpointing only
+  each layer's input is kept, plus one layer recomputed at a time. Eager attention adds the heads × seq²
+  score matrices.
+- logits and loss: about 10 bytes × tokens × vocabulary (bf16 logits, their fp32 upcast, and the
+  fp32 log-softmax).
+- margin: CUDA context (0.5 GiB) and allocator fragmentation (8% of the rest).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from finetune_gui.core.estimate.shape import ModelShape
+from finetune_gui.core.methods import METHODS, optimizer_for
+
+GIB = 1024**3
+CUDA_CONTEXT_GIB = 0.5
+FRAGMENTATION = 0.08
+CPU_BASELINE_GIB = 0.6  # the Python process with torch and transformers imported, on CPU
+NF4_BYTES = 0.5 + 0.127 / 8
+DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
+MARGIN_PARTS = {"cuda_context", "fragmentation", "process_baseline"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What of a run the estimate depends on; ``core/estimate/for_run.py`` builds it from a RunConfig."""
+
+    batch_size: int = 4
+    seq_len: int = 512
+    dtype: str = "bf16"  # compute dtype: bf16 | fp16 on GPUs, fp32 on CPUs
+    device: str = "cuda"
+    gradient_checkpointing: bool | None = None  # None: on only when needed to fit
+    lora_r: int = 16
+    lora_targets: str | list[str] = "all-linear"
+    virtual_tokens: int = 20
+    bottleneck: int = 64
+    optimizer: str = "auto"  # training.optimizer; 'auto' is resolved per method (methods.optimizer_for)
+
+    @property
+    def compute_bytes(self) -> int:
+        return DTYPE_BYTES[self.dtype]
+
+
+@dataclass
+class MethodEstimate:
+    method: str
+    total_gib: float  # what the device must have free: allocated peak + CUDA context + fragmentation
+    allocated_gib: float  # comparable to torch.cuda.max_memory_allocated()
+    breakdown: dict[str, float]
+    trainable_parameters: int
+    gradient_checkpointing: bool
+    fits: bool = False
+    without_checkpointing_gib: float = 0.0
+    with_checkpointing_gib: float = 0.0
+    needs_checkpointing: bool = False
+    runnable: bool = True
+    note: str = ""
+    largest_seq_len: int | None = None  # at this batch size, within the budget
+    largest_batch_size: int | None = None  # at this sequence length, within the budget
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def trainable_parameters(method: str, shape: ModelShape, s: Settings) -> int:
+    return int(METHODS[method].trainable(shape, s))
+
+
+def layer_activation_bytes(shape: ModelShape, method: str, s: Settings, keys: int) -> float:
+    """Bytes autograd keeps per token for one decoder layer (Llama-style block), for backward.
+
+    Always kept, as gradients flow through every layer: both RMSNorms' fp32 inputs, the attention
+    kernel's q, k, v and output, and the MLP's gate, up and SiLU(gate). The method adds its own term
+    (the registry's ``activations``: e.g. each LoRA module's input copy, or, when the base weights
+    train, every Linear's input).
+    """
+    c = s.compute_bytes
+    h, i, kv = shape.hidden, shape.intermediate, shape.kv_dim
+    if shape.attention == "eager":
+        kv = h  # eager attention repeats k and v to every head
+    total = 2 * 4 * h + c * (2 * h + 2 * kv) + 3 * c * i
+    if shape.attention == "eager":
+        shape = replace(shape, kv_dim=kv)
+    total += METHODS[method].activations(shape, s)
+    if shape.attention == "eager":
+        total += (4 + c) * shape.heads * keys  # fp32 softmax and its compute-dtype copy
+    return float(total)
+
+
+def activation_bytes(method: str, shape: ModelShape, s: Settings, checkpointing: bool) -> tuple[float, float]:
+    """(activations, logits and loss) in bytes for one step."""
+    m = METHODS[method]
+    tokens = s.batch_size * (s.seq_len + (s.virtual_tokens if m.virtual_tokens_in_sequence else 0))
+    keys = s.seq_len + (s.virtual_tokens if m.virtual_keys else 0)
+    per_layer = layer_activation_bytes(shape, method, s, keys) * tokens
+    c = s.compute_bytes
+    if checkpointing:
+        activations = shape.layers * c * shape.hidden * tokens + per_layer
+    else:
+        activations = shape.layers * per_layer
+    if m.past_key_values:  # past key/values for every layer and sequence of the batch
+        activations += shape.layers * 2 * s.batch_size * s.virtual_tokens * shape.kv_dim * c
+    logits = 10.0 * tokens * shape.vocab if s.dtype != "fp32" else 12.0 * tokens * shape.vocab
+    return activations, logits
+
+
+def weight_bytes(method: str, shape: ModelShape, s: Settings) -> float:
+    m = METHODS[method]
+    if m.trains_all_weights:
+        return 4.0 * shape.parameters  # fp32 master weights; autocast's copies are a forward-pass term
+    if m.quantized_base:
+        return NF4_BYTES * shape.decoder_linear + 4.0 * (shape.parameters - shape.decoder_linear)
+    return float(s.compute_bytes * shape.parameters)
+
+
+def estimate_method(method: str, shape: ModelShape, s: Settings, budget_gib: float | None) -> MethodEstimate:
+    """Peak = persistent state + the larger of the forward peak (activations and logits, plus autocast's
+    weight copies when fp32 weights train) and the backward peak (gradients), plus the margin."""
+    m = METHODS[method]
+    trainable = trainable_parameters(method, shape, s)
+    optimizer_bytes = 2 if optimizer_for(method, s.optimizer, s.device).endswith("8bit") else 8
+    c = s.compute_bytes
+    persistent = {
+        "weights": weight_bytes(method, shape, s),
+        # Full fine-tuning's weights are the trainable ones; adapters add their own fp32 copies.
+        "trainable_weights": 0.0 if m.trains_all_weights else 4.0 * trainable,
+        "optimizer": float(optimizer_bytes * trainable),
+    }
+    autocast_copies = c * shape.parameters if m.trains_all_weights and s.dtype != "fp32" else 0.0
+
+    def total_for(checkpointing: bool) -> tuple[float, dict[str, float]]:
+        activations, logits = activation_bytes(method, shape, s, checkpointing)
+        forward = {
+            "autocast_weight_copies": autocast_copies,
+            "activations": activations,
+            "logits_and_loss": logits,
+        }
+        backward = {"gradients": 4.0 * trainable}
+        phase = forward if sum(forward.values()) >= sum(backward.values()) else backward
+        parts = {**persistent, **{k: v for k, v in phase.items() if v}}
+        allocated = sum(parts.values())
+        if s.device == "cuda":
+            parts["cuda_context"] = CUDA_CONTEXT_GIB * GIB
+            parts["fragmentation"] = FRAGMENTATION * allocated
+        else:
+            parts["process_baseline"] = CPU_BASELINE_GIB * GIB
+        return sum(parts.values()) / GIB, {k: round(v / GIB, 3) for k, v in parts.items()}
+
+    without, parts_without = total_for(False)
+    with_ckpt, parts_with = total_for(True)
+    if s.gradient_checkpointing is None:
+        use = budget_gib is not None and without > budget_gib and with_ckpt <= budget_gib
+    else:
+        use = s.gradient_checkpointing
+    total, breakdown = (with_ckpt, parts_with) if use else (without, parts_without)
+    return MethodEstimate(
+        method=method,
+        total_gib=round(total, 3),
+        allocated_gib=round(sum(v for k, v in breakdown.items() if k not in MARGIN_PARTS), 3),
+        breakdown=breakdown,
+        trainable_parameters=trainable,
+        gradient_checkpointing=use,
+        fits=budget_gib is None or total <= budget_gib,
+        without_checkpointing_gib=round(without, 3),
+        with_checkpointing_gib=round(with_ckpt, 3),
+        needs_checkpointing=budget_gib is not None and without > budget_gib >= with_ckpt,
+    )
+
+
+def largest_fit(method: str, shape: ModelShape, s: Settings, budget_gib: float, what: str) -> int | None:
+    """The largest seq_len (multiple of 64) or batch size that fits ``budget_gib``, or None."""
+
+    def fits(value: int) -> bool:
+        trial = replace(s, **{what: value})
+        return estimate_method(method, shape, trial, budget_gib).fits
+
+    step = 64 if what == "seq_len" else 1
+    low, high = 1, (131072 // 64 if what == "seq_len" else 1024)
+    if not fits(low * step):
+        return None
+    while low < high:
+        mid = (low + high + 1) // 2
+        if fits(mid * step):
+            low = mid
+        else:
+            high = mid - 1
+    return low * step
