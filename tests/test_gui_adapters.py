@@ -52,25 +52,47 @@ def test_refused_import_says_why(qtbot, tmp_path, monkeypatch):
     assert "not an adapter folder" in shown[0]
 
 
-def test_playground_switches_adapters_without_reloading(qtbot, library_with_two, tiny_model):
+def answer_of(pane_text: str) -> str:
+    """The last answer in a playground pane (after the last 'You: …' line)."""
+    return pane_text.rsplit("You: ", 1)[-1].split("\n", 1)[-1].strip()
+
+
+def test_playground_send_compares_base_and_tuned_and_stop_ends_both(qtbot, library_with_two, tiny_model):
+    from PySide6.QtCore import Qt
+
     from finetune_gui.gui.playground_page import PlaygroundPage
 
     page = PlaygroundPage()
     qtbot.addWidget(page)
-    entries = library_with_two.entries()
-    page.open(str(tiny_model), [(entries[0]["path"], 1.0)])
+    page.show()
+    entries = {e["name"]: e for e in library_with_two.entries()}
+    page.open(str(tiny_model), [(entries["style"]["path"], 1.0)])
     qtbot.waitUntil(lambda: page.ready, timeout=120_000)
-    process = page.process
-    page.prompt.setText("Hello")
-    page.send()
+    child = page.child
+    assert "Tuned · style" in page.boxes["tuned"].title() and "Base · " in page.boxes["base"].title()
+    assert not page.send_button.isEnabled()  # nothing typed yet
+    qtbot.keyClicks(page.prompt, "Hello")
+    assert page.send_button.isEnabled(), "Send must be enabled once the model is loaded"
+    qtbot.mouseClick(page.send_button, Qt.MouseButton.LeftButton)
+    assert page.stop_button.isEnabled() and not page.send_button.isEnabled()
     qtbot.waitUntil(lambda: page.status.text() == "Done.", timeout=120_000)
+    base, tuned = answer_of(page.panes["base"].toPlainText()), answer_of(page.panes["tuned"].toPlainText())
+    assert base and tuned and base != tuned  # the adapter changes what the model says
+
+    # A stack on the same base: switched on the loaded model, not reloaded.
+    page.open(str(tiny_model), [(entries["style"]["path"], 0.5), (entries["facts"]["path"], 0.5)])
+    assert page.child is child and "stack" in page.picker.currentText()
+    page.max_tokens.setValue(400)
+    qtbot.keyClicks(page.prompt, "Again")
+    qtbot.mouseClick(page.send_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "You: Again" in page.panes["base"].toPlainText(), timeout=10_000)
+    qtbot.mouseClick(page.stop_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.status.text() == "Stopped.", timeout=60_000)
+    # Both answers ended: the one being written and the one that was waiting.
     assert (
-        "You: Hello" in page.panes["base"].toPlainText() and "You: Hello" in page.panes["tuned"].toPlainText()
+        "[stopped]" in page.panes["base"].toPlainText() and "[stopped]" in page.panes["tuned"].toPlainText()
     )
-    page.open(str(tiny_model), [(entries[0]["path"], 0.5), (entries[1]["path"], 0.5)])  # a stack, same base
-    assert page.process is process  # switched on the loaded base, not reloaded
-    page.prompt.setText("Again")
-    page.send()
-    qtbot.waitUntil(lambda: page.status.text() == "Done.", timeout=120_000)
-    assert page.panes["tuned"].toPlainText().count("You:") == 2 and not page.error.isVisible()
+    assert page.send_button.isEnabled() is False and not page.stop_button.isEnabled()
+    qtbot.keyClicks(page.prompt, "Once more")
+    assert page.send_button.isEnabled() and not page.error.isVisible()
     page.shutdown()

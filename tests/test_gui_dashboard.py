@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QThread
 
 from finetune_gui.core.config import RunConfig
 
@@ -23,11 +22,9 @@ def dashboard(qtbot):
     qtbot.addWidget(board)
     board.show()
     yield board
-    if board.controller is not None and board.controller.isRunning():
+    if board.controller is not None and board.controller.is_running():
         board.controller.kill()
-        board.controller.wait(30_000)
-    left = [t for t in board.findChildren(QThread) if t.isRunning()]
-    assert not left, "a training thread was left running"
+        board.controller.wait(30)
 
 
 def write_run(tmp_path, tiny_model, **training):
@@ -54,7 +51,7 @@ def test_a_real_run_streams_into_the_charts(qtbot, dashboard, tiny_model, tmp_pa
     with qtbot.waitSignal(controller.finished_run, timeout=180_000) as blocker:
         pass
     assert blocker.args[0].status == "completed"
-    qtbot.waitUntil(lambda: not controller.isRunning(), timeout=30_000)
+    qtbot.waitUntil(lambda: not controller.is_running(), timeout=30_000)
     assert steps == [1, 2, 3, 4, 5, 6]
     assert dashboard.point_count("loss", "train") == 6
     assert dashboard.point_count("loss", "eval") >= 2
@@ -70,7 +67,7 @@ def test_stop_leaves_a_loadable_adapter(qtbot, dashboard, tiny_model, tmp_path):
     with qtbot.waitSignal(controller.finished_run, timeout=120_000) as blocker:
         dashboard.stop_button.click()
     assert blocker.args[0].status == "stopped"
-    qtbot.waitUntil(lambda: not controller.isRunning(), timeout=30_000)
+    qtbot.waitUntil(lambda: not controller.is_running(), timeout=30_000)
     assert json.loads((run / "run.json").read_text())["status"] == "stopped"
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
@@ -93,7 +90,7 @@ def test_pause_holds_the_step_count(qtbot, dashboard, tiny_model, tmp_path):
     qtbot.waitUntil(lambda: dashboard.point_count("loss", "train") > held, timeout=60_000)
     with qtbot.waitSignal(controller.finished_run, timeout=120_000):
         dashboard.stop()
-    qtbot.waitUntil(lambda: not controller.isRunning(), timeout=30_000)
+    qtbot.waitUntil(lambda: not controller.is_running(), timeout=30_000)
 
 
 def test_out_of_memory_shows_the_advice_and_applies_a_fix(qtbot, dashboard, tiny_model, tmp_path):
@@ -109,7 +106,7 @@ def test_out_of_memory_shows_the_advice_and_applies_a_fix(qtbot, dashboard, tiny
     )
     assert "batch 4 → 2 with gradient accumulation 2" in dashboard.oom_dialog.informativeText()
     dashboard.oom_dialog.close()
-    qtbot.waitUntil(lambda: not controller.isRunning(), timeout=30_000)
+    qtbot.waitUntil(lambda: not controller.is_running(), timeout=30_000)
     # "Apply and continue": the fix goes into the config and the run resumes from its checkpoint.
     env.pop("FINETUNE_GUI_SIMULATE_OOM_AT_STEP")  # the resumed process inherits this environment
     dashboard.apply_fix_and_continue(event.fixes[0])
@@ -117,8 +114,10 @@ def test_out_of_memory_shows_the_advice_and_applies_a_fix(qtbot, dashboard, tiny
     with qtbot.waitSignal(controller.finished_run, timeout=180_000) as done:
         pass
     assert done.args[0].status == "completed"
-    qtbot.waitUntil(lambda: not controller.isRunning(), timeout=30_000)
-    saved = RunConfig.load(run.with_suffix(".yaml"))
+    qtbot.waitUntil(lambda: not controller.is_running(), timeout=30_000)
+    from finetune_gui.core.runs import RunFolder
+
+    saved = RunConfig.load(RunFolder(run).launch_config_path)
     assert (saved.training.batch_size, saved.training.gradient_accumulation) == (2, 2)
     assert controller.resume
 
@@ -130,5 +129,5 @@ def test_a_crashing_process_is_reported_with_its_log(qtbot, dashboard, tmp_path)
     with qtbot.waitSignal(controller.failed_run, timeout=60_000) as blocker:
         pass
     assert blocker.args[0].kind_ in ("crash", "config")
-    qtbot.waitUntil(lambda: not controller.isRunning(), timeout=30_000)
+    qtbot.waitUntil(lambda: not controller.is_running(), timeout=30_000)
     assert dashboard.status == "failed" and dashboard.facts.text()

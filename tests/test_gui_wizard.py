@@ -6,8 +6,7 @@ import json
 
 import pytest
 import yaml
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDropEvent
+from gui_helpers import drop
 
 pytestmark = pytest.mark.gui
 
@@ -48,19 +47,6 @@ def window(qtbot):
         job.cancel()
 
 
-def drop(widget, path):
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(path))])
-    event = QDropEvent(
-        QPointF(10, 10),
-        Qt.DropAction.CopyAction,
-        mime,
-        Qt.MouseButton.NoButton,
-        Qt.KeyboardModifier.NoModifier,
-    )
-    widget.dropEvent(event)
-
-
 def write_dataset(tmp_path):
     rows = [
         {
@@ -99,9 +85,13 @@ def test_whole_wizard_produces_the_expected_config(qtbot, window, tiny_model, tm
     assert "<span" in setup.dataset.preview.toHtml()
     setup.go(3)
     before = state.estimate.methods["lora"].total_gib
-    setup.method.seq.setValue(2048)
+    setup.method.batch.setValue(64)
     assert state.estimate.methods["lora"].total_gib > before  # live, no child process
+    setup.method.batch.setValue(4)
     setup.method.seq.setValue(256)
+    # The data's longest example, not max_seq_len, sets the batches' length (and the estimate).
+    assert state.settings().seq_len == report["token_stats"]["max"] < 256
+    assert f"longest example: {report['token_stats']['max']} tokens" in setup.method.budget.text()
     setup.method.select("lora")
     assert state.config.method == "lora" and setup.method.cards["lora"].property("selected")
     setup.go(4)

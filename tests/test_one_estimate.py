@@ -21,7 +21,7 @@ def test_method_page_estimate_command_and_run_json_agree(qtbot, tiny_model, tmp_
     config = RunConfig(model=str(tiny_model), method="dora", output_dir=str(tmp_path / "run"))
     config.dataset.path = str(data)
     t = config.training
-    t.max_steps, t.batch_size, t.max_seq_len, t.optimizer = 1, 3, 96, "adamw"
+    t.max_steps, t.batch_size, t.max_seq_len, t.optimizer = 1, 3, 512, "adamw"
     config.lora.r = 4
     path = tmp_path / "run.yaml"
     config.save(path)
@@ -60,10 +60,14 @@ def test_method_page_estimate_command_and_run_json_agree(qtbot, tiny_model, tmp_
     window.setup.go(1)
     window.setup.model.choose(str(tiny_model))
     qtbot.waitUntil(lambda: window.state.shape is not None, timeout=90_000)
+    window.setup.dataset.load(str(data))  # token lengths: the data's longest example sets the batches
+    qtbot.waitUntil(lambda: bool(window.state.dataset_report), timeout=90_000)
     window.setup.go(3)
     window.setup.method.select("dora")
     card = window.setup.method.cards["dora"].memory.text()
     from_page = window.state.estimate.methods["dora"].total_gib
 
     assert from_command == from_run == from_page, (from_command, from_run, from_page)
+    # The data's longest example (well under max_seq_len) sets the length, not max_seq_len.
+    assert window.state.settings().seq_len < 512
     assert card.startswith(f"{from_page:.1f} GB")

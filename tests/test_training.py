@@ -131,7 +131,9 @@ def test_light_methods_train_and_save(method, tiny_model, small_dataset, tmp_pat
         from peft import PeftModel
 
         tuned = PeftModel.from_pretrained(base, adapter)
-        assert tuned(ids).logits.shape[-1] == before.shape[-1]
+        after = tuned(ids).logits[:, -ids.shape[1] :]  # prompt tuning prepends its virtual tokens
+        assert after.shape == before.shape
+        assert not torch.allclose(after, before, atol=1e-6), "the trained adapter changes nothing"
 
 
 def test_events_metrics_and_run_json(tiny_model, small_dataset, tmp_path):
@@ -314,7 +316,8 @@ def test_pause_holds_the_step_count(tiny_model, small_dataset, tmp_path):
     proc.stdin.write("resume\n")
     proc.stdin.flush()
     events = read_until(proc, lambda e: e.kind == "resumed")
-    assert events[0].kind == "resumed" and events[0].step == paused_at  # nothing happened while paused
+    assert events[-1].step == paused_at and not [e for e in events if isinstance(e, Step)]  # nothing moved
+    assert any(e.kind == "log" and f"Paused after step {paused_at}" in e.message for e in events)
     proc.stdin.write("stop\n")
     proc.stdin.flush()
     read_until(proc, lambda e: isinstance(e, Finished))
@@ -386,3 +389,18 @@ def test_sample_answers_at_each_evaluation(tiny_model, small_dataset, tmp_path):
     assert "<|im_start|>" not in samples[0].samples[0]["prompt"]  # the question as the user wrote it
     lines = (tmp_path / "run" / "samples.jsonl").read_text().splitlines()
     assert len(lines) == 2
+
+
+def test_an_unexpected_error_is_a_crash_with_its_traceback_in_error_log(
+    tiny_model, small_dataset, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("FINETUNE_GUI_SIMULATE_CRASH_AT_STEP", "2")
+    config = make_config(tiny_model, small_dataset, tmp_path / "run", max_steps=6)
+    sink = ListSink()
+    assert run_training(config, sink=sink, control=RunControl()) == 1
+    failed = sink.of(Failed)[0]
+    assert failed.kind_ == "crash" and "RuntimeError: simulated crash at step 2" in failed.message
+    log = tmp_path / "run" / "error.log"
+    assert failed.log_path == str(log) and "Traceback" in log.read_text()
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["status"] == "failed" and run["error_kind"] == "crash"

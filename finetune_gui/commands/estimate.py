@@ -86,6 +86,23 @@ def _methods(names: list[str] | None) -> list[str] | None:
     return chosen
 
 
+def _longest_example(config, source) -> int | None:
+    """The config's data, as the trainer will see it: its longest example sets the batches' length."""
+    from pathlib import Path
+
+    paths = [p for p in (config.dataset.path, config.dataset.validation_path) if p]
+    if not paths or not all(Path(p).expanduser().exists() for p in paths):
+        return None
+    from finetune_gui.core.data.encode import ensure_chat_template, longest_example
+    from finetune_gui.core.data.scan import load_examples
+    from finetune_gui.core.models import load_tokenizer
+
+    tokenizer = load_tokenizer(source, config.trust_remote_code)
+    ensure_chat_template(tokenizer)
+    examples = [e for p in paths for e in load_examples(p, config.dataset.format, config.dataset.columns)[0]]
+    return longest_example(examples, tokenizer, config.training.max_seq_len)
+
+
 def run(args: argparse.Namespace) -> int:
     import sys
 
@@ -108,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
         hw = hw.with_budget(hw.budget_gib(), bf16=args.dtype == "bf16")  # a GPU's estimate was asked for
     info = inspect_model(source, config.trust_remote_code)
     facts = {**info.to_dict(), "source": source.spec}
-    result = estimate_run(config, shape, hw, methods=methods, model_facts=facts)
+    longest = _longest_example(config, source)
+    result = estimate_run(config, shape, hw, methods=methods, model_facts=facts, longest=longest)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0

@@ -4,6 +4,8 @@ The server loads the base once and answers JSON commands on stdin, one per line:
   {"prompt": "...", "adapters": [["path", 1.0], ...], "max_new_tokens": 128, "temperature": 0.7, "top_p": 0.95,
    "id": "base"}   → {"event": "token", "id": ..., "text": ...}… then {"event": "done", "id": ..., "stopped": bool}
   {"stop": true}   → ends the answer being generated, and every answer still waiting
+Each answer ends with {"event": "done", "id": ..., "stopped": bool, "end": "end" | "length" | "stopped"}
+("length": cut at max_new_tokens).
 Adapters switch on the loaded base without reloading it. Errors are {"event": "error", "message": ...}.
 """
 
@@ -83,7 +85,7 @@ def serve(args: argparse.Namespace) -> int:
                     # A stop ends the answer being written and every one still waiting.
                     stop.set()
                     for waiting in requests:
-                        send(event="done", id=waiting.get("id"), stopped=True)
+                        send(event="done", id=waiting.get("id"), stopped=True, end="stopped")
                     requests.clear()
                     continue
                 requests.append(command)
@@ -112,6 +114,6 @@ def serve(args: argparse.Namespace) -> int:
                 stop=stop,
             ):
                 send(event="token", id=ident, text=piece)
-            send(event="done", id=ident, stopped=stop.is_set())
+            send(event="done", id=ident, stopped=stop.is_set(), end=generator.last_end)
         except UserError as exc:
             send(event="error", id=ident, message=str(exc))

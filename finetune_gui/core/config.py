@@ -62,9 +62,14 @@ class TrainingConfig:
         1, "Steps whose gradients add up before one update: batch × this = effective batch.", min=1
     )
     learning_rate: float | None = _f(
-        None, "Step size of the optimizer; empty uses the method's default (LoRA 2e-4, full 2e-5).", min=0.0
+        None,
+        "Step size of the optimizer; empty uses the method's default (LoRA 2e-4, full 2e-5).",
+        min=0.0,
+        label="Learning rate",
     )
-    max_seq_len: int = _f(512, "Longest example in tokens; longer ones are cut at this length.", min=8)
+    max_seq_len: int = _f(
+        512, "Longest example in tokens; longer ones are cut at this length.", min=8, label="Sequence length"
+    )
     gradient_checkpointing: str = _f(
         "auto",
         "Recompute activations in the backward pass: less memory, about 30% slower. "
@@ -79,7 +84,10 @@ class TrainingConfig:
     seed: int = _f(42, "Random seed for the data order, the split and initialisation.")
     warmup_ratio: float = _f(0.03, "Share of steps over which the learning rate ramps up.", min=0.0, max=0.5)
     lr_scheduler: str = _f(
-        "cosine", "How the learning rate falls after warm-up.", choices=("cosine", "linear", "constant")
+        "cosine",
+        "How the learning rate falls after warm-up.",
+        choices=("cosine", "linear", "constant"),
+        label="Learning-rate schedule",
     )
     weight_decay: float = _f(0.0, "AdamW weight decay.", min=0.0, max=1.0)
     max_grad_norm: float = _f(1.0, "Gradients are clipped to this norm.", min=0.0)
@@ -108,8 +116,12 @@ class TrainingConfig:
 
 @dataclass
 class LoraSettings:
-    r: int = _f(16, "LoRA rank: capacity of the adapter. 8-64 is typical.", min=1, max=1024)
-    alpha: int = _f(32, "LoRA scaling numerator (scale = alpha / r); usually twice the rank.", min=1)
+    r: int = _f(
+        16, "LoRA rank: capacity of the adapter. 8-64 is typical.", min=1, max=1024, label="LoRA rank"
+    )
+    alpha: int = _f(
+        32, "LoRA scaling numerator (scale = alpha / r); usually twice the rank.", min=1, label="LoRA alpha"
+    )
     dropout: float = _f(
         0.0,
         "Dropout on the adapter's input. 0 is fastest (0.05 doubled the CPU step time in our measurements).",
@@ -471,8 +483,7 @@ def check_paths(config: RunConfig) -> None:
             )
 
 
-def field_help(dotted: str) -> str:
-    """The help text of a field, e.g. ``field_help('training.batch_size')``; the GUI's tooltips."""
+def _metadata(dotted: str) -> Any:
     cls: type = RunConfig
     meta: Any = None
     for part in dotted.split("."):
@@ -481,4 +492,30 @@ def field_help(dotted: str) -> str:
         hint = typing.get_type_hints(cls)[part]
         if dataclasses.is_dataclass(hint):
             cls = hint
-    return str(meta.get("help", "")) if meta else ""
+    return meta or {}
+
+
+def field_help(dotted: str) -> str:
+    """The help text of a field, e.g. ``field_help('training.batch_size')``; the GUI's tooltips."""
+    return str(_metadata(dotted).get("help", ""))
+
+
+def field_label(dotted: str) -> str:
+    """A field's name for people ('LoRA rank' for lora.r): its ``label`` metadata, else its key in words."""
+    label = _metadata(dotted).get("label")
+    if label:
+        return str(label)
+    return dotted.rsplit(".", 1)[-1].replace("_", " ").capitalize()
+
+
+def in_words(message: str) -> str:
+    """A config error as the window shows it: field labels instead of quoted keys."""
+    import re
+
+    def label(match: re.Match[str]) -> str:
+        try:
+            return field_label(match.group(1))
+        except KeyError:
+            return match.group(0)
+
+    return re.sub(r"'([a-z_]+(?:\.[a-z_]+)+)'", label, message)

@@ -135,13 +135,22 @@ def parse_event(line: str) -> Event | None:
         data = json.loads(line)
     except ValueError:
         return None
-    if not isinstance(data, dict) or data.get("event") not in EVENT_TYPES:
+    return event_from_dict(data) if isinstance(data, dict) else None
+
+
+def event_from_dict(data: dict[str, Any]) -> Event | None:
+    """A decoded JSON line back into its event; None when it is no event or lacks a required field."""
+    if data.get("event") not in EVENT_TYPES:
         return None
+    data = dict(data)
     cls = EVENT_TYPES[data.pop("event")]
     if cls is Failed and "kind" in data:
         data["kind_"] = data.pop("kind")
     names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})
+    try:
+        return cls(**{k: v for k, v in data.items() if k in names})
+    except TypeError:
+        return None
 
 
 class EventSink(Protocol):

@@ -174,6 +174,19 @@ class RunFolder:
                 kept = [r for r in _read_lines(path) if int(r.get("step", 0)) <= after_step]
                 write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
 
+    def crash_lines(self, count: int = 15) -> list[str]:
+        """What a crashed run last said: its traceback when it wrote one, else the end of train.log
+        without the warnings every run prints (they explain nothing about this one)."""
+        for path, keep in ((self.error_log_path, lambda _line: True), (self.log_path, _not_noise)):
+            try:
+                lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+            except OSError:
+                continue
+            lines = [line.rstrip() for line in lines if line.strip() and keep(line)]
+            if lines:
+                return lines[-count:]
+        return []
+
     # -- control of a run by a process that did not start it
     def request(self, word: str) -> None:
         """Ask the training process to pause, run on or stop (it checks between steps)."""
@@ -220,6 +233,14 @@ class RunFolder:
         config = RunConfig.from_dict(data)
         config.save(self.launch_config_path)
         return self.launch_config_path
+
+
+NOISE = ("warning", "warn(", "loading weights", "writing model", "%|", "it/s]", "bitsandbytes", "kernels")
+
+
+def _not_noise(line: str) -> bool:
+    lowered = line.lower()
+    return not any(word in lowered for word in NOISE)
 
 
 def _read_lines(path: Path) -> list[dict[str, Any]]:

@@ -31,15 +31,17 @@ from finetune_gui.gui.core_client import CoreJob
 from finetune_gui.gui.widgets import (
     BusyRow,
     Card,
+    empty_state,
     error_label,
     fill_table,
     muted,
+    quality_loss,
     selected_items,
     show_error,
     title_label,
 )
 
-COLUMNS = ["Name", "Base model", "Kind", "Rank", "Final loss", "Date", "Size"]
+COLUMNS = ["Name", "Base model", "Kind", "Rank", "Merges", "Loss", "Date", "Size"]
 EXPORTS = [
     ("safetensors folder", ["--format", "safetensors"]),
     ("GGUF f16 + Ollama Modelfile", ["--format", "gguf", "--gguf-type", "f16"]),
@@ -57,8 +59,23 @@ def _merges(entry: dict) -> bool:
         return False
 
 
+def _weighted(entry: dict) -> bool:
+    try:
+        return for_kind(str(entry.get("kind"))).stacks_with_weights
+    except KeyError:
+        return False
+
+
+def merge_ability(entry: dict) -> str:
+    """What the Merges column says: weighted stacks, whole only, or not at all."""
+    if _weighted(entry):
+        return "yes, with weights"
+    return "yes, alone" if _merges(entry) else "no (use on its base)"
+
+
 class AdaptersPage(QWidget):
-    open_in_playground = Signal(list)  # [(path, weight)], and the base model as the list's base
+    open_in_playground = Signal(list)  # [base model, [(path, weight)]]
+    go_to = Signal(str)  # a section of the window
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -74,12 +91,14 @@ class AdaptersPage(QWidget):
         import_button.clicked.connect(self._import_dialog)
         head.addWidget(import_button)
         layout.addLayout(head)
-        self.empty = QLabel(
-            "No adapters yet. Every completed run adds its adapter here; or import a PEFT adapter folder."
+        self.empty = empty_state(
+            "No adapters yet. Every completed run adds its adapter here; or import a PEFT adapter folder.",
+            "Go to Setup",
+            lambda: self.go_to.emit("Setup"),
         )
-        self.empty.setObjectName("emptyState")
-        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         layout.addWidget(self.empty)
+        self.notice = muted("")
+        layout.addWidget(self.notice)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -139,13 +158,14 @@ class AdaptersPage(QWidget):
         self.entries = self.library.entries()
         table_rows = []
         for e in self.entries:
-            loss = e.get("final_loss")
+            loss = quality_loss(e)
             values = [
                 e["name"],
                 Path(str(e.get("base_model", ""))).name,
                 e.get("kind", ""),
                 str(e.get("rank") or "–"),
-                f"{loss:.4f}" if isinstance(loss, float) else "–",
+                merge_ability(e),
+                f"{loss:.3f}" if loss is not None else "–",
                 (e.get("created") or "")[:16].replace("T", " "),
                 f"{e.get('size_bytes', 0) / 2**20:.1f} MB",
             ]
@@ -170,16 +190,23 @@ class AdaptersPage(QWidget):
             e = chosen[0]
             self.detail_title.setText(e["name"])
             facts = [
-                f"{e.get('kind')} · rank {e.get('rank')}",
-                f"base: {e.get('base_model')}",
-                f"dataset: {e.get('dataset', '–')} · steps {e.get('steps', '–')}",
-                e["path"],
+                f"{e.get('kind')} · rank {e.get('rank') or '–'} · merges: {merge_ability(e)}",
+                f"base model: {Path(str(e.get('base_model', ''))).name or '–'}",
+                f"dataset: {Path(str(e.get('dataset') or '–')).name} · steps {e.get('steps', '–')}",
+                f"folder: {e['path']}",
             ]
             if not _merges(e):
                 facts.append(
                     "This kind changes activations, not weights: it cannot be merged; use it on its base."
                 )
             self.detail_text.setText("\n".join(facts))
+        elif not all(_weighted(e) for e in chosen):
+            alone = [e["name"] for e in chosen if not _weighted(e)]
+            self.detail_title.setText(f"{len(chosen)} adapters")
+            self.detail_text.setText(
+                f"{', '.join(alone)} cannot be stacked with weights: "
+                "only LoRA adapters combine as W + Σ wᵢ·ΔWᵢ. Select it alone to merge or export it."
+            )
         else:
             self.detail_title.setText(f"A stack of {len(chosen)} adapters")
             self.detail_text.setText("The stack means W + Σ wᵢ·ΔWᵢ: set each adapter's weight.")
@@ -198,12 +225,14 @@ class AdaptersPage(QWidget):
                 self.weights_box.addWidget(row)
                 self.sliders[e["path"]] = slider
         mergeable = all(_merges(e) for e in chosen)
+        stackable = len(chosen) == 1 or all(_weighted(e) for e in chosen)
         self.exports = EXPORTS if mergeable else [ADAPTER_EXPORT]
         self.export_choice.clear()
         self.export_choice.addItems([label for label, _ in self.exports])
         self.merge.setText("Merge and export…" if mergeable else "Export…")
-        self.merge.setEnabled(mergeable or len(chosen) == 1)
-        self.combination.setVisible(len(chosen) > 1)
+        self.merge.setEnabled(stackable and (mergeable or len(chosen) == 1))
+        self.play.setEnabled(stackable)
+        self.combination.setVisible(len(chosen) > 1 and stackable)
 
     def stack(self) -> list[tuple[str, float]]:
         chosen = self.selected()
@@ -304,13 +333,26 @@ class AdaptersPage(QWidget):
             self.import_folder(folder)
 
     def import_folder(self, folder: str) -> bool:
+        known = self.library.find_path(folder)
+        if known is not None:
+            self.refresh()
+            self.result.setText("")
+            self.parent_status(f"{known['name']} is already in the library; nothing changed.")
+            return True
         try:
-            self.library.add(folder)
+            entry = self.library.add(folder)
         except UserError as exc:
             QMessageBox.warning(self, "Not an adapter", str(exc))
             return False
         self.refresh()
+        self.parent_status(f"Added {entry['name']} to the library.")
         return True
+
+    def parent_status(self, text: str) -> None:
+        window = self.window()
+        if hasattr(window, "statusBar"):
+            window.statusBar().showMessage(text, 10_000)
+        self.notice.setText(text)
 
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():

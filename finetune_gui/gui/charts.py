@@ -101,6 +101,13 @@ class Series:
             self._x, self._y = np.empty(256), np.empty(256)
         self.dirty = True
 
+    def keep_up_to(self, x: float) -> None:
+        """Drop the points after ``x`` (a resumed run logs the steps after its checkpoint again)."""
+        n = int(np.searchsorted(self.x, x, side="right"))
+        if n < self.n:
+            self.n = n
+            self.dirty = True
+
     def draw(self) -> None:
         if self.dirty:
             self.curve.setData(self.x, self.y, skipFiniteCheck=True)  # events carry finite numbers only
@@ -110,14 +117,18 @@ class Series:
 class LiveChart(pg.PlotWidget):
     """A chart of several series. Appending is cheap; ``redraw`` (called by a timer about ten times a
     second) pushes only changed series with ``setData``. Peak downsampling and clip-to-view keep
-    100,000 points smooth; hovering shows the nearest value."""
+    100,000 points smooth; hovering shows the nearest value. The legend is a line of coloured names in
+    the title, listing only series that have data: a legend inside the plot would sit on the curves."""
 
     def __init__(self, title: str, unit: str, x_label: str = "step"):
         super().__init__()
         _styled(self, unit, x_label)
-        self.setTitle(title, color=QApplication.palette().color(QPalette.ColorRole.WindowText).name())
+        self.title = title
+        self.text_colour = QApplication.palette().color(QPalette.ColorRole.WindowText).name()
+        self.colours: dict[str, str] = {}
+        self._titled: tuple[str, ...] = ()
+        self.setTitle(title, color=self.text_colour)
         self.setMinimumHeight(170)
-        self.addLegend(offset=(-10, 10))
         self.series: dict[str, Series] = {}
         self.setMouseTracking(True)
         self.scene().sigMouseMoved.connect(self._on_hover)
@@ -129,11 +140,12 @@ class LiveChart(pg.PlotWidget):
         style = pg.QtCore.Qt.PenStyle.DashLine if dashed else pg.QtCore.Qt.PenStyle.SolidLine
         pen = pg.mkPen(colour, width=1, style=style)
         kwargs = {"symbol": "o", "symbolSize": 6, "symbolBrush": colour, "symbolPen": None} if markers else {}
-        curve = self.plot([], [], pen=pen, name=name, **kwargs)
+        curve = self.plot([], [], pen=pen, **kwargs)
         curve.setDownsampling(auto=True, method="peak")
         curve.setClipToView(True)
         series = Series(curve)
         self.series[name] = series
+        self.colours[name] = colour
         return series
 
     @property
@@ -143,6 +155,19 @@ class LiveChart(pg.PlotWidget):
     def redraw(self) -> None:
         for series in self.series.values():
             series.draw()
+        shown = tuple(name for name, series in self.series.items() if series.n)
+        if shown != self._titled:
+            self._titled = shown
+            names = " ".join(
+                f'<span style="color:{self.colours[name]}">■</span> {name}&nbsp;' for name in shown
+            )
+            self.setTitle(
+                f'<span style="color:{self.text_colour}">{self.title}</span>&nbsp;&nbsp;'
+                f'<span style="color:{self.text_colour}; font-size:9pt">{names}</span>'
+                if len(shown) > 1
+                else self.title,
+                color=self.text_colour,
+            )
 
     def _on_hover(self, pos) -> None:
         if not self.sceneBoundingRect().contains(pos):
@@ -150,7 +175,7 @@ class LiveChart(pg.PlotWidget):
         point = self.getPlotItem().vb.mapSceneToView(pos)
         lines = []
         for name, series in self.series.items():
-            if not series.x:
+            if not series.n:
                 continue
             index = _bisect_nearest(series.x, point.x())  # steps only grow, so x is sorted
             lines.append(f"{name}: {series.y[index]:.4g} at {series.x[index]:g}")

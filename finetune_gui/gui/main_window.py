@@ -1,14 +1,16 @@
 """The main window: a navigation rail, one page per section, and a status bar that says what is happening.
 
-Drops anywhere on the window are routed: datasets to the dataset page, model folders and .gguf files
-to the model page; anything else is refused with the reason in the status bar.
+Drops anywhere on the window are routed: datasets to the dataset step, model folders and .gguf files to
+the model step, adapter folders to the adapter library; anything else is refused with the reason in the
+status bar. At start it reattaches to a run still training in the background and offers to resume an
+interrupted one.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, QSize, QTimer
+from PySide6.QtCore import QSize, QTimer
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -23,9 +25,11 @@ from PySide6.QtWidgets import (
 
 from finetune_gui.core.runs import RunFolder
 from finetune_gui.gui.adapters_page import AdaptersPage
+from finetune_gui.gui.child import ChildProcess
 from finetune_gui.gui.core_client import CoreJob
 from finetune_gui.gui.playground_page import PlaygroundPage
 from finetune_gui.gui.runs_page import RunsPage
+from finetune_gui.gui.settings import app_settings
 from finetune_gui.gui.training.dashboard import Dashboard
 from finetune_gui.gui.widgets import file_kind
 from finetune_gui.gui.wizard.setup_page import SetupPage
@@ -39,7 +43,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setWindowTitle("finetune-gui")
         self.setAcceptDrops(True)
-        self._settings = QSettings()
+        self._settings = app_settings()
         self.state = WizardState(self)
         central = QWidget()
         row = QHBoxLayout(central)
@@ -51,23 +55,16 @@ class MainWindow(QMainWindow):
         self.pages = QStackedWidget()
         self.setup = SetupPage(self.state)
         self.dashboard = Dashboard()
-        self.runs = RunsPage()
         self.adapters = AdaptersPage()
         self.playground = PlaygroundPage()
-        for name in SECTIONS:
+        self.runs = RunsPage()
+        for name, page in zip(
+            SECTIONS, (self.setup, self.dashboard, self.adapters, self.playground, self.runs), strict=True
+        ):
             item = QListWidgetItem(name)
             item.setSizeHint(QSize(0, 40))
             self.rail.addItem(item)
-            if name == "Setup":
-                self.pages.addWidget(self.setup)
-            elif name == "Training":
-                self.pages.addWidget(self.dashboard)
-            elif name == "Runs":
-                self.pages.addWidget(self.runs)
-            elif name == "Adapters":
-                self.pages.addWidget(self.adapters)
-            else:
-                self.pages.addWidget(self.playground)
+            self.pages.addWidget(page)
         self.rail.currentRowChanged.connect(self.pages.setCurrentIndex)
         self.rail.setCurrentRow(0)
         row.addWidget(self.rail)
@@ -79,13 +76,15 @@ class MainWindow(QMainWindow):
         status.showMessage("Ready")
         self.setStatusBar(status)
         self.setup.review.start_requested.connect(self.start_training)
-        self.dashboard.status_text.connect(lambda text: self.statusBar().showMessage(text))
-        self.dashboard.run_ended.connect(
-            lambda _path, _status: (self.runs.refresh(), self.adapters.refresh())
-        )
+        self.dashboard.status_text.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
+        self.dashboard.run_ended.connect(self._on_run_ended)
+        self.dashboard.resume_requested.connect(self.resume_run)
         self.adapters.open_in_playground.connect(self.open_playground)
         self.runs.open_requested.connect(self.open_run)
         self.runs.resume_requested.connect(self.resume_run)
+        for page in (self.dashboard, self.adapters, self.playground, self.runs):
+            if hasattr(page, "go_to"):
+                page.go_to.connect(self.go_to)
         self.resize(1200, 800)
         geometry = self._settings.value("window/geometry")
         if geometry is not None:
@@ -96,6 +95,9 @@ class MainWindow(QMainWindow):
             self._start_hardware_detection()
             QTimer.singleShot(0, self.check_earlier_runs)
 
+    def go_to(self, section: str) -> None:
+        self.rail.setCurrentRow(SECTIONS.index(section))
+
     # -- runs from earlier sessions
     def check_earlier_runs(self) -> None:
         """Reattach to a run still training in the background; offer to resume an interrupted one."""
@@ -104,50 +106,68 @@ class MainWindow(QMainWindow):
         runs = list_runs(self.runs.root)
         running = [r for r in runs if r["state"] == "running"]
         if running and not self.dashboard.is_running():
-            self.dashboard.show_run(running[0]["path"], follow=True)
-            self.statusBar().showMessage(f"{running[0]['name']} is still training in the background.", 10000)
+            self.dashboard.attach(running[0]["path"])
+            self.go_to("Training")
+            self.statusBar().showMessage(f"{running[0]['name']} is still training in the background.", 10_000)
         interrupted = [r for r in runs if r["state"] == "interrupted"]
         if interrupted:
             run = interrupted[0]
             box = QMessageBox(self)
             box.setWindowTitle("An interrupted run")
             box.setText(f"The run {run['name']} stopped unexpectedly (the app or the computer went down).")
-            box.setInformativeText("Resume it from its last checkpoint?")
-            resume = box.addButton("Resume", QMessageBox.ButtonRole.AcceptRole)
+            checkpoint = RunFolder(run["path"]).last_checkpoint()
+            box.setInformativeText(
+                f"Resume it from {checkpoint.name}?"
+                if checkpoint
+                else "It stopped before its first checkpoint."
+            )
+            resume = box.addButton("Resume", QMessageBox.ButtonRole.AcceptRole) if checkpoint else None
             box.addButton("Not now", QMessageBox.ButtonRole.RejectRole)
-            box.finished.connect(lambda _r: box.clickedButton() is resume and self.resume_run(run["path"]))
+            box.finished.connect(
+                lambda _r: (
+                    resume is not None and box.clickedButton() is resume and self.resume_run(run["path"])
+                )
+            )
             self.resume_dialog = box
             box.open()
 
     def open_playground(self, request: list) -> None:
         base, adapters = request
-        self.rail.setCurrentRow(SECTIONS.index("Playground"))
+        self.go_to("Playground")
         self.playground.open(base, adapters)
 
     def open_run(self, path: str) -> None:
-        self.rail.setCurrentRow(SECTIONS.index("Training"))
+        self.go_to("Training")
         self.dashboard.show_run(path)
 
     def resume_run(self, path: str) -> None:
-        run_dir = Path(path)
-        folder = RunFolder(run_dir)
-        config_path = folder.launch_config_path
-        if not config_path.is_file():
-            config_path = folder.config_path
+        folder = RunFolder(path)
         if folder.last_checkpoint() is None:
             self.statusBar().showMessage(
-                f"{run_dir.name} has no checkpoint to resume from; start it again from Setup.", 10000
+                f"{folder.name} has no checkpoint to resume from; start it again from Setup.", 10_000
             )
             return
-        self.rail.setCurrentRow(SECTIONS.index("Training"))
-        self.dashboard.start(config_path, run_dir, resume=True)
+        if self.dashboard.is_running():
+            self.statusBar().showMessage(
+                f"{self.dashboard.active.name if self.dashboard.active else 'A run'} is training; resume "
+                f"{folder.name} when it has finished.",
+                10_000,
+            )
+            return
+        config_path = folder.launch_config_path if folder.launch_config_path.is_file() else folder.config_path
+        self.go_to("Training")
+        self.dashboard.start(config_path, folder.path, resume=True)
+
+    def _on_run_ended(self, _path: str, _status: str) -> None:
+        self.runs.refresh()
+        self.adapters.refresh()
 
     # -- hardware
     def _start_hardware_detection(self) -> None:
         # In a child process: detection imports torch, which the window itself never does.
         self.hardware_job = CoreJob(["hardware", "--json"], self)
         self.hardware_job.succeeded.connect(self._on_hardware)
-        self.hardware_job.failed.connect(lambda msg: self.hardware_label.setText("GPU: unknown"))
+        self.hardware_job.failed.connect(lambda _message: self.hardware_label.setText("GPU: unknown"))
         self.hardware_job.start()
 
     def _on_hardware(self, data: dict) -> None:
@@ -171,34 +191,37 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
 
     def route_drop(self, path: str) -> str:
-        """Send a dropped path to the page that takes it; returns 'model', 'dataset' or '' (refused)."""
+        """Send a dropped path where it belongs; returns 'adapter', 'model', 'dataset' or '' (refused)."""
         kind = file_kind(path) if path and Path(path).exists() else ""
-        if kind == "dataset":
-            self.rail.setCurrentRow(0)
+        if kind == "adapter":
+            self.go_to("Adapters")
+            self.adapters.import_folder(path)
+        elif kind == "dataset":
+            self.go_to("Setup")
             self.setup.show_page(self.setup.dataset)
             self.setup.dataset.load(path)
         elif kind == "model":
-            self.rail.setCurrentRow(0)
+            self.go_to("Setup")
+            self.setup.model.choose(path)  # first, so the page does not preselect the demo model
             self.setup.show_page(self.setup.model)
-            self.setup.model.choose(path)
         else:
-            name = Path(path).name or path
-            why = "it does not exist" if not Path(path).exists() else "it is neither a dataset nor a model"
             from finetune_gui.core.data.readers import suffix_text
 
+            name = Path(path).name or path
+            why = "it does not exist" if not Path(path).exists() else "it is neither a dataset nor a model"
             self.statusBar().showMessage(
-                f"Cannot use {name}: {why}. Drop a dataset ({suffix_text()}) or a model folder / .gguf file.",
-                10000,
+                f"Cannot use {name}: {why}. Drop a dataset ({suffix_text()}), a model folder or .gguf file, "
+                "or an adapter folder.",
+                10_000,
             )
         return kind
 
     # -- training
     def start_training(self, config) -> None:
-        run_dir = Path(config.output_dir)
-        config_path = RunFolder(run_dir).launch_config_path
-        config.save(config_path)
-        self.rail.setCurrentRow(SECTIONS.index("Training"))
-        self.dashboard.start(config_path, run_dir)
+        folder = RunFolder(config.output_dir)
+        config.save(folder.launch_config_path)
+        self.go_to("Training")
+        self.dashboard.start(folder.launch_config_path, folder.path)
 
     def closeEvent(self, event) -> None:
         if self.dashboard.is_running():
@@ -207,22 +230,31 @@ class MainWindow(QMainWindow):
             box.setText("Training is still running.")
             box.setInformativeText(
                 "Stop it after the current step and save the adapter, or keep it training in the background? "
-                "A background run's results appear under Runs when it is done."
+                "The next time you open the app it shows the run again, with Pause and Stop."
             )
             stop = box.addButton("Stop and save", QMessageBox.ButtonRole.DestructiveRole)
             keep = box.addButton("Keep training", QMessageBox.ButtonRole.AcceptRole)
             box.addButton(QMessageBox.StandardButton.Cancel)
+            self.close_dialog = box
             box.exec()
-            if box.clickedButton() is stop:
+            controller = self.dashboard.controller
+            if box.clickedButton() is stop and controller is not None:
                 self.dashboard.stop()
-                self.dashboard.controller.wait(120_000)
-            elif box.clickedButton() is keep:
-                self.dashboard.controller.detach()
+                controller.wait(300)
+            elif box.clickedButton() is keep and controller is not None:
+                controller.detach()
             else:
                 event.ignore()
                 return
         self._settings.setValue("window/geometry", self.saveGeometry())
-        for job in self.findChildren(CoreJob):
-            job.cancel()
+        self._settings.sync()
+        for child in self.findChildren(ChildProcess):
+            if not child.is_running():
+                continue
+            if child.survives_window:
+                child.detach()
+            else:
+                child.cancel()
+                child.wait(5)
         self.playground.shutdown()
         super().closeEvent(event)

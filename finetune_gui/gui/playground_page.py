@@ -1,12 +1,14 @@
-"""The Playground: one prompt, answered side by side by the base and by the tuned model (an adapter or
-a weighted stack), streamed token by token from a generation process that keeps the base loaded."""
+"""The Playground: one prompt, answered side by side by the base and by the tuned model (an adapter from
+the library, or a weighted stack opened from the Adapters page), streamed token by token from a
+generation process that keeps the base loaded while adapters switch."""
 
 from __future__ import annotations
 
-import json
+from pathlib import Path
 
-from PySide6.QtCore import QProcess
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QComboBox,
     QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
@@ -20,26 +22,63 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from finetune_gui.core.processes import self_command
+from finetune_gui.gui.child import ChildProcess
 from finetune_gui.gui.widgets import error_label, muted, show_error, title_label
+
+ENDINGS = {"length": "[cut: it reached the token limit]", "stopped": "[stopped]"}
+
+
+def adapter_name(path: str) -> str:
+    """A short name for an adapter folder: the run's name for <run>/adapter."""
+    folder = Path(path)
+    return folder.parent.name if folder.name == "adapter" else folder.name
+
+
+def stack_label(adapters: list[tuple[str, float]]) -> str:
+    if len(adapters) == 1 and adapters[0][1] == 1.0:
+        return adapter_name(adapters[0][0])
+    return " + ".join(f"{w:g} × {adapter_name(p)}" for p, w in adapters)
 
 
 class PlaygroundPage(QWidget):
+    go_to = Signal(str)  # a section of the window ("Adapters")
+
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.base_model = ""
         self.adapters: list[tuple[str, float]] = []
-        self.process: QProcess | None = None
+        self.child: ChildProcess | None = None
         self.ready = False
         self.pending: list[dict] = []
-        self.buffer = b""
+        self.answering: set[str] = set()  # ids of answers asked for and not done
+        self.stopped = False
         layout = QVBoxLayout(self)
         layout.setContentsMargins(24, 16, 24, 16)
-        layout.addWidget(title_label("Playground"))
-        self.what = muted("Open an adapter from the Adapters page to compare it with its base model.")
+        head = QHBoxLayout()
+        head.addWidget(title_label("Playground"))
+        head.addStretch(1)
+        head.addWidget(QLabel("Tuned with"))
+        self.picker = QComboBox()
+        self.picker.setMinimumWidth(260)
+        self.picker.setToolTip("The adapter the Tuned pane answers with; the base stays loaded.")
+        self.picker.activated.connect(self._on_pick)
+        head.addWidget(self.picker)
+        layout.addLayout(head)
+        self.what = muted("")
         layout.addWidget(self.what)
+        self.empty = QWidget()
+        empty_row = QHBoxLayout(self.empty)
+        empty_row.addWidget(
+            muted("No adapter yet: train one from Setup, or import one on the Adapters page.")
+        )
+        to_adapters = QPushButton("Go to Adapters")
+        to_adapters.clicked.connect(lambda: self.go_to.emit("Adapters"))
+        empty_row.addWidget(to_adapters)
+        empty_row.addStretch(1)
+        layout.addWidget(self.empty)
         panes = QHBoxLayout()
         self.panes: dict[str, QPlainTextEdit] = {}
+        self.boxes: dict[str, QGroupBox] = {}
         for key, label in (("base", "Base"), ("tuned", "Tuned")):
             box = QGroupBox(label)
             inner = QVBoxLayout(box)
@@ -47,6 +86,7 @@ class PlaygroundPage(QWidget):
             pane.setReadOnly(True)
             inner.addWidget(pane)
             self.panes[key] = pane
+            self.boxes[key] = box
             panes.addWidget(box)
         layout.addLayout(panes, 1)
         settings = QGroupBox("Generation")
@@ -70,6 +110,7 @@ class PlaygroundPage(QWidget):
         self.prompt = QLineEdit()
         self.prompt.setPlaceholderText("Ask both models the same question…")
         self.prompt.returnPressed.connect(self.send)
+        self.prompt.textChanged.connect(lambda _t: self._update_buttons())
         self.send_button = QPushButton("Send")
         self.send_button.setObjectName("primary")
         self.send_button.clicked.connect(self.send)
@@ -88,109 +129,161 @@ class PlaygroundPage(QWidget):
         bottom.addLayout(left, 3)
         bottom.addWidget(settings, 1)
         layout.addLayout(bottom)
-        self._update_buttons()
+        self.library: list[dict] = []
+        self.refresh()
+
+    # -- what is compared
+    def refresh(self) -> None:
+        """The picker lists the library's adapters (those of the loaded base first)."""
+        from finetune_gui.core.adapters.library import AdapterLibrary
+
+        self.library = AdapterLibrary().entries()
+        self.picker.blockSignals(True)
+        self.picker.clear()
+        for entry in self.library:
+            base = Path(str(entry.get("base_model", ""))).name
+            self.picker.addItem(f"{entry['name']}  ({entry.get('kind', '?')} on {base})", entry["path"])
+        if self.adapters and len(self.adapters) > 1:
+            self.picker.addItem(f"stack: {stack_label(self.adapters)}", "")
+            self.picker.setCurrentIndex(self.picker.count() - 1)
+        elif self.adapters:
+            self.picker.setCurrentIndex(max(0, self.picker.findData(self.adapters[0][0])))
+        else:
+            self.picker.setCurrentIndex(-1)
+        self.picker.blockSignals(False)
+        self.empty.setVisible(not self.library and not self.adapters)
+        self._describe()
+
+    def _on_pick(self, index: int) -> None:
+        path = self.picker.itemData(index)
+        entry = next((e for e in self.library if e["path"] == path), None)
+        if entry is not None:
+            self.open(str(entry.get("base_model") or self.base_model), [(entry["path"], 1.0)])
 
     def open(self, base_model: str, adapters: list[tuple[str, float]]) -> None:
         """Compare ``adapters`` (one, or a weighted stack) with ``base_model``; the base loads once."""
-        names = " + ".join(f"{w:g}×{p}" for p, w in adapters) if adapters else "no adapter"
-        self.what.setText(f"Base: {base_model}\nTuned: {names}")
-        self.adapters = adapters
-        if base_model != self.base_model or self.process is None:
+        self.adapters = list(adapters)
+        if base_model != self.base_model or self.child is None:
             self._start(base_model)
+        self.refresh()
+
+    def _describe(self) -> None:
+        base = Path(self.base_model).name if self.base_model else "–"
+        tuned = stack_label(self.adapters) if self.adapters else "–"
+        self.boxes["base"].setTitle(f"Base · {base}")
+        self.boxes["tuned"].setTitle(f"Tuned · {tuned}")
+        self.what.setText(
+            f"Both answer the same question: the base model {base}, and the same model with {tuned}."
+            if self.adapters
+            else "Pick an adapter above, or open one from the Adapters page, to compare it with its base."
+        )
 
     def _start(self, base_model: str) -> None:
         self.shutdown()
         self.base_model = base_model
         self.ready = False
-        self.process = QProcess(self)
-        self.process.readyReadStandardOutput.connect(self._on_output)
-        self.process.finished.connect(self._on_finished)
-        program, *arguments = self_command("generate-server", "--model", base_model)
-        self.process.start(program, arguments)
-        self.status.setText("Loading the base model…")
+        self.child = ChildProcess(
+            ["generate-server", "--model", base_model], self, stdin=True, torch_process=True
+        )
+        child = self.child
+        child.line_received.connect(lambda event: child is self.child and self._on_line(event))
+        child.ended.connect(lambda code, sentence: self._on_ended(child, code, sentence))
+        child.start()
+        self.status.setText(f"Loading {Path(base_model).name}…")
         self._update_buttons()
 
+    # -- asking
     def send(self) -> None:
         text = self.prompt.text().strip()
-        if not text or self.process is None:
+        if not text or self.child is None or not self.adapters or self.answering:
             return
         show_error(self.error, "")
+        self.stopped = False
         for key, pane in self.panes.items():
             pane.appendPlainText(f"You: {text}\n")
-            common = {
-                "prompt": text,
-                "max_new_tokens": self.max_tokens.value(),
-                "temperature": self.temperature.value(),
-                "top_p": self.top_p.value(),
-                "id": key,
-            }
             self.pending.append(
-                {**common, "adapters": [] if key == "base" else [list(a) for a in self.adapters]}
+                {
+                    "prompt": text,
+                    "max_new_tokens": self.max_tokens.value(),
+                    "temperature": self.temperature.value(),
+                    "top_p": self.top_p.value(),
+                    "id": key,
+                    "adapters": [] if key == "base" else [list(a) for a in self.adapters],
+                }
             )
+            self.answering.add(key)
         self.prompt.clear()
         self._flush()
 
     def _flush(self) -> None:
-        if self.ready and self.process is not None:
-            while self.pending:
-                command = self.pending.pop(0)
-                self.process.write((json.dumps(command) + "\n").encode("utf-8"))
+        if not self.ready or self.child is None:
+            self.status.setText("Waiting for the model to load…")
+            self._update_buttons()
+            return
+        while self.pending:
+            self.child.write(self.pending.pop(0))
+        if self.answering:
             self.status.setText("Generating…")
-            self._update_buttons(busy=True)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.pending.clear()
-            self.process.write(b'{"stop": true}\n')
-
-    def _on_output(self) -> None:
-        assert self.process is not None
-        self.buffer += bytes(self.process.readAllStandardOutput().data())
-        *lines, self.buffer = self.buffer.split(b"\n")
-        for line in lines:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            kind = event.get("event")
-            if kind == "ready":
-                self.ready = True
-                self.status.setText("Ready.")
-                self._flush()
-            elif kind == "token":
-                pane = self.panes[event["id"]]
-                pane.moveCursor(pane.textCursor().MoveOperation.End)
-                pane.insertPlainText(event["text"])
-            elif kind == "done":
-                self.panes[event["id"]].appendPlainText("\n")
-                if event["id"] == "tuned":
-                    self.status.setText("Stopped." if event.get("stopped") else "Done.")
-                    self._update_buttons()
-            elif kind == "error":
-                show_error(self.error, event.get("message", "Generation failed."))
-                self._update_buttons()
-
-    def _on_finished(self, code: int, _status) -> None:
-        if code != 0 and self.process is not None:
-            err = (
-                bytes(self.process.readAllStandardError().data())
-                .decode("utf-8", "replace")
-                .strip()
-                .splitlines()
-            )
-            show_error(
-                self.error,
-                (err[-1] if err else "The generation process ended.").removeprefix("finetune-gui: "),
-            )
-        self.ready = False
         self._update_buttons()
 
-    def _update_buttons(self, busy: bool = False) -> None:
-        self.send_button.setEnabled(self.process is not None and not busy)
+    def stop(self) -> None:
+        """End both answers: the one being written and the one waiting."""
+        if self.child is not None and self.answering:
+            self.stopped = True
+            self.pending.clear()
+            self.child.write({"stop": True})
+            self.status.setText("Stopping…")
+
+    def _on_line(self, event: dict) -> None:
+        kind = event.get("event")
+        if kind == "ready":
+            self.ready = True
+            self.status.setText("Ready.")
+            self._flush()
+        elif kind == "token" and event.get("id") in self.panes:
+            pane = self.panes[event["id"]]
+            pane.moveCursor(pane.textCursor().MoveOperation.End)
+            pane.insertPlainText(event["text"])
+        elif kind == "done" and event.get("id") in self.panes:
+            ending = ENDINGS.get(str(event.get("end")), "")
+            self.panes[event["id"]].appendPlainText((f" {ending}" if ending else "") + "\n")
+            self.answering.discard(event["id"])
+            if not self.answering:
+                self.status.setText("Stopped." if self.stopped else "Done.")
+            self._update_buttons()
+        elif kind == "error":
+            show_error(self.error, event.get("message", "Generation failed."))
+            self.answering.discard(str(event.get("id")))
+            self._update_buttons()
+
+    def _on_ended(self, child: ChildProcess, code: int, sentence: str) -> None:
+        child.deleteLater()
+        if child is not self.child:
+            return  # one that was shut down to load another base
+        if code != 0 and not child.cancelled:
+            show_error(self.error, sentence or "The generation process ended.")
+        self.ready = False
+        self.answering.clear()
+        self.child = None
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        busy = bool(self.answering)
+        can_ask = self.child is not None and bool(self.adapters)
+        self.send_button.setEnabled(can_ask and not busy and bool(self.prompt.text().strip()))
         self.stop_button.setEnabled(busy)
+        self.prompt.setEnabled(can_ask)
 
     def shutdown(self) -> None:
-        if self.process is not None and self.process.state() != QProcess.ProcessState.NotRunning:
-            self.process.kill()
-            self.process.waitForFinished(3000)
-        self.process = None
+        if self.child is not None:
+            child, self.child = self.child, None
+            child.cancel()
+            child.wait(5)
+        self.ready = False
+        self.answering.clear()
+        self.pending.clear()
+
+    def keyPressEvent(self, event) -> None:
+        if event.key() == Qt.Key.Key_Escape:
+            self.stop()
+        super().keyPressEvent(event)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QPushButton,
     QTableWidget,
     QVBoxLayout,
@@ -18,15 +17,16 @@ from PySide6.QtWidgets import (
 
 from finetune_gui.core.paths import runs_dir
 from finetune_gui.core.runs import RunFolder, list_runs
-from finetune_gui.gui.widgets import fill_table, muted, selected_items, title_label
+from finetune_gui.gui.widgets import empty_state, fill_table, muted, quality_loss, selected_items, title_label
 
-COLUMNS = ["Run", "Status", "Method", "Model", "Final loss", "Time", "Started"]
+COLUMNS = ["Run", "Status", "Method", "Model", "Loss", "Time", "Started"]
 OVERLAY_COLOURS = ["#3d7be0", "#e07b39", "#2e9d5b", "#b54ad6"]
 
 
 class RunsPage(QWidget):
     open_requested = Signal(str)  # a run folder to show on the Training page
     resume_requested = Signal(str)
+    go_to = Signal(str)  # a section of the window
 
     def __init__(self, root: str | Path | None = None, parent: QWidget | None = None):
         super().__init__(parent)
@@ -46,9 +46,9 @@ class RunsPage(QWidget):
         for button in (refresh, self.resume_button, self.open_button):
             head.addWidget(button)
         layout.addLayout(head)
-        self.empty = QLabel("No runs yet. Start one from Setup.")
-        self.empty.setObjectName("emptyState")
-        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty = empty_state(
+            "No runs yet. Start one from Setup.", "Go to Setup", lambda: self.go_to.emit("Setup")
+        )
         layout.addWidget(self.empty)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -70,14 +70,13 @@ class RunsPage(QWidget):
         self.runs = list_runs(self.root)
         table_rows = []
         for run in self.runs:
-            metrics = run.get("metrics") or {}
-            loss = metrics.get("final_loss")
+            loss = quality_loss(run.get("metrics") or {})
             values = [
                 run["name"],
                 run["state"],
                 run.get("method", ""),
                 Path(str(run.get("model", ""))).name,
-                f"{loss:.4f}" if isinstance(loss, float) else "–",
+                f"{loss:.3f}" if loss is not None else "–",
                 f"{run['duration_s'] / 60:.1f} min" if run.get("duration_s") else "–",
                 (run.get("started_at") or "")[:16].replace("T", " "),
             ]
@@ -105,7 +104,6 @@ class RunsPage(QWidget):
             self.overlay_box.addWidget(self.overlay)
         self.overlay.clear()
         self.overlay.series = {}
-        self.overlay.addLegend(offset=(-10, 10))
         for colour, run in zip(OVERLAY_COLOURS, runs, strict=False):
             records = [r for r in RunFolder(run["path"]).metrics() if "loss" in r]
             series = self.overlay.add_series(run["name"], colour)

@@ -158,6 +158,35 @@ class BusyRow(QWidget):
         self.hide()
 
 
+class EmptyState(QWidget):
+    """What a page shows when it has nothing yet: what to do, and a button that goes there."""
+
+    def __init__(self, text: str, action: str, on_click, parent: QWidget | None = None):
+        super().__init__(parent)
+        column = QVBoxLayout(self)
+        column.addStretch(1)
+        self.label = QLabel(text)
+        self.label.setObjectName("emptyState")
+        self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.label.setWordWrap(True)
+        column.addWidget(self.label)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        self.button = QPushButton(action)
+        self.button.clicked.connect(on_click)
+        row.addWidget(self.button)
+        row.addStretch(1)
+        column.addLayout(row)
+        column.addStretch(1)
+
+    def text(self) -> str:
+        return self.label.text()
+
+
+def empty_state(text: str, action: str, on_click) -> EmptyState:
+    return EmptyState(text, action, on_click)
+
+
 def error_label() -> QLabel:
     label = QLabel()
     label.setWordWrap(True)
@@ -180,8 +209,11 @@ def human_count(n: float) -> str:
 
 
 def file_kind(path: str) -> str:
-    """'model' for a model folder or .gguf, 'dataset' for data files and folders, '' otherwise."""
+    """'adapter' for an adapter folder, 'model' for a model folder or .gguf, 'dataset' for data files and
+    folders, '' otherwise."""
     p = Path(path)
+    if p.is_dir() and ((p / "adapter_config.json").is_file() or (p / "bottleneck_config.json").is_file()):
+        return "adapter"
     if p.suffix.lower() == ".gguf" or (
         p.is_dir() and ((p / "config.json").is_file() or any(p.glob("*.gguf")))
     ):
@@ -209,7 +241,7 @@ def human_duration(seconds: float | None, rough: bool = False) -> str:
     return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
 
 
-def fill_table(table, rows: list[list[str]], empty: QLabel | None = None) -> None:
+def fill_table(table, rows: list[list[str]], empty: QWidget | None = None) -> None:
     """Replace a QTableWidget's rows with these texts; with no rows, show ``empty`` instead of the table."""
     from PySide6.QtWidgets import QTableWidgetItem
 
@@ -226,3 +258,25 @@ def selected_items(table, items: list) -> list:
     """The items behind a table's selected rows, in row order."""
     rows = sorted({index.row() for index in table.selectionModel().selectedRows()})
     return [items[r] for r in rows if r < len(items)]
+
+
+def quality_loss(metrics: dict) -> float | None:
+    """The loss to show for a finished run: the evaluation loss, else the smoothed training loss (the
+    last raw step's loss says little: one batch)."""
+    for key in ("eval_loss", "smoothed_loss", "final_loss"):
+        value = metrics.get(key)
+        if isinstance(value, (int, float)):
+            return float(value)
+    return None
+
+
+def metrics_sentence(metrics: dict) -> str:
+    """'120 steps, evaluation loss 1.234' for a run's metrics, in words rather than keys."""
+    parts = []
+    if metrics.get("steps"):
+        parts.append(f"{metrics['steps']:,} steps")
+    if isinstance(metrics.get("eval_loss"), (int, float)):
+        parts.append(f"evaluation loss {metrics['eval_loss']:.3f}")
+    elif isinstance(metrics.get("smoothed_loss"), (int, float)):
+        parts.append(f"training loss {metrics['smoothed_loss']:.3f} (smoothed)")
+    return ", ".join(parts)

@@ -21,6 +21,7 @@ class Generator:
         self.base = load_model(self.source).eval()
         self.model: Any = self.base
         self.active: list[tuple[str, float]] = []
+        self.last_end = "end"  # how the last answer ended: end | length | stopped
 
     def use_adapters(self, adapters: list[tuple[str, float]]) -> None:
         """Switch to these adapters (one, or several LoRA adapters combined W + Σ wᵢ·ΔWᵢ); [] is the base."""
@@ -113,11 +114,14 @@ class Generator:
         else:
             kwargs.update(do_sample=False)
         errors: list[BaseException] = []
+        produced: list[int] = []
+        prompt_length = int(inputs["input_ids"].shape[1])
 
         def run() -> None:
             try:
                 with torch.no_grad():
-                    self.model.generate(**kwargs)
+                    output = self.model.generate(**kwargs)
+                produced.append(int(output.shape[1]) - prompt_length)
             except BaseException as exc:  # re-raised in the caller's thread below
                 errors.append(exc)
                 streamer.end()
@@ -128,3 +132,9 @@ class Generator:
         thread.join()
         if errors:
             raise errors[0]
+        if stop is not None and stop.is_set():
+            self.last_end = "stopped"
+        elif produced and produced[0] >= max_new_tokens:
+            self.last_end = "length"  # cut at max_new_tokens, not finished
+        else:
+            self.last_end = "end"

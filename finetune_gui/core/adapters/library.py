@@ -103,6 +103,7 @@ class AdapterLibrary:
             steps=metrics.get("steps"),
             final_loss=metrics.get("final_loss"),
             eval_loss=metrics.get("eval_loss"),
+            smoothed_loss=metrics.get("smoothed_loss"),
             run=str(folder.path),
         )
 

@@ -30,6 +30,7 @@ class Encoded:
     input_ids: list[int]
     labels: list[int]
     truncated: bool = False
+    source_length: int = 0  # the whole example's length in tokens, before any cut
 
     @property
     def trained_tokens(self) -> int:
@@ -117,12 +118,12 @@ def encode(example: Example, tokenizer: Any, max_seq_len: int) -> list[Encoded]:
     ids, labels = tokenize_segments(segments(example, tokenizer), tokenizer, _add_special_tokens(example))
     if example.kind == "text" and len(ids) > max_seq_len:
         return [
-            Encoded(ids[i : i + max_seq_len], labels[i : i + max_seq_len])
+            Encoded(ids[i : i + max_seq_len], labels[i : i + max_seq_len], source_length=len(ids))
             for i in range(0, len(ids), max_seq_len)
             if any(x != IGNORE for x in labels[i + 1 : i + max_seq_len])
         ]
     truncated = len(ids) > max_seq_len
-    return [Encoded(ids[:max_seq_len], labels[:max_seq_len], truncated)]
+    return [Encoded(ids[:max_seq_len], labels[:max_seq_len], truncated, source_length=len(ids))]
 
 
 @dataclass
@@ -130,13 +131,14 @@ class EncodedDataset:
     items: list[Encoded]
     truncated: int = 0  # examples cut at max_seq_len
     dropped: int = 0  # examples whose trained part was cut away entirely
-    lengths: list[int] | None = None  # untruncated token lengths, for statistics
+    longest: int = 0  # the longest example cut at max_seq_len: what the memory estimate uses
 
 
 def encode_all(examples: list[Example], tokenizer: Any, max_seq_len: int) -> EncodedDataset:
-    result = EncodedDataset(items=[], lengths=[])
+    result = EncodedDataset(items=[])
     for example in examples:
         for item in encode(example, tokenizer, max_seq_len):
+            result.longest = max(result.longest, min(max_seq_len, item.source_length))
             if item.truncated:
                 result.truncated += 1
             if item.trained_tokens == 0:
@@ -187,3 +189,8 @@ def split(items: list[Any], fraction: float, seed: int) -> tuple[list[Any], list
     n_val = max(1, round(len(items) * fraction))
     val = set(order[:n_val])
     return [x for i, x in enumerate(items) if i not in val], [x for i, x in enumerate(items) if i in val]
+
+
+def longest_example(examples: list[Example], tokenizer: Any, max_seq_len: int) -> int:
+    """The longest example as training sees it (cut at max_seq_len), in tokens: what the estimate uses."""
+    return min(max_seq_len, max(token_lengths(examples, tokenizer), default=max_seq_len))

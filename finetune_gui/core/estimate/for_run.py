@@ -15,11 +15,14 @@ from finetune_gui.core.hardware import DevicePlan, Hardware, plan_device
 from finetune_gui.core.methods import METHODS
 
 
-def run_settings(config: RunConfig, plan: DevicePlan) -> Settings:
+def run_settings(config: RunConfig, plan: DevicePlan, longest: int | None = None) -> Settings:
+    """The estimate's inputs for this config. ``longest``: the data's longest example in tokens, when
+    known: batches are padded to their own longest, never beyond the data's, so a dataset of short
+    examples needs far less than max_seq_len would."""
     t = config.training
     return Settings(
         batch_size=t.batch_size,
-        seq_len=t.max_seq_len,
+        seq_len=min(t.max_seq_len, longest) if longest else t.max_seq_len,
         dtype=plan.precision,
         device=plan.device,
         gradient_checkpointing={"on": True, "off": False}.get(t.gradient_checkpointing),
@@ -44,13 +47,14 @@ def estimate_run(
     *,
     methods: list[str] | None = None,
     model_facts: dict[str, Any] | None = None,
+    longest: int | None = None,
 ) -> Estimate:
     """Every method (or ``methods``) at this config's settings on this hardware; the budget is the best
-    GPU's free memory, else the available RAM."""
+    GPU's free memory, else the available RAM. ``longest``: the data's longest example (tokens)."""
     plan = plan_device(config.training.precision, hardware)
     return estimate(
         shape,
-        run_settings(config, plan),
+        run_settings(config, plan, longest),
         hardware.budget_gib(),
         methods,
         bitsandbytes=hardware.bitsandbytes,

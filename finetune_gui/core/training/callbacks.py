@@ -48,9 +48,12 @@ def _finite(value: Any) -> float | None:
 class EventsCallback(TrainerCallback):
     """Turns the Trainer's logs into our events, and applies stop/pause requests between steps."""
 
-    def __init__(self, ctx: Any, simulate_oom_at: int = 0, step_delay_s: float = 0.0):
+    def __init__(
+        self, ctx: Any, simulate_oom_at: int = 0, step_delay_s: float = 0.0, simulate_crash_at: int = 0
+    ):
         self.ctx = ctx
         self.simulate_oom_at = simulate_oom_at
+        self.simulate_crash_at = simulate_crash_at
         self.step_delay_s = step_delay_s  # test-only: slow steps so a test can act between them
         self.device = "cpu"
         self.first_step: int | None = None
@@ -80,13 +83,19 @@ class EventsCallback(TrainerCallback):
             import torch
 
             raise torch.OutOfMemoryError(f"simulated out of memory at step {state.global_step}")
+        if self.simulate_crash_at and state.global_step >= self.simulate_crash_at:
+            raise RuntimeError(f"simulated crash at step {state.global_step}")
+        if control.should_save:
+            self._check_weights(kwargs.get("model"), state.global_step)  # never checkpoint NaN weights
         if self.ctx.control.paused:
             self.ctx.emit(Paused(step=state.global_step))
+            self.ctx.log(f"Paused after step {state.global_step}.")
             paused_at = time.monotonic()
             self.ctx.control.wait_while_paused()
             self.paused_s += time.monotonic() - paused_at
             self.last_time += time.monotonic() - paused_at
             self.ctx.emit(Resumed(step=state.global_step))
+            self.ctx.log(f"Resumed at step {state.global_step}.")
         if any_rank(self.ctx.control.stop_requested):
             self.ctx.control.request_stop()
             control.should_save = True
@@ -109,6 +118,7 @@ class EventsCallback(TrainerCallback):
             return
         if "loss" not in logs:
             return  # the closing summary (train_runtime …) is not a step
+        self._check_finite(logs, state.global_step)
         now = time.monotonic()
         tokens = int(getattr(state, "num_input_tokens_seen", 0) or 0)
         window = now - self.last_time
@@ -136,6 +146,34 @@ class EventsCallback(TrainerCallback):
             record = event.to_dict()
             record.pop("event")
             self.ctx.folder.append_metrics(record)
+
+    def _check_finite(self, logs: dict[str, Any], step: int) -> None:
+        for key in ("loss", "grad_norm"):
+            value = logs.get(key)
+            if value is not None and not math.isfinite(float(value)):
+                from finetune_gui.core.training.failures import Diverged
+
+                rate = logs.get("learning_rate")
+                said = f" at learning rate {float(rate):.2g}" if rate is not None else ""
+                raise Diverged(
+                    f"The training diverged at step {step}: the {key.replace('_', ' ')} became {value}{said}. "
+                    "Nothing from this step on was saved. Lower the learning rate (a tenth is a good first try) "
+                    "and start again, or resume from the last checkpoint with a lower one."
+                )
+
+    def _check_weights(self, model: Any, step: int) -> None:
+        if model is None:
+            return
+        import torch
+
+        for parameter in model.parameters():
+            if parameter.requires_grad and not bool(torch.isfinite(parameter).all()):
+                from finetune_gui.core.training.failures import Diverged
+
+                raise Diverged(
+                    f"The trained weights became NaN or infinite by step {step}; no checkpoint was written from "
+                    "then on. Lower the learning rate (a tenth is a good first try) and start again."
+                )
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         path = self.ctx.folder.checkpoints_dir / f"checkpoint-{state.global_step}"

@@ -1,7 +1,9 @@
 """Cooperative control of a training run: stop and pause requests, checked between steps.
 
-Requests come from SIGINT/SIGTERM or from words on stdin (``pause``, ``resume``, ``stop``). A stop
-always lets the current step finish, so the run ends with a saved, loadable state.
+Requests come from SIGINT/SIGTERM, from words on stdin (``pause``, ``resume``, ``stop``), or from the run
+folder's ``control`` file (``pause``, ``run``, ``stop``), which lets a window that did not start the run
+(it reattached after a restart) pause and stop it too. A stop always lets the current step finish, so
+the run ends with a saved, loadable state.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import TextIO
 
 
@@ -56,6 +59,29 @@ class RunControl:
                 self.handle_word(line)
 
         thread = threading.Thread(target=reader, name="control-stdin", daemon=True)
+        thread.start()
+        return thread
+
+    def watch_file(self, path: Path, poll_s: float = 0.3) -> threading.Thread:
+        """Apply the word in ``path`` whenever it changes (the run folder's control file)."""
+
+        def watcher() -> None:
+            seen: float | None = None
+            while not self._stop.is_set():
+                try:
+                    changed = path.stat().st_mtime_ns
+                except OSError:
+                    changed = None
+                if changed is not None and changed != seen:
+                    seen = changed
+                    try:
+                        word = path.read_text(encoding="utf-8").strip()
+                    except OSError:
+                        word = ""
+                    self.handle_word("resume" if word == "run" else word)
+                self._stop.wait(poll_s)
+
+        thread = threading.Thread(target=watcher, name="control-file", daemon=True)
         thread.start()
         return thread
 

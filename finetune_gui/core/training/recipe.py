@@ -1,34 +1,40 @@
 """The training recipe: one run from a RunConfig, top to bottom.
 
-    setup (folder, device, model source, tokenizer, data) → build (model + method) → fit (transformers'
-    Trainer, with our events and control callback) → save (adapter/ or model/, run.json) → report.
+    open the folder (checks, lock, checkpoint) → plan (device, memory) → load (model source, tokenizer,
+    data) → build (model + method) → fit (AppTrainer, with our events and control callback) → save
+    (adapter/ or model/, run.json) → register the adapter → report.
 
 The CLI and the window's training process both run exactly this. Only rank 0 writes the run folder
-and events when several processes train together.
+and events when several processes train together. Every way it ends is reported by one event and
+run.json (``failures.py``).
 """
 
 from __future__ import annotations
 
 import os
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from finetune_gui.core.config import RunConfig, check_paths
-from finetune_gui.core.data.encode import EncodedDataset, encode_all, ensure_chat_template, split
-from finetune_gui.core.data.scan import load_examples
-from finetune_gui.core.errors import ConfigError, UserError
+from finetune_gui.core.errors import UserError
 from finetune_gui.core.events import EventSink, Failed, Finished, Log, Started
 from finetune_gui.core.hardware import DevicePlan
 from finetune_gui.core.methods import METHODS, optimizer_for
 from finetune_gui.core.runs import RunFolder
+from finetune_gui.core.training import failures
 from finetune_gui.core.training.control import RunControl
+from finetune_gui.core.training.inputs import Data, load_data, sample_prompt, to_dataset
 
-# Test-only switches: raise an out-of-memory error at this step; sleep this long after every step.
+# Test-only switches: raise an out-of-memory error, or an unexpected one, at this step; sleep this long
+# after every step.
 SIMULATE_OOM_ENV = "FINETUNE_GUI_SIMULATE_OOM_AT_STEP"
+SIMULATE_CRASH_ENV = "FINETUNE_GUI_SIMULATE_CRASH_AT_STEP"
 STEP_DELAY_ENV = "FINETUNE_GUI_TEST_STEP_DELAY"
+# A run is refused before loading anything when its estimate exceeds the free memory by this factor
+# (the estimate is within about 10% of measured peaks).
+MEMORY_TOLERANCE = 1.15
 
 
 @dataclass
@@ -45,6 +51,10 @@ class RunContext:
     base_dtype: Any = None  # the base model's own dtype, which a full fine-tune saves in
     shape: Any = None  # the model's ModelShape, once known (for the estimate and the advice)
     hardware: Any = None  # the machine's Hardware
+    began: bool = False  # this session owns the run folder (its checks passed): failures are recorded
+    previous: dict[str, Any] = field(default_factory=dict)  # run.json of earlier sessions (resume)
+    checkpoint: Path | None = None  # what this session resumes from
+    start_step: int = 0
 
     @property
     def is_main(self) -> bool:
@@ -66,48 +76,38 @@ def run_training(
 
     rank, world_size = world()
     ctx = RunContext(config, RunFolder(config.output_dir), sink, control, rank, world_size)
+    lock = None
     try:
+        lock = _open(ctx, resume)
         return _run(ctx, resume)
+    except failures.Diverged as exc:
+        return _fail(ctx, exc.kind, str(exc), [], exc.exit_code)
     except UserError as exc:
         return _fail(ctx, exc.kind, str(exc), [], exc.exit_code)
     except Exception as exc:
-        if _is_oom(exc):
+        if failures.is_oom(exc):
             from finetune_gui.core.training.advice import oom_fixes
 
             message = f"Out of memory at step {ctx.step} with batch {config.training.batch_size}."
             fixes = oom_fixes(config, ctx.shape, ctx.hardware)
             return _fail(ctx, "oom", message, [f["label"] for f in fixes], 3, fixes=fixes)
+        disk = failures.disk_failure(exc, ctx.step, ctx.folder.last_checkpoint() if ctx.began else None)
+        if disk is not None:
+            return _fail(ctx, "disk", disk, [], 6)
         if debug:
             raise
-        log_path = _write_error_log(ctx.folder)
+        logged = ctx.began and failures.write_error_log(ctx.folder.error_log_path)
         message = (
             f"Training stopped at step {ctx.step} with an unexpected error: {type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''}"
         ).rstrip(": ")
-        return _fail(ctx, "crash", message, ["The full error is in " + str(log_path)], 1, str(log_path))
+        advice = [f"The full error is in {ctx.folder.error_log_path}."] if logged else []
+        log_path = str(ctx.folder.error_log_path) if logged else None
+        return _fail(ctx, "crash", message, advice, 1, log_path)
     finally:
-        ctx.sink.close()
-
-
-def _is_oom(exc: BaseException) -> bool:
-    if isinstance(exc, MemoryError):
-        return True
-    try:
-        import torch
-
-        return isinstance(exc, torch.OutOfMemoryError)
-    except ImportError:
-        return False
-
-
-def _write_error_log(folder: RunFolder) -> Path:
-    path = folder.path / "error.log"
-    try:
-        folder.path.mkdir(parents=True, exist_ok=True)
-        path.write_text(traceback.format_exc(), encoding="utf-8")
-    except OSError:
-        pass  # the folder itself may be the problem; the event still carries the message
-    return path
+        failures.safely(ctx.sink.close)
+        if lock is not None:
+            lock.release()
 
 
 def _fail(
@@ -120,14 +120,20 @@ def _fail(
     fixes: list[dict[str, Any]] | None = None,
 ) -> int:
     ctx.emit(Failed(kind_=kind, message=message, advice=advice, log_path=log_path, fixes=fixes or []))
-    if ctx.is_main and ctx.folder.path.is_dir():
-        ctx.folder.update(
-            status="failed",
-            error_kind=kind,
-            error_message=message,
-            advice=advice,
-            finished_at=_now(),
-            checkpoint=str(ctx.folder.last_checkpoint() or "") or None,
+    if ctx.is_main and ctx.began:
+        # A failure before this session took over the folder (a refused output_dir, a wrong resume)
+        # leaves the earlier run's record as it was.
+        checkpoint = ctx.folder.last_checkpoint()
+        failures.safely(
+            lambda: ctx.folder.update(
+                status="failed",
+                error_kind=kind,
+                error_message=message,
+                advice=advice,
+                finished_at=_now(),
+                checkpoint=str(checkpoint) if checkpoint else None,
+                **_durations(ctx),
+            )
         )
     return code
 
@@ -136,96 +142,45 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-# ---------------------------------------------------------------------------------------------- setup
+def _durations(ctx: RunContext) -> dict[str, Any]:
+    """started_at stays the first session's; duration_s adds every session's time."""
+    earlier = float(ctx.previous.get("duration_s") or 0.0)
+    this = round(time.time() - ctx.started_at, 1)
+    sessions = list(ctx.previous.get("sessions") or [])
+    sessions.append({"started_at": _stamp(ctx.started_at), "duration_s": this})
+    return {"duration_s": round(earlier + this, 1), "sessions": sessions}
 
 
-def _prepare_folder(ctx: RunContext, resume: bool) -> Path | None:
-    """Create or reopen the run folder; returns the checkpoint to resume from."""
-    folder = ctx.folder
-    checkpoint = None
-    if resume:
-        checkpoint = folder.last_checkpoint()
-        if checkpoint is None:
-            state = folder.read().get("status")
-            if state == "completed":
-                raise ConfigError(f"The run in {folder.path} already completed; there is nothing to resume.")
-            raise ConfigError(
-                f"There is no checkpoint in {folder.checkpoints_dir} to resume from. "
-                "Start the run again without --resume (checkpoints are written every save_steps)."
-            )
-    elif folder.exists():
-        status = folder.read().get("status", "unknown")
-        raise ConfigError(
-            f"{folder.path} already holds a run (status {status}). Continue it with --resume, "
-            "or choose another output_dir (e.g. --set output_dir=runs/new-run)."
-        )
-    if ctx.is_main:
-        folder.path.mkdir(parents=True, exist_ok=True)
-        ctx.config.save(folder.config_path)
-        if checkpoint is not None:
-            folder.truncate_metrics(int(checkpoint.name.split("-")[-1]))
-    return checkpoint
-
-
-@dataclass
-class Data:
-    train: EncodedDataset
-    validation: EncodedDataset | None
-    rows: int
-    problems: int
-    sample_examples: list[Any] = field(default_factory=list)  # raw examples whose prompts are sampled
-
-
-def _load_data(ctx: RunContext, tokenizer: Any) -> Data:
-    cfg = ctx.config.dataset
-    examples, report = load_examples(cfg.path, cfg.format, cfg.columns)
-    if report.problem_count:
-        first = "; ".join(p.describe() for p in report.problems[:3])
-        ctx.log(f"{report.problem_count:,} of {report.total:,} rows skipped. {first}", "warning")
-    if cfg.validation_path:
-        val_examples, _ = load_examples(cfg.validation_path, cfg.format, cfg.columns)
-        train_examples = examples
-    else:
-        train_examples, val_examples = split(examples, cfg.validation_split, ctx.config.training.seed)
-    max_len = ctx.config.training.max_seq_len
-    train = encode_all(train_examples, tokenizer, max_len)
-    if train.truncated or train.dropped:
-        ctx.log(
-            f"{train.truncated:,} examples are longer than max_seq_len {max_len} and were cut; "
-            f"{train.dropped:,} lost their whole answer and were skipped.",
-            "warning",
-        )
-    if not train.items:
-        raise UserError(
-            f"No training example keeps any answer tokens within max_seq_len {max_len}. "
-            "Raise training.max_seq_len or shorten the prompts.",
-            kind="data",
-            exit_code=2,
-        )
-    validation = encode_all(val_examples, tokenizer, max_len) if val_examples else None
-    samples = (val_examples or train_examples)[: ctx.config.training.sample_prompts]
-    return Data(
-        train,
-        validation if validation and validation.items else None,
-        report.rows,
-        report.problem_count,
-        samples,
-    )
-
-
-def _to_dataset(encoded: EncodedDataset) -> Any:
-    from datasets import Dataset
-
-    return Dataset.from_dict(
-        {
-            "input_ids": [e.input_ids for e in encoded.items],
-            "labels": [e.labels for e in encoded.items],
-            "length": [len(e.input_ids) for e in encoded.items],
-        }
-    )
+def _stamp(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(seconds))
 
 
 # --------------------------------------------------------------------------------------------- recipe
+
+
+def _open(ctx: RunContext, resume: bool) -> Any:
+    """Check the config's paths and open the run folder (rank 0; the other ranks only find the checkpoint
+    to resume from); returns the folder's lock."""
+    from finetune_gui.core.training.folder import open_folder, resume_point
+    from finetune_gui.core.training.sinks import TeeSink
+
+    check_paths(ctx.config)
+    folder = ctx.folder
+    if not ctx.is_main:
+        if resume:
+            ctx.checkpoint, ctx.start_step = resume_point(folder)
+        ctx.control.watch_file(folder.control_path)
+        return None
+    opening = open_folder(folder, ctx.config, resume, ctx.log)
+    ctx.previous, ctx.checkpoint, ctx.start_step = opening.previous, opening.checkpoint, opening.start_step
+    ctx.began = True
+    ctx.config.save(folder.config_path)
+    folder.clear_request()
+    if opening.checkpoint is not None:
+        folder.truncate_metrics(opening.start_step)
+    ctx.sink = TeeSink(ctx.sink, folder)
+    ctx.control.watch_file(folder.control_path)
+    return opening.lock
 
 
 def _run(ctx: RunContext, resume: bool) -> int:
@@ -233,11 +188,11 @@ def _run(ctx: RunContext, resume: bool) -> int:
     from finetune_gui.core.models import load_tokenizer, materialize, resolve_model
     from finetune_gui.core.tuners import setup as method_setup
 
-    config = ctx.config
-    check_paths(config)
-    checkpoint = _prepare_folder(ctx, resume)
+    config, checkpoint = ctx.config, ctx.checkpoint
     for notice in config.notices:
         ctx.log(notice, "warning")
+    if checkpoint is not None:
+        ctx.log(f"Resuming from {checkpoint.name} (step {ctx.start_step}).")
     ctx.hardware = hardware.detect()
     plan = hardware.plan_device(config.training.precision, ctx.hardware)
     ctx.log(f"Resolving the model {config.model}")
@@ -245,22 +200,23 @@ def _run(ctx: RunContext, resume: bool) -> int:
     source = materialize(source, lambda what, _f: ctx.log(f"Converting the GGUF model: {what}"))
     tokenizer = load_tokenizer(source, config.trust_remote_code)
     ctx.base_dtype = _declared_dtype(source, config.trust_remote_code)
+    from finetune_gui.core.data.encode import ensure_chat_template
+
     if ensure_chat_template(tokenizer):
         ctx.log(
             "The tokenizer has no chat template; using a plain '### User / ### Assistant' layout.", "warning"
         )
     ctx.log(f"Reading the dataset {config.dataset.path}")
-    data = _load_data(ctx, tokenizer)
-    checkpointing, ctx.estimate_gib = _plan_memory(ctx)
+    data = load_data(ctx, tokenizer)
+    checkpointing, ctx.estimate_gib = _plan_memory(ctx, data.longest)
     ctx.log(f"Loading the model on {plan.device} ({plan.precision})")
     model = method_setup.load_base(config, source, plan, checkpointing)
     model = method_setup.apply_method(model, config, source)
     trainable, total = method_setup.count_parameters(model)
     trainer = _make_trainer(ctx, model, tokenizer, data, plan, checkpointing)
     max_steps = trainer.args.max_steps if trainer.args.max_steps > 0 else _planned_steps(ctx, data)
-    start_step = int(checkpoint.name.split("-")[-1]) if checkpoint else 0
     if ctx.is_main:
-        ctx.folder.update(**_run_facts(ctx, plan, trainable, total, data, checkpointing, status="running"))
+        ctx.folder.update(**_run_facts(ctx, plan, trainable, total, data, checkpointing))
     ctx.emit(
         Started(
             config=config.to_dict(),
@@ -268,7 +224,7 @@ def _run(ctx: RunContext, resume: bool) -> int:
             total_parameters=total,
             world_size=ctx.world_size,
             max_steps=max_steps,
-            start_step=start_step,
+            start_step=ctx.start_step,
             device=plan.device,
             precision=plan.precision,
             estimate_gib=ctx.estimate_gib,
@@ -279,25 +235,46 @@ def _run(ctx: RunContext, resume: bool) -> int:
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     status = "stopped" if ctx.control.stop_requested else "completed"
     metrics = _final_metrics(ctx, trainer, data, status)
+    _check_finite(trainer.model, ctx.step)
     output = _save_result(ctx, trainer.model, tokenizer)
     if ctx.is_main:
         ctx.folder.update(
             status=status,
             finished_at=_now(),
-            duration_s=round(time.time() - ctx.started_at, 1),
             metrics=metrics,
             measured_peak_gib=_peak_memory_gib(plan.device),
             output=str(output),
+            **_durations(ctx),
         )
-    if ctx.is_main and METHODS[config.method].adapter_kind is not None:
-        from finetune_gui.core.adapters.library import AdapterLibrary
-
-        AdapterLibrary().register_run(ctx.folder.path)
+        if METHODS[config.method].adapter_kind is not None:
+            _register(ctx)
     ctx.emit(Finished(status=status, metrics=metrics, output_path=str(output)))
     from finetune_gui.core.training.distributed import barrier
 
     barrier()
     return 0
+
+
+def _register(ctx: RunContext) -> None:
+    """Add the adapter to the library; a library problem is reported, never a failed run."""
+    from finetune_gui.core.adapters.library import AdapterLibrary
+
+    try:
+        AdapterLibrary().register_run(ctx.folder.path)
+    except (OSError, UserError, ValueError) as exc:
+        ctx.log(f"The adapter was saved but could not be added to the library: {exc}", "warning")
+
+
+def _check_finite(model: Any, step: int) -> None:
+    """Never save or register weights that are NaN or infinite."""
+    import torch
+
+    for parameter in model.parameters():
+        if parameter.requires_grad and not bool(torch.isfinite(parameter).all()):
+            raise failures.Diverged(
+                f"The trained weights became NaN or infinite by step {step}; nothing was saved. "
+                "Lower the learning rate (a tenth is a good first try) and start again."
+            )
 
 
 def _declared_dtype(source: Any, trust_remote_code: bool) -> Any:
@@ -311,15 +288,19 @@ def _declared_dtype(source: Any, trust_remote_code: bool) -> Any:
     return declared if isinstance(declared, torch.dtype) else None
 
 
-def _plan_memory(ctx: RunContext) -> tuple[bool, float | None]:
+def _plan_memory(ctx: RunContext, longest: int) -> tuple[bool, float | None]:
     """Gradient checkpointing on/off ('auto' asks the estimate), and the estimated peak in GiB: the one
-    estimate of this config on this machine, the number the wizard and ``estimate --config`` show."""
+    estimate of this config and data on this machine, the number the wizard and ``estimate --config``
+    show. A run whose estimate is well beyond the free memory is refused here, before the weights load."""
     from finetune_gui.core.estimate import estimate_run, shape_for
 
     config = ctx.config
     try:
         ctx.shape = shape_for(config)
-        result = estimate_run(config, ctx.shape, ctx.hardware, methods=[config.method]).methods[config.method]
+        result = estimate_run(config, ctx.shape, ctx.hardware, methods=[config.method], longest=longest)
+        result = result.methods[config.method]
+    except UserError:
+        raise
     except Exception as exc:  # an estimate is advice; an unusual architecture must not stop the run
         ctx.log(f"No memory estimate for this model ({type(exc).__name__}: {exc}).", "warning")
         result = None
@@ -330,7 +311,25 @@ def _plan_memory(ctx: RunContext) -> tuple[bool, float | None]:
         checkpointing = False
     else:
         checkpointing = bool(result and result.gradient_checkpointing)
+    budget = ctx.hardware.budget_gib()
+    if result is not None and budget > 0:
+        needed = result.with_checkpointing_gib if checkpointing else result.without_checkpointing_gib
+        if needed > budget * MEMORY_TOLERANCE:
+            _refuse_for_memory(ctx, needed, budget)
     return checkpointing, result.total_gib if result is not None else None
+
+
+def _refuse_for_memory(ctx: RunContext, needed: float, budget: float) -> None:
+    from finetune_gui.core.training.advice import oom_fixes
+
+    where = "GPU memory" if ctx.hardware.best_gpu is not None else "RAM"
+    fixes = oom_fixes(ctx.config, ctx.shape, ctx.hardware)
+    raise UserError(
+        f"This run needs about {needed:.1f} GB but only {budget:.1f} GB of {where} is free, so it would run out "
+        f"of memory. Try: {fixes[0]['label'] if fixes else 'a smaller model'}.",
+        kind="oom",
+        exit_code=3,
+    )
 
 
 def _planned_steps(ctx: RunContext, data: Data) -> int:
@@ -344,9 +343,10 @@ def _planned_steps(ctx: RunContext, data: Data) -> int:
 def _make_trainer(
     ctx: RunContext, model: Any, tokenizer: Any, data: Data, plan: DevicePlan, checkpointing: bool
 ) -> Any:
-    from transformers import PrinterCallback, Trainer, TrainingArguments
+    from transformers import PrinterCallback, TrainingArguments
 
     from finetune_gui.core.training.callbacks import EventsCallback, PadCollator, SamplesCallback
+    from finetune_gui.core.training.trainer import AppTrainer
 
     config, t = ctx.config, ctx.config.training
     optim = {"adamw": "adamw_torch", "adamw_8bit": "adamw_bnb_8bit", "paged_adamw_8bit": "paged_adamw_8bit"}[
@@ -389,17 +389,18 @@ def _make_trainer(
         log_level="error",
     )
     pad_to = 8 if plan.device == "cuda" else None
-    trainer = Trainer(
+    trainer = AppTrainer(
         model=model,
         args=args,
-        train_dataset=_to_dataset(data.train),
-        eval_dataset=_to_dataset(data.validation) if has_eval else None,
+        train_dataset=to_dataset(data.train),
+        eval_dataset=to_dataset(data.validation) if has_eval else None,
         data_collator=PadCollator(tokenizer.pad_token_id, pad_to),
         processing_class=tokenizer,
         callbacks=[
             EventsCallback(
                 ctx,
                 simulate_oom_at=int(os.environ.get(SIMULATE_OOM_ENV, "0") or 0),
+                simulate_crash_at=int(os.environ.get(SIMULATE_CRASH_ENV, "0") or 0),
                 step_delay_s=float(os.environ.get(STEP_DELAY_ENV, "0") or 0),
             )
         ],
@@ -412,23 +413,6 @@ def _make_trainer(
     return trainer
 
 
-def sample_prompt(example: Any, tokenizer: Any) -> tuple[str, str] | None:
-    """(what the model is given, what the user reads) for a sample: a chat up to its last answer, or a
-    completion's prompt; plain text has no question to ask."""
-    if example.kind == "chat":
-        turns = list(example.messages)
-        while turns and turns[-1][0] == "assistant":
-            turns.pop()
-        if not turns:
-            return None
-        messages = [{"role": r, "content": c} for r, c in turns]
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return text, turns[-1][1]
-    if example.kind == "completion":
-        return example.prompt, example.prompt
-    return None
-
-
 def _final_metrics(ctx: RunContext, trainer: Any, data: Data, status: str) -> dict[str, Any]:
     history = [r for r in trainer.state.log_history if "loss" in r]
     metrics: dict[str, Any] = {
@@ -437,6 +421,10 @@ def _final_metrics(ctx: RunContext, trainer: Any, data: Data, status: str) -> di
     }
     if history:
         metrics["final_loss"] = history[-1]["loss"]
+        smoothed = history[0]["loss"]
+        for record in history[1:]:  # the same smoothing as the dashboard's chart
+            smoothed = 0.9 * smoothed + 0.1 * record["loss"]
+        metrics["smoothed_loss"] = round(smoothed, 6)
     evals = [r for r in trainer.state.log_history if "eval_loss" in r]
     final_eval_missing = not evals or evals[-1].get("step") != trainer.state.global_step
     if data.validation is not None and status == "completed" and final_eval_missing:
@@ -460,11 +448,15 @@ def _save_result(ctx: RunContext, model: Any, tokenizer: Any) -> Path:
         return target
     staging = target.with_name(f".{target.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
-    save_trained(model, ctx.config, staging, ctx.base_dtype)
-    tokenizer.save_pretrained(staging)
-    if target.exists():
-        shutil.rmtree(target)
-    staging.rename(target)
+    try:
+        save_trained(model, ctx.config, staging, ctx.base_dtype)
+        tokenizer.save_pretrained(staging)
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # a full disk must not leave half a folder behind
+        raise
     return target
 
 
@@ -475,20 +467,15 @@ def _peak_memory_gib(device: str) -> float:
 
 
 def _run_facts(
-    ctx: RunContext,
-    plan: DevicePlan,
-    trainable: int,
-    total: int,
-    data: Data,
-    checkpointing: bool,
-    status: str,
+    ctx: RunContext, plan: DevicePlan, trainable: int, total: int, data: Data, checkpointing: bool
 ) -> dict[str, Any]:
     from finetune_gui.core.training.readings import library_versions
 
     return {
-        "status": status,
+        "status": "running",
         "pid": os.getpid(),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(ctx.started_at)),
+        "started_at": ctx.previous.get("started_at") or _stamp(ctx.started_at),
+        "session_started_at": _stamp(ctx.started_at),
         "method": ctx.config.method,
         "model": ctx.config.model,
         "dataset": ctx.config.dataset.path,

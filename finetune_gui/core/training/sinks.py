@@ -32,6 +32,27 @@ class JsonlSink:
                 self.stream = None
 
 
+class TeeSink:
+    """Every event to the first sink, and a copy appended to the run folder's events.jsonl, so a window
+    that did not start the run can follow all of it. Copy failures never stop the run."""
+
+    def __init__(self, sink: Any, folder: Any):
+        self.sink = sink
+        self.folder = folder
+        self.copying = True
+
+    def emit(self, event: Event) -> None:
+        self.sink.emit(event)
+        if self.copying:
+            try:
+                self.folder.append_event(event)
+            except OSError:
+                self.copying = False  # the disk is full or gone: the run's own files say the rest
+
+    def close(self) -> None:
+        self.sink.close()
+
+
 class ProgressBarSink:
     """A tqdm bar with loss and speed; everything else as short lines above it."""
 

@@ -1,23 +1,19 @@
-"""TrainingController: a QThread that owns one training process and turns its events into signals.
+"""TrainingController: drives one training run for the dashboard and turns its events into signals.
 
-It starts ``python -m finetune_gui train CONFIG --events jsonl`` (with ``--num-processes N`` for
-several workers) and reads one JSON event per line. The thread only puts lines on a queue; a timer in
-the GUI thread (where the controller object lives) drains it, parses each line and emits the matching
-dataclass on a past-tense signal. No signal crosses threads: queued cross-thread signals into Python
-slots crashed PySide6 6.12 here with a reference-count error after a few hundred events. Pause, resume and stop go to the process's stdin; ``kill`` is the last resort. A crash of the
-process (or of a native library in it) ends the run, never the window.
+It either starts the run (``start``: ``finetune-gui train CONFIG --events jsonl`` as a ChildProcess that
+outlives the window if asked) or follows one that an earlier window started (``attach``: it replays and
+tails the run folder's events.jsonl and watches the process by its pid). Both ways the same events
+arrive on the same past-tense signals, and the same controls work: pause, resume and stop go through
+the run folder's control file, which the training process checks between steps, so a run can be
+stopped and saved after the window that started it is gone. ``detach`` lets the run train on.
 """
 
 from __future__ import annotations
 
-import os
-import queue
-import subprocess
-import threading
-from collections import deque
+import json
 from pathlib import Path
 
-from PySide6.QtCore import QThread, QTimer, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from finetune_gui.core.events import (
     Checkpoint,
@@ -30,160 +26,131 @@ from finetune_gui.core.events import (
     Sample,
     Started,
     Step,
-    parse_event,
+    event_from_dict,
 )
-from finetune_gui.core.processes import self_command
+from finetune_gui.core.runs import RunFolder, process_alive
+from finetune_gui.core.training.failures import exit_code_sentence
+from finetune_gui.gui.child import ChildProcess
 
-LOG_TAIL = 200
-DRAIN_MS = 50
+FOLLOW_MS = 300
 
 
-class TrainingController(QThread):
+class TrainingController(QObject):
     started_run = Signal(object)  # Started
     step_logged = Signal(object)  # Step
     evaluated = Signal(object)  # Eval
     checkpointed = Signal(object)  # Checkpoint
     sampled = Signal(object)  # Sample
-    paused = Signal(object)
-    resumed = Signal(object)
-    logged = Signal(str)  # a line for the log pane (events' messages and the process's stderr)
+    paused = Signal(object)  # Paused
+    resumed = Signal(object)  # Resumed
+    logged = Signal(str)  # a line for the log pane
     finished_run = Signal(object)  # Finished
     failed_run = Signal(object)  # Failed, also made up here when the process dies without one
+    ended = Signal()  # after finished_run or failed_run: nothing more will come
 
-    def __init__(
+    def __init__(self, run_dir: str | Path, parent: QObject | None = None):
+        super().__init__(parent)
+        self.folder = RunFolder(run_dir)
+        self.child: ChildProcess | None = None
+        self.config_path: str | None = None
+        self.resume = False
+        self.env: dict[str, str] | None = None
+        self.mode = "idle"  # idle | live | attached | detached
+        self.terminal: Finished | Failed | None = None
+        self.done = False
+        self._pid: int | None = None
+        self._offset = 0
+        self._follow = QTimer(self)
+        self._follow.setInterval(FOLLOW_MS)
+        self._follow.timeout.connect(self._poll)
+
+    # -- starting or following
+    def start(
         self,
         config_path: str | Path,
-        log_path: str | Path,
         *,
         resume: bool = False,
         num_processes: int = 1,
         env: dict[str, str] | None = None,
-        parent=None,
-    ):
-        super().__init__(parent)
-        self.config_path = str(config_path)
-        self.log_path = Path(log_path)
-        self.resume = resume
-        self.num_processes = num_processes
-        self.env = env
-        self.process: subprocess.Popen[str] | None = None
-        self.stderr_tail: deque[str] = deque(maxlen=LOG_TAIL)
-        self._lock = threading.Lock()
-        self.ended = False
-        self.terminal: object | None = None
-        self._inbox: queue.SimpleQueue[tuple[str, object]] = queue.SimpleQueue()
-        self._drain_timer = QTimer(self)
-        self._drain_timer.setInterval(DRAIN_MS)
-        self._drain_timer.timeout.connect(self._drain)
+    ) -> TrainingController:
+        self.config_path, self.resume, self.env = str(config_path), resume, env
+        args = ["train", self.config_path, "--events", "jsonl"]
+        if resume:
+            args.append("--resume")
+        if num_processes > 1:
+            args += ["--num-processes", str(num_processes)]
+        self.child = ChildProcess(
+            args, self, env=env, log_path=self.folder.log_path, survives_window=True, torch_process=True
+        )
+        self.child.line_received.connect(self._on_line)
+        self.child.ended.connect(self._on_child_ended)
+        self.mode = "live"
+        self.child.start()
+        if self.child.pid is not None:
+            _lower_priority(self.child.pid)
+        return self
 
-    def start(self, *args) -> None:
-        self._drain_timer.start()
-        super().start(*args)
+    def attach(self) -> TrainingController:
+        """Follow a run that trains in the background: everything it emitted so far, then what comes."""
+        self._pid = self.folder.read().get("pid")
+        self.mode = "attached"
+        self._poll()
+        if not self.done:
+            self._follow.start()
+        return self
 
-    def command(self) -> list[str]:
-        cmd = self_command("train", self.config_path, "--events", "jsonl")
-        if self.resume:
-            cmd.append("--resume")
-        if self.num_processes > 1:
-            cmd += ["--num-processes", str(self.num_processes)]
-        return cmd
-
-    # -- control (called from the GUI thread)
-    def _send(self, word: str) -> None:
-        with self._lock:
-            proc = self.process
-            if proc is None or proc.poll() is not None or proc.stdin is None:
-                return
-            try:
-                proc.stdin.write(word + "\n")
-                proc.stdin.flush()
-            except (BrokenPipeError, OSError, ValueError):
-                pass  # the process is ending; its exit is reported by run()
-
+    # -- control
     def pause(self) -> None:
-        self._send("pause")
+        self.folder.request("pause")
 
     def resume_run(self) -> None:
-        self._send("resume")
+        self.folder.request("run")
 
     def stop(self) -> None:
         """Stop after the current step; the run saves its adapter and a checkpoint."""
-        self._send("stop")
+        self.folder.request("stop")
 
     def kill(self) -> None:
         """The last resort: end the process now (the last checkpoint stays resumable)."""
-        with self._lock:
-            if self.process is not None and self.process.poll() is None:
-                self.process.kill()
+        if self.child is not None:
+            self.child.kill()
+        elif self._pid is not None and process_alive(self._pid):
+            import psutil
 
-    # -- the thread
-    def run(self) -> None:
-        env = dict(self.env or os.environ)
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        # stderr goes to a file beside the run, not a pipe: if the window closes and the run goes on in
-        # the background, nothing the process writes can fail; its own session keeps it from the
-        # terminal's hang-up signal.
-        try:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            log = self.log_path.open("a", encoding="utf-8")
-            proc = subprocess.Popen(
-                self.command(),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=log,
-                text=True,
-                encoding="utf-8",
-                errors="replace",
-                env=env,
-                bufsize=1,
-                start_new_session=True,
-            )
-            log.close()
-        except OSError as exc:
-            failure = Failed(kind_="crash", message=f"Could not start the training process: {exc}.")
-            self._inbox.put(("line", failure.to_json()))
-            self._inbox.put(("ended", -1))
+            psutil.Process(self._pid).kill()
+
+    def detach(self) -> None:
+        """Let the run train on without this window."""
+        if self.child is not None:
+            self.child.detach()
+        self._follow.stop()
+        self.mode = "detached"
+
+    def is_running(self) -> bool:
+        """Until its process has exited (live: a moment after the final event), or, followed, until the
+        run has ended."""
+        if self.mode == "live" and self.child is not None:
+            return self.child.is_running()
+        return self.mode == "attached" and not self.done
+
+    def wait(self, timeout_s: float) -> bool:
+        """Block until the process has exited (closing the window with 'Stop and save')."""
+        if self.child is not None:
+            return self.child.wait(timeout_s)
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        while self._pid is not None and process_alive(self._pid):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
+
+    # -- events
+    def _on_line(self, data: dict) -> None:
+        event = event_from_dict(data)
+        if event is None or self.done:
             return
-        with self._lock:
-            self.process = proc
-        _lower_priority(proc.pid)
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith("{"):
-                self._inbox.put(("line", line))
-        code = proc.wait()
-        self._read_log_tail()
-        self._inbox.put(("ended", code))
-
-    # -- in the GUI thread
-    def _drain(self) -> None:
-        while True:
-            try:
-                kind, payload = self._inbox.get_nowait()
-            except queue.Empty:
-                return
-            if kind == "line":
-                event = parse_event(str(payload))
-                if event is not None:
-                    self.terminal = self._dispatch(event) or self.terminal
-            else:
-                self._drain_timer.stop()
-                self._on_process_ended(int(payload))  # type: ignore[arg-type]
-                return
-
-    def _on_process_ended(self, code: int) -> None:
-        if self.terminal is None:
-            tail = list(self.stderr_tail)[-20:]
-            self.failed_run.emit(
-                Failed(
-                    kind_="crash",
-                    message=f"The training process ended unexpectedly (exit code {code}).",
-                    advice=["The last lines it wrote are in the log below."] if tail else [],
-                )
-            )
-        self.ended = True
-
-    def _dispatch(self, event) -> object | None:
         if isinstance(event, Step):
             self.step_logged.emit(event)
         elif isinstance(event, Started):
@@ -200,31 +167,76 @@ class TrainingController(QThread):
             self.resumed.emit(event)
         elif isinstance(event, Log):
             self.logged.emit(event.message)
-        elif isinstance(event, Finished):
-            self.finished_run.emit(event)
-            return event
-        elif isinstance(event, Failed):
-            self.failed_run.emit(event)
-            return event
-        return None
+        elif isinstance(event, (Finished, Failed)):
+            self._end(event)
 
-    def detach(self) -> None:
-        """Let the process train on after the window closes: stop reading, leave it running."""
-        with self._lock:
-            if self.process is not None and self.process.stdin is not None:
-                try:
-                    self.process.stdin.close()
-                except OSError:
-                    pass
-
-    def _read_log_tail(self) -> None:
-        try:
-            lines = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError:
+    def _end(self, event: Finished | Failed) -> None:
+        if self.done:
             return
-        for line in lines[-LOG_TAIL:]:
-            if line.strip() and not line.startswith(("Loading weights", "Writing model")):
-                self.stderr_tail.append(line.rstrip())
+        self.terminal = event
+        self.done = True
+        self._follow.stop()
+        if isinstance(event, Finished):
+            self.finished_run.emit(event)
+        else:
+            self.failed_run.emit(event)
+        self.ended.emit()
+
+    def _on_child_ended(self, code: int, _sentence: str) -> None:
+        if not self.done:
+            self._end(self._unexplained_end(code))
+
+    def _unexplained_end(self, code: int | None) -> Failed:
+        """The process is gone without a final event: killed, or crashed in native code."""
+        message = exit_code_sentence(code)
+        checkpoint = self.folder.last_checkpoint()
+        advice = (
+            [f"The last checkpoint is {checkpoint.name}: Resume continues from it."] if checkpoint else []
+        )
+        return Failed(kind_="crash", message=message, advice=advice)
+
+    def _poll(self) -> None:
+        """Attached: read what the run appended to events.jsonl; notice when its process is gone."""
+        alive = self._pid is not None and process_alive(int(self._pid))
+        for data in self._new_lines():
+            self._on_line(data)
+        if self.done or alive:
+            return
+        info = self.folder.read()  # ended without a final event in the file: run.json may say how
+        status = info.get("status")
+        if status in ("completed", "stopped"):
+            self._end(
+                Finished(status=status, metrics=info.get("metrics") or {}, output_path=info.get("output"))
+            )
+        elif status == "failed":
+            self._end(
+                Failed(
+                    kind_=str(info.get("error_kind") or "crash"),
+                    message=str(info.get("error_message") or ""),
+                    advice=list(info.get("advice") or []),
+                )
+            )
+        else:
+            self._end(self._unexplained_end(None))
+
+    def _new_lines(self) -> list[dict]:
+        try:
+            with self.folder.events_path.open("rb") as handle:
+                handle.seek(self._offset)
+                chunk = handle.read()
+        except OSError:
+            return []
+        complete = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written waits for the next poll
+        self._offset += len(complete)
+        found = []
+        for line in complete.splitlines():
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(data, dict):
+                found.append(data)
+        return found
 
 
 def _lower_priority(pid: int) -> None:
@@ -238,5 +250,5 @@ def _lower_priority(pid: int) -> None:
             process.nice(psutil.BELOW_NORMAL_PRIORITY_CLASS)
         else:
             process.nice(10)
-    except Exception:
+    except Exception:  # a priority is a courtesy; some systems refuse it
         pass

@@ -1,8 +1,11 @@
-"""The Training page: status, progress and controls on top, live charts in the middle, the log below.
+"""The Training page: status, progress and controls on top, live charts in the middle, log and sample
+answers below.
 
-Events arrive as signals from the TrainingController and go into chart buffers; a 10 Hz timer
-redraws. Out of memory opens a dialog with the engine's advice and one click to apply a fix and
-continue from the last checkpoint.
+Events arrive as signals from the TrainingController and go into the run's ``RunView`` and the chart
+buffers; a timer redraws one chart per tick. Pause and "Stop and save" answer at once ("pausing…",
+"stopping…") and take effect after the current step. Out of memory opens a dialog with the engine's
+advice and one click to apply a fix and continue; a crash shows what the process said last and offers
+to resume from the last checkpoint.
 """
 
 from __future__ import annotations
@@ -24,33 +27,45 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from finetune_gui.core.events import Failed, Finished, Started, Step
+from finetune_gui.core.events import Checkpoint, Eval, Failed, Finished, Sample, Started, Step
+from finetune_gui.core.runs import RunFolder, run_state
 from finetune_gui.gui.training.controller import TrainingController
-from finetune_gui.gui.widgets import human_duration, muted, title_label
+from finetune_gui.gui.training.view import RunView
+from finetune_gui.gui.widgets import human_duration, metrics_sentence, muted, title_label
 
 PILL = {
     "starting": "#9aa0a6",
     "running": "#3d7be0",
+    "pausing": "#d89a1d",
     "paused": "#d89a1d",
+    "resuming": "#3d7be0",
+    "stopping": "#6b6f75",
     "stopped": "#6b6f75",
     "completed": "#2e9d5b",
     "failed": "#d2473d",
+    "interrupted": "#d2473d",
 }
-SMOOTHING = 0.9
+ACTIVE = ("starting", "running", "pausing", "paused", "resuming", "stopping")
+SERIES = {
+    "loss": [("train", "#9db9ec"), ("train (smoothed)", None), ("eval", "eval")],
+    "lr": [("learning rate", None)],
+    "grad": [("grad norm", None)],
+    "speed": [("tokens/s", None)],
+    "memory": [("peak", None), ("in use", "#7fb0f0"), ("reserved", "#b54ad6"), ("estimate", "estimate")],
+}
 
 
 class Dashboard(QWidget):
     run_ended = Signal(str, str)  # run folder, status
-    status_text = Signal(str)  # for the window's status bar
+    status_text = Signal(str, int)  # for the window's status bar: text, milliseconds (0: until replaced)
+    resume_requested = Signal(str)  # a run folder to resume (from the crash dialog)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.controller: TrainingController | None = None
-        self.run_dir: Path | None = None
-        self.status = "idle"
-        self.ema: float | None = None
+        self.active: RunView | None = None  # the run the controller drives
+        self.shown: RunView | None = None  # the run on screen
         self.last_step: Step | None = None
-        self.estimate_gib: float | None = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(24, 16, 24, 16)
         head = QHBoxLayout()
@@ -59,6 +74,10 @@ class Dashboard(QWidget):
         self.pill = QLabel()
         head.addWidget(self.pill)
         head.addStretch(1)
+        self.back_button = QPushButton()
+        self.back_button.clicked.connect(self.back_to_active)
+        self.back_button.hide()
+        head.addWidget(self.back_button)
         self.pause_button = QPushButton("Pause")
         self.pause_button.clicked.connect(self._toggle_pause)
         self.stop_button = QPushButton("Stop and save")
@@ -93,7 +112,7 @@ class Dashboard(QWidget):
         self.timer.setInterval(40)
         self.timer.timeout.connect(self._redraw_next)
         self._next_chart = 0
-        self._set_status("idle")
+        self._render_controls()
 
     def showEvent(self, event) -> None:
         # Build the charts (and import pyqtgraph, about 0.5 s) once the window is up and idle, not at
@@ -106,28 +125,33 @@ class Dashboard(QWidget):
         if self.charts:
             return
         from finetune_gui.gui.charts import ESTIMATE_COLOUR, EVAL_COLOUR, LiveChart
+        from finetune_gui.gui.theme import ACCENT
 
-        loss = LiveChart("Loss", "loss")
-        loss.add_series("train", "#9db9ec")
-        loss.add_series("train (smoothed)")
-        loss.add_series("eval", EVAL_COLOUR, markers=True)
-        lr = LiveChart("Learning rate", "learning rate")
-        lr.add_series("learning rate")
-        grad = LiveChart("Gradient norm", "norm")
-        grad.add_series("grad norm")
-        speed = LiveChart("Speed", "tokens/s")
-        speed.add_series("tokens/s")
-        memory = LiveChart("Memory", "GB")
-        memory.add_series("peak")
-        memory.add_series("now (allocated / RSS)", "#7fb0f0")
-        memory.add_series("reserved", "#b54ad6")
-        memory.add_series("estimate", ESTIMATE_COLOUR, dashed=True)
-        self.charts = {"loss": loss, "lr": lr, "grad": grad, "speed": speed, "memory": memory}
-        self.grid.addWidget(loss, 0, 0, 1, 2)
-        self.grid.addWidget(memory, 0, 2)
-        self.grid.addWidget(lr, 1, 0)
-        self.grid.addWidget(grad, 1, 1)
-        self.grid.addWidget(speed, 1, 2)
+        specials = {"eval": EVAL_COLOUR, "estimate": ESTIMATE_COLOUR, None: ACCENT}
+        titles = {
+            "loss": ("Loss", "loss"),
+            "lr": ("Learning rate", "learning rate"),
+            "grad": ("Gradient norm", "norm"),
+            "speed": ("Speed", "tokens/s"),
+            "memory": ("Memory", "GB"),
+        }
+        for key, series in SERIES.items():
+            chart = LiveChart(*titles[key])
+            for name, colour in series:
+                chart.add_series(
+                    name,
+                    specials.get(colour, colour),
+                    dashed=colour == "estimate",
+                    markers=colour == "eval",
+                )
+            self.charts[key] = chart
+        self.grid.addWidget(self.charts["loss"], 0, 0, 1, 2)
+        self.grid.addWidget(self.charts["memory"], 0, 2)
+        self.grid.addWidget(self.charts["lr"], 1, 0)
+        self.grid.addWidget(self.charts["grad"], 1, 1)
+        self.grid.addWidget(self.charts["speed"], 1, 2)
+        if self.shown is not None:
+            self._display(self.shown)
 
     def _redraw(self) -> None:
         for chart in self.charts.values():
@@ -143,9 +167,9 @@ class Dashboard(QWidget):
                 return
 
     def point_count(self, chart: str, series: str) -> int:
-        return len(self.charts[chart].series[series].x) if self.charts else 0
+        return self.charts[chart].series[series].n if self.charts else 0
 
-    # -- running
+    # -- starting, following, showing
     def start(
         self,
         config_path: str | Path,
@@ -154,194 +178,273 @@ class Dashboard(QWidget):
         resume: bool = False,
         env: dict[str, str] | None = None,
     ) -> TrainingController:
-        if self.controller is not None and self.controller.isRunning():
+        """Start a run (or resume one) in a training process and show it."""
+        if self.is_running():
             raise RuntimeError("A run is already in progress.")
-        self._ensure_charts()
-        self.run_dir = Path(run_dir)
-        if not resume:
-            for chart in self.charts.values():
-                for series in chart.series.values():
-                    series.set([], [])
-            self.ema = None
-            self.log.clear()
-        self.title.setText(self.run_dir.name)
-        controller = TrainingController(
-            config_path, self.run_dir / "train.log", resume=resume, env=env, parent=self
-        )
-        controller.started_run.connect(self._on_started)
-        controller.step_logged.connect(self._on_step)
-        controller.evaluated.connect(lambda e: self.charts["loss"].series["eval"].append(e.step, e.eval_loss))
-        controller.evaluated.connect(lambda e: self._log(f"step {e.step}: eval loss {e.eval_loss:.4f}"))
-        controller.checkpointed.connect(lambda e: self._log(f"step {e.step}: checkpoint saved"))
-        controller.sampled.connect(self._on_sample)
-        controller.paused.connect(lambda e: self._set_status("paused"))
-        controller.resumed.connect(lambda e: self._set_status("running"))
-        controller.logged.connect(self._log)
-        controller.finished_run.connect(self._on_finished)
-        controller.failed_run.connect(self._on_failed)
-        self.controller = controller
-        self._set_status("starting")
-        self.facts.setText("Starting the training process: loading the model and the data…")
-        self.timer.start()
-        controller.start()
+        view = self._history(Path(run_dir)) if resume else RunView(Path(run_dir))
+        view.status = "starting"
+        view.facts = "Starting the training process: loading the model and the data…"
+        controller = self._new_controller(view)
+        self._show(view)
+        controller.start(config_path, resume=resume, env=env)
         return controller
 
-    def show_run(self, run_dir: str | Path, follow: bool = False) -> None:
-        """Show a past run's charts from its metrics.jsonl; ``follow`` keeps reading a run that trains in
-        the background (started by an earlier window), until its run.json says it ended."""
-        from finetune_gui.core.events import Step
-        from finetune_gui.core.runs import RunFolder, run_state
+    def attach(self, run_dir: str | Path) -> TrainingController:
+        """Follow a run that trains in the background (started by an earlier window), with its controls."""
+        view = RunView(
+            Path(run_dir), status="running", facts="Following a run that trains in the background…"
+        )
+        controller = self._new_controller(view)
+        self._show(view)
+        self._log(view, f"Following {view.name}, which trains in the background.")
+        controller.attach()
+        return controller
 
-        if self.is_running():
-            return
+    def _new_controller(self, view: RunView) -> TrainingController:
         self._ensure_charts()
-        self.run_dir = Path(run_dir)
-        folder = RunFolder(self.run_dir)
-        for chart in self.charts.values():
-            for series in chart.series.values():
-                series.set([], [])
-        self.ema = None
-        self.title.setText(self.run_dir.name)
-        info = folder.read()
-        self.estimate_gib = info.get("estimate_gib")
-        self._followed_lines = 0
-        self._feed_metrics(folder, Step)
-        state = run_state(info)
-        self._set_status(state if state in PILL else "stopped")
-        metrics = info.get("metrics") or {}
-        summary = ", ".join(
-            f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()
-        )
-        self.facts.setText(
-            f"{info.get('method', '?')} on {info.get('model', '?')} · {state}"
-            + (f" · {summary}" if summary else "")
-        )
-        self._redraw()
-        if follow and state == "running":
-            self.follow_timer = QTimer(self)
-            self.follow_timer.setInterval(1000)
-            self.follow_timer.timeout.connect(lambda: self._follow(folder, Step))
-            self.follow_timer.start()
-            self._log(f"Following {self.run_dir.name}, which trains in the background.")
+        controller = TrainingController(view.path, self)
+        controller.started_run.connect(self._on_started)
+        controller.step_logged.connect(self._on_step)
+        controller.evaluated.connect(self._on_eval)
+        controller.checkpointed.connect(self._on_checkpoint)
+        controller.sampled.connect(self._on_sample)
+        controller.paused.connect(lambda _e: self._set_status(self.active, "paused"))
+        controller.resumed.connect(lambda _e: self._set_status(self.active, "running"))
+        controller.logged.connect(lambda line: self._log(self.active, line))
+        controller.finished_run.connect(self._on_finished)
+        controller.failed_run.connect(self._on_failed)
+        self.controller, self.active = controller, view
+        self.timer.start()
+        return controller
 
-    def _feed_metrics(self, folder, step_cls) -> None:
-        from finetune_gui.core.events import Eval
-
-        events = folder.step_events()
-        for event in events[self._followed_lines :]:
-            if isinstance(event, Eval):
-                self.charts["loss"].series["eval"].append(event.step, event.eval_loss)
-            else:
-                self._on_step(event)
-        self._followed_lines = len(events)
-
-    def _follow(self, folder, step_cls) -> None:
-        from finetune_gui.core.runs import run_state
-
-        self._feed_metrics(folder, step_cls)
-        self._redraw()
-        state = run_state(folder.read())
-        if state != "running":
-            self.follow_timer.stop()
-            self._set_status(state if state in PILL else "stopped")
-            self.run_ended.emit(str(folder.path), state)
-
-    def _toggle_pause(self) -> None:
-        if self.controller is None:
+    def show_run(self, run_dir: str | Path) -> None:
+        """Show a run's charts: the live one, or a past run from its run folder (the live one trains on)."""
+        path = Path(run_dir)
+        if self.active is not None and path == self.active.path:
+            self.back_to_active()
             return
-        if self.status == "paused":
+        self._show(self._history(path, finished=True))
+
+    def back_to_active(self) -> None:
+        if self.active is not None:
+            self._show(self.active)
+
+    def _history(self, path: Path, finished: bool = False) -> RunView:
+        """A run as its folder tells it: charts from metrics.jsonl, samples, status and results."""
+        folder = RunFolder(path)
+        info = folder.read()
+        view = RunView(path, estimate_gib=info.get("estimate_gib"))
+        for event in folder.step_events():
+            if isinstance(event, Eval):
+                view.add("loss", "eval", event.step, event.eval_loss)
+            else:
+                self._record_step(view, event)
+        for record in folder.samples():
+            view.samples.append(_samples_text(record.get("step", 0), record.get("samples") or []))
+        if finished:
+            state = run_state(info)
+            view.status = state if state in PILL else "stopped"
+            view.progress = int((info.get("metrics") or {}).get("steps") or view.progress)
+            what = f"{info.get('method', '?')} on {Path(str(info.get('model', '?'))).name}"
+            said = metrics_sentence(info.get("metrics") or {})
+            view.facts = f"{what} · {view.status}" + (f" · {said}" if said else "")
+            if info.get("error_message"):
+                view.facts += f" · {info['error_message']}"
+        return view
+
+    def _show(self, view: RunView) -> None:
+        self._ensure_charts()
+        self.shown = view
+        self._display(view)
+
+    def _display(self, view: RunView) -> None:
+        self.title.setText(view.name)
+        for key, chart in self.charts.items():
+            for name, series in chart.series.items():
+                xs, ys = view.points.get((key, name), ([], []))
+                series.set(xs, ys)
+        self._redraw()
+        self.progress.setRange(0, max(1, view.max_steps))
+        self.progress.setValue(view.progress)
+        self.facts.setText(view.facts)
+        self.log.setPlainText("\n".join(view.log))
+        self.samples.setPlainText("\n".join(view.samples))
+        self._render_controls()
+
+    # -- controls
+    def _toggle_pause(self) -> None:
+        view = self.active
+        if self.controller is None or view is None:
+            return
+        if view.status == "paused":
             self.controller.resume_run()
-        else:
+            self._set_status(view, "resuming")
+        elif view.status == "running":
             self.controller.pause()
+            self._set_status(view, "pausing")
+            self._log(view, "Pausing after the current step…")
 
     def stop(self) -> None:
-        if self.controller is not None and self.status in ("running", "paused", "starting"):
+        view = self.active
+        if self.controller is not None and view is not None and view.status in ACTIVE:
             self.controller.stop()
-            self.facts.setText("Stopping after the current step and saving…")
+            self._set_status(view, "stopping")
+            view.facts = "Stopping after the current step and saving…"
+            if view is self.shown:
+                self.facts.setText(view.facts)
+            self._log(view, "Stopping after the current step and saving…")
 
     def is_running(self) -> bool:
-        return self.controller is not None and self.controller.isRunning()
+        return self.controller is not None and self.controller.is_running()
 
-    # -- events
+    @property
+    def status(self) -> str:
+        return self.shown.status if self.shown else "idle"
+
+    def _set_status(self, view: RunView | None, status: str) -> None:
+        if view is None:
+            return
+        view.status = status
+        if view is self.shown:
+            self._render_controls()
+
+    def _render_controls(self) -> None:
+        view = self.shown
+        status = view.status if view else "idle"
+        self.pill.setText(
+            f"  {status}…  " if status in ("pausing", "resuming", "stopping") else f"  {status}  "
+        )
+        self.pill.setStyleSheet(
+            f"background:{PILL.get(status, '#9aa0a6')}; color:white; border-radius:9px; padding:2px 6px;"
+        )
+        self.pill.setVisible(status != "idle")
+        live = view is not None and view is self.active and self.is_running()
+        self.pause_button.setEnabled(live and status in ("running", "paused"))
+        self.pause_button.setText("Resume" if status == "paused" else "Pause")
+        self.stop_button.setEnabled(
+            live and status in ("starting", "running", "paused", "pausing", "resuming")
+        )
+        away = self.active is not None and view is not self.active and self.is_running()
+        self.back_button.setVisible(away)
+        if away:
+            self.back_button.setText(f"Back to {self.active.name}")
+
+    # -- events of the active run
     def _on_started(self, event: Started) -> None:
-        self._set_status("running")
-        self.estimate_gib = event.estimate_gib
-        self.progress.setRange(0, max(1, event.max_steps))
-        self.progress.setValue(event.start_step)
+        view = self.active
+        assert view is not None
+        view.estimate_gib = event.estimate_gib
+        view.max_steps = max(1, event.max_steps)
+        view.progress = event.start_step
+        if view.keep_up_to(event.start_step) and view is self.shown:
+            self._display(view)  # the steps after the checkpoint are logged again
+        self._set_status(view, "running")
         pct = 100.0 * event.trainable_parameters / max(1, event.total_parameters)
         self._log(
+            view,
             f"{event.config.get('method')} on {event.device} ({event.precision}): "
-            f"{event.trainable_parameters:,} trainable parameters ({pct:.2f}%), {event.train_rows:,} training rows"
+            f"{event.trainable_parameters:,} trainable parameters ({pct:.2f}%), {event.train_rows:,} training rows",
         )
+        if view is self.shown:
+            self.progress.setRange(0, view.max_steps)
+            self.progress.setValue(view.progress)
+
+    def _record_step(self, view: RunView, event: Step) -> None:
+        if event.loss is not None:
+            view.add("loss", "train", event.step, event.loss)
+            view.add("loss", "train (smoothed)", event.step, view.smooth(event.loss))
+        if event.learning_rate is not None:
+            view.add("lr", "learning rate", event.step, event.learning_rate)
+        if event.grad_norm is not None:
+            view.add("grad", "grad norm", event.step, event.grad_norm)
+        if event.tokens_per_s:
+            view.add("speed", "tokens/s", event.step, event.tokens_per_s)
+        memory = event.memory or {}
+        now = memory.get("allocated_gib", memory.get("rss_gib"))
+        if now is not None:
+            view.add("memory", "in use", event.step, now)
+        if memory.get("reserved_gib") is not None:
+            view.add("memory", "reserved", event.step, memory["reserved_gib"])
+        if memory.get("peak_gib") is not None:
+            view.add("memory", "peak", event.step, memory["peak_gib"])
+            if view.estimate_gib:
+                view.add("memory", "estimate", event.step, view.estimate_gib)
+        view.progress = event.step
+        view.max_steps = max(1, event.max_steps or view.max_steps)
 
     def _on_step(self, event: Step) -> None:
+        view = self.active
+        assert view is not None
         self.last_step = event
-        if self.status == "starting":
-            self._set_status("running")
-        c = self.charts
-        if event.loss is not None:
-            self.ema = event.loss if self.ema is None else SMOOTHING * self.ema + (1 - SMOOTHING) * event.loss
-            c["loss"].series["train"].append(event.step, event.loss)
-            c["loss"].series["train (smoothed)"].append(event.step, self.ema)
-        if event.learning_rate is not None:
-            c["lr"].series["learning rate"].append(event.step, event.learning_rate)
-        if event.grad_norm is not None:
-            c["grad"].series["grad norm"].append(event.step, event.grad_norm)
-        if event.tokens_per_s:
-            c["speed"].series["tokens/s"].append(event.step, event.tokens_per_s)
-        peak = event.memory.get("peak_gib")
-        now = event.memory.get("allocated_gib", event.memory.get("rss_gib"))
-        if now is not None:
-            c["memory"].series["now (allocated / RSS)"].append(event.step, now)
-        if event.memory.get("reserved_gib") is not None:
-            c["memory"].series["reserved"].append(event.step, event.memory["reserved_gib"])
-        if peak is not None:
-            c["memory"].series["peak"].append(event.step, peak)
-            if self.estimate_gib:
-                c["memory"].series["estimate"].append(event.step, self.estimate_gib)
-        self.progress.setRange(0, max(1, event.max_steps))
-        self.progress.setValue(event.step)
-        text = (
+        before = {key: len(xs) for key, (xs, _ys) in view.points.items()}
+        self._record_step(view, event)
+        if view.status in ("starting", "resuming"):
+            self._set_status(view, "running")
+        view.facts = (
             f"step {event.step:,} of {event.max_steps:,} · epoch {event.epoch:.2f} · "
-            f"elapsed {human_duration(event.elapsed_s)} · ETA {human_duration(event.eta_s)}"
+            f"elapsed {human_duration(event.elapsed_s)} · about {human_duration(event.eta_s, rough=True)} left"
         )
-        self.facts.setText(text)
-        self.status_text.emit(f"Training {self.run_dir.name if self.run_dir else ''}: {text}")
+        if view is self.shown:
+            for (chart, series), (xs, ys) in view.points.items():
+                for i in range(before.get((chart, series), 0), len(xs)):
+                    self.charts[chart].series[series].append(xs[i], ys[i])
+            self.progress.setRange(0, view.max_steps)
+            self.progress.setValue(view.progress)
+            if view.status not in ("stopping", "pausing"):
+                self.facts.setText(view.facts)
+        self.status_text.emit(f"Training {view.name}: {view.facts}", 0)
 
-    def _on_sample(self, event) -> None:
-        lines = [f"— step {event.step} —"]
-        for sample in event.samples:
-            lines.append(f"Q: {sample['prompt'].strip()[:300]}")
-            lines.append(f"A: {sample['answer']}")
-        self.samples.appendPlainText("\n".join(lines) + "\n")
+    def _on_eval(self, event: Eval) -> None:
+        view = self.active
+        assert view is not None
+        view.add("loss", "eval", event.step, event.eval_loss)
+        if view is self.shown:
+            self.charts["loss"].series["eval"].append(event.step, event.eval_loss)
+        self._log(view, f"step {event.step}: evaluation loss {event.eval_loss:.4f}")
+
+    def _on_checkpoint(self, event: Checkpoint) -> None:
+        self._log(self.active, f"step {event.step}: checkpoint saved")
+
+    def _on_sample(self, event: Sample) -> None:
+        view = self.active
+        assert view is not None
+        text = _samples_text(event.step, event.samples)
+        view.samples.append(text)
+        if view is self.shown:
+            self.samples.appendPlainText(text)
 
     def _on_finished(self, event: Finished) -> None:
-        self._set_status(event.status)
-        metrics = ", ".join(
-            f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in event.metrics.items()
+        view = self.active
+        assert view is not None
+        said = metrics_sentence(event.metrics)
+        where = (
+            f" The result is in {Path(event.output_path).parent.name}/{Path(event.output_path).name}."
+            if event.output_path
+            else ""
         )
-        self.facts.setText(f"Training {event.status}. {metrics}. Result in {event.output_path}.")
-        self._log(f"Training {event.status}: {metrics}")
-        self._end(event.status)
+        view.facts = f"Training {event.status}." + (f" {said}." if said else "") + where
+        self._log(view, f"Training {event.status}." + (f" {said}." if said else ""))
+        self._set_status(view, event.status)
+        self._end(view, event.status)
 
     def _on_failed(self, event: Failed) -> None:
-        self._set_status("failed")
-        self.facts.setText(event.message)
-        self._log(f"Failed ({event.kind_}): {event.message}")
+        view = self.active
+        assert view is not None
+        view.facts = event.message
+        self._log(view, f"Failed: {event.message}")
         for line in event.advice:
-            self._log(f"  - {line}")
-        if self.controller is not None and self.controller.stderr_tail:
-            self._log("Last lines of the training process:")
-            for line in list(self.controller.stderr_tail)[-15:]:
-                self._log("  " + line)
-        self._end("failed")
-        if event.kind_ == "oom":
+            self._log(view, f"  - {line}")
+        lines = RunFolder(view.path).crash_lines() if event.kind_ == "crash" else []
+        if lines:
+            self._log(view, "What the training process wrote last:")
+            for line in lines:
+                self._log(view, "  " + line)
+        self._set_status(view, "failed")
+        self._end(view, "failed")
+        if event.kind_ == "oom" and event.fixes:
             self._offer_oom_fix(event)
-        elif event.kind_ == "crash":
-            box = QMessageBox(QMessageBox.Icon.Warning, "Training stopped", event.message, parent=self)
-            box.setInformativeText("The log below shows what the training process wrote last.")
-            self.crash_dialog = box
-            box.open()
+        else:
+            self._offer_resume(view, event, lines)
 
     def _offer_oom_fix(self, event: Failed) -> None:
         box = QMessageBox(self)
@@ -349,55 +452,71 @@ class Dashboard(QWidget):
         box.setWindowTitle("Out of memory")
         box.setText(event.message)
         box.setInformativeText("What would help, best first:\n" + "\n".join(f"• {a}" for a in event.advice))
-        apply = None
-        if event.fixes:
-            apply = box.addButton(
-                f"Apply “{event.fixes[0]['label'].split(' (')[0]}” and continue",
-                QMessageBox.ButtonRole.AcceptRole,
-            )
+        apply = box.addButton(
+            f"Apply “{event.fixes[0]['label'].split(' (')[0]}” and continue",
+            QMessageBox.ButtonRole.AcceptRole,
+        )
         box.addButton(QMessageBox.StandardButton.Close)
         self.oom_dialog = box
-        box.finished.connect(lambda _r: self._after_oom_dialog(box, apply, event))
+        box.finished.connect(
+            lambda _r: box.clickedButton() is apply and self.apply_fix_and_continue(event.fixes[0])
+        )
         box.open()
 
-    def _after_oom_dialog(self, box: QMessageBox, apply, event: Failed) -> None:
-        if apply is not None and box.clickedButton() is apply:
-            self.apply_fix_and_continue(event.fixes[0])
+    def _offer_resume(self, view: RunView, event: Failed, lines: list[str]) -> None:
+        box = QMessageBox(QMessageBox.Icon.Warning, "Training stopped", event.message, parent=self)
+        details = list(event.advice)
+        if lines:
+            details.append("Last lines it wrote:\n" + "\n".join(lines[-6:]))
+        box.setInformativeText("\n".join(details))
+        checkpoint = RunFolder(view.path).last_checkpoint()
+        resume = None
+        if checkpoint is not None and event.kind_ in ("crash", "disk"):
+            resume = box.addButton(f"Resume from {checkpoint.name}", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Close)
+        self.crash_dialog = box
+        box.finished.connect(
+            lambda _r: (
+                resume is not None
+                and box.clickedButton() is resume
+                and self.resume_requested.emit(str(view.path))
+            )
+        )
+        box.open()
 
     def apply_fix_and_continue(self, fix: dict) -> None:
         """Write the fix into the run's config and resume from its last checkpoint (or start over)."""
-        from finetune_gui.core.runs import RunFolder
-
-        assert self.run_dir is not None
-        folder = RunFolder(self.run_dir)
+        assert self.active is not None
+        folder = RunFolder(self.active.path)
         config_path = folder.apply_fix(fix["set"])
         resume = folder.last_checkpoint() is not None
-        if not resume:
-            folder.run_json.unlink(missing_ok=True)  # nothing to resume: start the same run again
+        env = self.controller.env if self.controller else None
+        self.start(config_path, folder.path, resume=resume, env=env)
         self._log(
-            f"Applied: {fix['label']}. {'Continuing from the last checkpoint' if resume else 'Starting again'}."
-        )
-        self.start(
-            config_path, self.run_dir, resume=resume, env=self.controller.env if self.controller else None
+            self.active,
+            f"Applied: {fix['label']}. {'Continuing from the last checkpoint' if resume else 'Starting again'}.",
         )
 
-    def _end(self, status: str) -> None:
-        self.timer.stop()
+    def _end(self, view: RunView, status: str) -> None:
         self._redraw()
-        self.status_text.emit(f"Training {status}.")
-        if self.run_dir is not None:
-            self.run_ended.emit(str(self.run_dir), status)
+        self._render_controls()
+        if view is self.shown:
+            self.facts.setText(view.facts)
+        self.status_text.emit(f"{view.name}: training {status}.", 10_000)
+        self.run_ended.emit(str(view.path), status)
 
-    def _log(self, line: str) -> None:
-        self.log.appendPlainText(f"{time.strftime('%H:%M:%S')}  {line}")
+    def _log(self, view: RunView | None, line: str) -> None:
+        if view is None:
+            return
+        text = f"{time.strftime('%H:%M:%S')}  {line}"
+        view.log.append(text)
+        if view is self.shown:
+            self.log.appendPlainText(text)
 
-    def _set_status(self, status: str) -> None:
-        self.status = status
-        colour = PILL.get(status, "#9aa0a6")
-        self.pill.setText(f"  {status}  ")
-        self.pill.setStyleSheet(f"background:{colour}; color:white; border-radius:9px; padding:2px 6px;")
-        self.pill.setVisible(status != "idle")
-        active = status in ("running", "paused", "starting")
-        self.pause_button.setEnabled(status in ("running", "paused"))
-        self.pause_button.setText("Resume" if status == "paused" else "Pause")
-        self.stop_button.setEnabled(active)
+
+def _samples_text(step: int, samples: list[dict]) -> str:
+    lines = [f"— step {step} —"]
+    for sample in samples:
+        lines.append(f"Q: {str(sample.get('prompt', '')).strip()[:300]}")
+        lines.append(f"A: {sample.get('answer', '')}")
+    return "\n".join(lines) + "\n"

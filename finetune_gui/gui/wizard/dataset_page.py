@@ -96,6 +96,12 @@ class DatasetPage(WizardPage):
         self.split_view.setSizes([600, 420])
         self.split_view.hide()
         self.body.addWidget(self.split_view, 1)
+        # Token lengths depend on the model's tokenizer: a new model means a new scan.
+        state.model_changed.connect(self._rescan)
+
+    def _rescan(self) -> None:
+        if self.state.config.dataset.path and self.state.dataset_report is not None:
+            self.load(self.state.config.dataset.path)
 
     def is_complete(self) -> bool:
         report = self.state.dataset_report

@@ -5,7 +5,17 @@ size re-estimate every card at once (pure arithmetic on the model's shape, no ch
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QSpinBox, QWidget
+from PySide6.QtWidgets import (
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QScrollArea,
+    QSizePolicy,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from finetune_gui.core.config import field_help
 from finetune_gui.core.methods import METHODS
@@ -77,22 +87,45 @@ class MethodPage(WizardPage):
         self.reason = QLabel()
         self.reason.setWordWrap(True)
         self.body.addWidget(self.reason)
-        grid = QGridLayout()
-        grid.setSpacing(8)
+        # The cards keep their natural height and scroll when the window is small; they reflow from four
+        # columns to two on a narrow window (at 1024 px wide, four columns clipped their text).
+        self.grid = QGridLayout()
+        self.grid.setSpacing(8)
         self.cards: dict[str, MethodCard] = {}
-        for index, name in enumerate(METHODS):
+        for name in METHODS:
             card = MethodCard(name, self.select)
+            card.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
             self.cards[name] = card
-            grid.addWidget(card, index // 4, index % 4)
-        self.body.addLayout(grid)
+        self.columns = 0
+        self._reflow(4)
+        inner = QWidget()
+        column = QVBoxLayout(inner)
+        column.setContentsMargins(0, 0, 4, 0)
+        column.addLayout(self.grid)
         from finetune_gui.core.estimate.measured import source_note
 
         self.source = muted(source_note())
-        self.body.addWidget(self.source)
-        self.body.addStretch(1)
+        column.addWidget(self.source)
+        column.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(inner)
+        self.body.addWidget(scroll, 1)
         self.seq.valueChanged.connect(self._on_controls)
         self.batch.valueChanged.connect(self._on_controls)
         state.estimate_changed.connect(self.refresh)
+
+    def _reflow(self, columns: int) -> None:
+        if columns == self.columns:
+            return
+        self.columns = columns
+        for index, card in enumerate(self.cards.values()):
+            self.grid.addWidget(card, index // columns, index % columns)
+
+    def resizeEvent(self, event) -> None:
+        self._reflow(4 if event.size().width() >= 1000 else 2)
+        super().resizeEvent(event)
 
     def enter(self) -> None:
         # Show the config's values without writing them back half-set (each box's change handler writes
@@ -123,7 +156,15 @@ class MethodPage(WizardPage):
         result = self.state.estimate
         budget = self.state.budget_gib()
         where = "VRAM" if self.state.device == "cuda" else "RAM"
-        self.budget.setText(f"{budget:.1f} GB {where} free")
+        longest = self.state.longest
+        self.budget.setText(
+            f"{budget:.1f} GB {where} free"
+            + (f" · longest example: {longest} tokens" if longest is not None else "")
+        )
+        self.budget.setToolTip(
+            "Batches are padded to their longest example, so the data's longest example (cut at the "
+            "sequence length) sets the memory needed."
+        )
         if result is None:
             self.reason.setText("Choose a model first: the estimates come from its configuration.")
             return

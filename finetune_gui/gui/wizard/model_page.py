@@ -6,7 +6,7 @@ facts and its shape, from which the method page estimates memory live.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from finetune_gui.gui.core_client import CoreJob
+from finetune_gui.gui.settings import app_settings
 from finetune_gui.gui.widgets import BusyRow, Card, error_label, human_count, show_error, title_label
 from finetune_gui.gui.wizard.page import WizardPage
 from finetune_gui.gui.wizard.state import WizardState
@@ -92,7 +93,8 @@ class ModelPage(WizardPage):
         item.setData(Qt.ItemDataRole.UserRole, DEMO)
         self.list.addItem(item)
         for path in recent_models():
-            item = QListWidgetItem(f"Recent · {path}")
+            item = QListWidgetItem(f"Recent · {_display_name(path)}")
+            item.setToolTip(path)
             item.setData(Qt.ItemDataRole.UserRole, path)
             self.list.addItem(item)
         self._cache_job: CoreJob | None = None  # listed when the page is first shown
@@ -184,7 +186,8 @@ class ModelPage(WizardPage):
         self.busy.stop()
         self.job = None
         facts = data.get("model") or {}
-        self.facts_title.setText(facts.get("source") or spec)
+        self.facts_title.setText(_display_name(facts.get("source") or spec))
+        self.facts_title.setToolTip(spec)
         self.fact_labels["Parameters"].setText(human_count(facts.get("parameters", 0)))
         self.fact_labels["Architecture"].setText(
             f"{facts.get('architecture', '?')} ({facts.get('model_type', '?')})"
@@ -214,6 +217,14 @@ class ModelPage(WizardPage):
         self.busy.stop()
 
 
+def _display_name(spec: str) -> str:
+    """A model's name for the title: the folder's or file's name, or the hub id."""
+    from pathlib import Path
+
+    path = Path(spec)
+    return path.name if path.exists() else spec
+
+
 def _is_hub_id(spec: str) -> bool:
     """owner/name that is not a path on this machine."""
     from pathlib import Path
@@ -222,10 +233,10 @@ def _is_hub_id(spec: str) -> bool:
 
 
 def recent_models() -> list[str]:
-    value = QSettings().value(RECENT_KEY, [])
+    value = app_settings().value(RECENT_KEY, [])
     return [str(v) for v in (value if isinstance(value, list) else [value]) if v]
 
 
 def remember_model(spec: str) -> None:
     items = [spec] + [m for m in recent_models() if m != spec]
-    QSettings().setValue(RECENT_KEY, items[:8])
+    app_settings().setValue(RECENT_KEY, items[:8])

@@ -96,10 +96,12 @@ class ReviewPage(WizardPage):
     def refresh(self) -> None:
         config = self.state.config
         report = self.state.dataset_report or {}
-        self.rows["Model"].setText(config.model)
+        self.rows["Model"].setText(Path(config.model).name or config.model)
+        self.rows["Model"].setToolTip(config.model)
         self.rows["Dataset"].setText(
-            f"{config.dataset.path} ({report.get('format', '?')}, {report.get('rows', 0):,} rows)"
+            f"{Path(config.dataset.path).name} ({report.get('format', '?')}, {report.get('rows', 0):,} rows)"
         )
+        self.rows["Dataset"].setToolTip(config.dataset.path)
         self.rows["Method"].setText(
             f"{self.state.method_label()} · learning rate {config.resolved_learning_rate():g}"
         )
@@ -134,14 +136,14 @@ class ReviewPage(WizardPage):
             self.state.config.save(path)
 
     def _start(self) -> None:
-        from finetune_gui.core.config import RunConfig, check_paths
+        from finetune_gui.core.config import RunConfig, check_paths, in_words
         from finetune_gui.core.errors import ConfigError
 
         try:
             config = RunConfig.from_dict(self.state.config.to_dict())
             check_paths(config)
         except ConfigError as exc:
-            show_error(self.error, str(exc))
+            show_error(self.error, in_words(str(exc)))
             return
         show_error(self.error, "")
         self.start_requested.emit(config)

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from finetune_gui.core.config import SECTIONS, RunConfig, coerce_value, field_help
+from finetune_gui.core.config import SECTIONS, RunConfig, coerce_value, field_help, field_label, in_words
 from finetune_gui.core.errors import ConfigError
 from finetune_gui.core.methods import METHODS
 from finetune_gui.gui.widgets import error_label, muted, show_error
@@ -39,10 +39,6 @@ BASIC = [
     "training.max_seq_len",
     "lora.r",
 ]
-
-
-def _label(dotted: str) -> str:
-    return dotted.rsplit(".", 1)[-1].replace("_", " ").capitalize()
 
 
 def _get(config: RunConfig, dotted: str) -> Any:
@@ -146,6 +142,7 @@ class SettingsPage(WizardPage):
     def __init__(self, state: WizardState, parent: QWidget | None = None):
         super().__init__(state, parent)
         self.editors: dict[str, FieldEditor] = {}
+        self.errors: dict[str, str] = {}  # field → what is wrong with the value typed there
         self.proposed_for: tuple | None = None
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
@@ -194,12 +191,15 @@ class SettingsPage(WizardPage):
             editor = FieldEditor(dotted, self._on_change)
             self.editors[dotted] = editor
             form = self.basic_form if dotted in BASIC else self.advanced_form
-            form.addRow(_label(dotted), editor)
+            form.addRow(field_label(dotted), editor)
             label = form.labelForField(editor)
             if label is not None:
                 label.setToolTip(field_help(dotted))
 
     def enter(self) -> None:
+        # Values that were refused were never applied: the fields show the config again, error-free.
+        self.errors.clear()
+        self._show_errors()
         self._propose()
         self._rebuild()
         self._show_values()
@@ -235,26 +235,36 @@ class SettingsPage(WizardPage):
             editor.show_value(_get(self.state.config, dotted), placeholder)
 
     def _on_change(self, editor: FieldEditor) -> None:
+        """Check the typed value the way a YAML file is checked; apply it only when valid. Every field's
+        problem is listed, and Next stays off while there is one."""
         try:
-            value = (
-                coerce_value(editor.value(), editor.hint, editor.dotted)
-                if editor.value() is not None
-                else None
-            )
+            raw = editor.value()
+            value = coerce_value(raw, editor.hint, editor.dotted) if raw is not None else None
             if value is None and not _optional(editor.hint):
                 raise ConfigError(f"'{editor.dotted}' needs a value.")
             trial = RunConfig.from_dict(_with(self.state.config.to_dict(), editor.dotted, value))
         except ConfigError as exc:
-            show_error(self.error, str(exc))
-            return
-        show_error(self.error, "")
-        _set(self.state.config, editor.dotted, _get(trial, editor.dotted))
-        if editor.dotted in ("training.batch_size", "training.max_seq_len", "lora.r", "lora.target_modules"):
-            self.state.recompute()
+            self.errors[editor.dotted] = in_words(str(exc))
+        else:
+            self.errors.pop(editor.dotted, None)
+            _set(self.state.config, editor.dotted, _get(trial, editor.dotted))
+            if editor.dotted in (
+                "training.batch_size",
+                "training.max_seq_len",
+                "lora.r",
+                "lora.target_modules",
+            ):
+                self.state.recompute()
+        self._show_errors()
         self.completeness_changed.emit()
 
+    def _show_errors(self) -> None:
+        show_error(self.error, "\n".join(self.errors.values()))
+        for dotted, editor in self.editors.items():
+            editor.widget.setStyleSheet("border: 1px solid #d2473d;" if dotted in self.errors else "")
+
     def is_complete(self) -> bool:
-        return not self.error.isVisible()
+        return not self.errors
 
 
 def _optional(hint: Any) -> bool:

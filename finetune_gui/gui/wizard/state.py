@@ -69,10 +69,18 @@ class WizardState(QObject):
         if report:
             self.config.dataset.format = report.get("format", "auto")
         self.dataset_changed.emit()
+        self.recompute()
 
     # -- estimate
+    @property
+    def longest(self) -> int | None:
+        """The dataset's longest example in tokens, once the dataset page has scanned it with the model."""
+        stats = (self.dataset_report or {}).get("token_stats") or {}
+        longest = stats.get("max")
+        return min(int(longest), self.config.training.max_seq_len) if longest else None
+
     def settings(self) -> Settings:
-        return run_settings(self.config, self.plan)
+        return run_settings(self.config, self.plan, self.longest)
 
     def recompute(self) -> None:
         """Re-estimate every method: the one estimate of this config on this hardware, pure arithmetic on
@@ -81,7 +89,7 @@ class WizardState(QObject):
             self.estimate = None
         else:
             self.estimate = estimate_run(
-                self.config, self.shape, self._hardware(), model_facts=self.model_facts
+                self.config, self.shape, self._hardware(), model_facts=self.model_facts, longest=self.longest
             )
         self.estimate_changed.emit()
 

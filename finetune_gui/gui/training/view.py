@@ -1,0 +1,54 @@
+"""What the Training page shows of one run, kept apart from the widgets: the chart points, the log, the
+sample answers, the status and the facts line. The dashboard keeps one view for the run it drives and
+one for a past run the user opened, and shows either, so opening another run's charts never loses the
+live one's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SMOOTHING = 0.9
+
+
+@dataclass
+class RunView:
+    path: Path
+    status: str = "idle"
+    facts: str = ""
+    progress: int = 0
+    max_steps: int = 1
+    estimate_gib: float | None = None
+    ema: float | None = None
+    points: dict[tuple[str, str], tuple[list[float], list[float]]] = field(default_factory=dict)
+    log: list[str] = field(default_factory=list)
+    samples: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def add(self, chart: str, series: str, x: float, y: float) -> None:
+        xs, ys = self.points.setdefault((chart, series), ([], []))
+        xs.append(x)
+        ys.append(y)
+
+    def smooth(self, loss: float) -> float:
+        self.ema = loss if self.ema is None else SMOOTHING * self.ema + (1 - SMOOTHING) * loss
+        return self.ema
+
+    def keep_up_to(self, step: int) -> bool:
+        """Drop points after ``step`` (a resumed run logs them again); True when any were dropped."""
+        dropped = False
+        for xs, ys in self.points.values():
+            while xs and xs[-1] > step:
+                xs.pop()
+                ys.pop()
+                dropped = True
+        smoothed = self.points.get(("loss", "train (smoothed)"))
+        self.ema = smoothed[1][-1] if smoothed and smoothed[1] else None
+        return dropped
+
+    def last(self, chart: str, series: str) -> float | None:
+        ys = self.points.get((chart, series), ([], []))[1]
+        return ys[-1] if ys else None
