@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -219,12 +220,166 @@ def test_gguf_export_of_the_demo_model_agrees(demo_model, tmp_path):
     assert verify_gguf(demo_model, gguf)["top1_agreement"] >= 0.95
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("kind, size, quality", [("q4_1", 0.45, 1.25), ("q5_0", 0.50, 1.20)])
+def test_quantized_gguf_of_the_demo_model_is_small_and_close(demo_model, tmp_path, kind, size, quality):
+    from finetune_gui.core.adapters.export import export_gguf, verify_gguf
+
+    f16 = export_gguf(demo_model, tmp_path / "demo-f16.gguf", "f16")
+    quantized = export_gguf(demo_model, tmp_path / f"demo-{kind}.gguf", kind, "demo-export")
+    assert quantized.stat().st_size <= size * f16.stat().st_size
+    result = verify_gguf(demo_model, quantized, kind)
+    assert result["verified"] and result["perplexity_ratio"] <= quality, result["message"]
+
+
+def gguf_name(path):
+    from gguf import GGUFReader
+
+    return str(GGUFReader(str(path)).fields["general.name"].contents())
+
+
+def test_quantized_gguf_exports_are_named_described_verified_and_never_mixed(tiny_model, two_loras, tmp_path):
+    """The GGUF path on the tiny model, through the command: q4_1 and q5_0 written by the app, each
+    verified by loading it back, named after the export, with its Modelfile and model card; a second
+    export into the same folder is refused; --overwrite replaces the folder whole."""
+    out = tmp_path / "pirate-style"
+    common = [
+        "--base",
+        str(tiny_model),
+        "--adapter",
+        f"{two_loras[0]}:0.7",
+        "--adapter",
+        f"{two_loras[1]}:0.3",
+    ]
+    sizes = {}
+    for kind in ("f16", "q4_1", "q5_0"):
+        target = tmp_path / f"export-{kind}"
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "finetune_gui",
+                "merge",
+                *common,
+                "--output",
+                str(target),
+                "--format",
+                "gguf",
+                "--gguf-type",
+                kind,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        report = json.loads(result.stdout)
+        gguf = Path(report["gguf"]["path"])
+        sizes[kind] = gguf.stat().st_size
+        assert gguf.parent == target and gguf.name == f"export-{kind}-{kind}.gguf"
+        assert report["gguf"]["verified"] and "perplexity" in report["gguf"]["message"]
+        assert "agrees on" in report["gguf"]["message"]
+        assert gguf_name(gguf) == f"export-{kind}"  # the export's name, not "Model"
+        card = (target / "README.md").read_text()
+        assert str(tiny_model) in card and "0.7" in card and "ollama create export-" in card
+        assert (target / "Modelfile").read_text().startswith(f"FROM ./{gguf.name}")
+        assert report["ollama"] == f"ollama create export-{kind} -f Modelfile"
+    assert sizes["q4_1"] <= 0.45 * sizes["f16"] and sizes["q5_0"] <= 0.5 * sizes["f16"]
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(str(tmp_path / "export-q4_1"), gguf_file="export-q4_1-q4_1.gguf")
+
+    first = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "finetune_gui",
+            "merge",
+            *common,
+            "--output",
+            str(out),
+            "--format",
+            "gguf",
+            "--gguf-type",
+            "q4_1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert first.returncode == 0, first.stderr[-2000:]
+    before = sorted(p.name for p in out.iterdir())
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "finetune_gui",
+            "merge",
+            *common,
+            "--output",
+            str(out),
+            "--format",
+            "gguf",
+            "--gguf-type",
+            "q5_0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode != 0 and "already holds files" in again.stderr and "Traceback" not in again.stderr
+    assert sorted(p.name for p in out.iterdir()) == before
+    replaced = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "finetune_gui",
+            "merge",
+            *common,
+            "--output",
+            str(out),
+            "--format",
+            "gguf",
+            "--gguf-type",
+            "q5_0",
+            "--overwrite",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert replaced.returncode == 0, replaced.stderr[-2000:]
+    names = sorted(p.name for p in out.iterdir())
+    assert "pirate-style-q5_0.gguf" in names and "pirate-style-q4_1.gguf" not in names  # never mixed
+    assert not any(p.name.startswith(".pirate-style") for p in tmp_path.iterdir())
+
+
+def test_gguf_options_report_size_and_quality_per_type(tiny_model):
+    result = subprocess.run(
+        [sys.executable, "-m", "finetune_gui", "gguf-options", str(tiny_model), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    types = report["types"]
+    assert {"f16", "q8_0", "q5_0", "q4_1", "q4_0"} <= set(types)
+    assert (
+        types["q4_0"]["size_bytes"]
+        < types["q5_0"]["size_bytes"]
+        < types["q8_0"]["size_bytes"]
+        < types["f16"]["size_bytes"]
+    )
+    assert all(entry["perplexity_ratio"] > 0 for entry in types.values())
+    assert report["recommended"] in types and types[report["recommended"]]["close"]
+
+
 def test_peft_combinations_and_adapter_folder_export(tiny_model, two_loras, tmp_path):
     from peft import PrefixTuningConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     from finetune_gui.core.adapters.exporting import export
-    from finetune_gui.core.adapters.merge import export_adapter_folder
 
     a, b = two_loras
     report = export(str(tiny_model), [(str(a), 0.5), (str(b), 0.5)], tmp_path / "svd", combination="svd")
@@ -236,7 +391,9 @@ def test_peft_combinations_and_adapter_folder_export(tiny_model, two_loras, tmp_
         PrefixTuningConfig(num_virtual_tokens=4, task_type="CAUSAL_LM"),
     )
     prefix.save_pretrained(tmp_path / "prefix")
-    folder = export_adapter_folder(str(tiny_model), tmp_path / "prefix", tmp_path / "exported")
+    report = export(str(tiny_model), [(str(tmp_path / "prefix"), 1.0)], tmp_path / "exported", fmt="adapter")
+    folder = Path(report["output"])
     assert (folder / "adapter_config.json").is_file() and str(tiny_model) in (
         folder / "README.md"
     ).read_text()
+    assert (folder / "BASE_MODEL.txt").read_text().strip() == str(tiny_model)

@@ -36,6 +36,7 @@ def test_adapters_table_stack_and_verified_export(qtbot, library_with_two, tmp_p
     with qtbot.waitSignal(job.succeeded, timeout=120_000):
         pass
     assert "verified: max difference" in page.result.text()
+    assert (tmp_path / "merged" / "README.md").is_file()
     assert (tmp_path / "merged" / "model.safetensors").is_file()
 
 

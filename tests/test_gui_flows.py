@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from gui_helpers import (
+    button,
     click,
     click_card,
     drop,
@@ -325,12 +326,48 @@ def test_adapters_stack_merge_then_playground_send_and_stop(qtbot, tiny_model, t
     assert "stack of 2" in page.detail_title.text() and len(page.sliders) == 2
     for slider in page.sliders.values():
         slider.setValue(50)
-    page.export_choice.setCurrentText("safetensors folder")
-    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *_a, **_k: str(tmp_path))  # the answer
+    assert page.export_name.text() in ("style-0.5+facts-0.5", "facts-0.5+style-0.5")  # proposed, editable
+    qtbot.waitUntil(
+        lambda: (
+            "recommended"
+            in " ".join(page.export_choice.itemText(i) for i in range(page.export_choice.count()))
+        ),
+        timeout=120_000,
+    )
+    labels = [page.export_choice.itemText(i) for i in range(page.export_choice.count())]
+    assert any(label.startswith("GGUF q4_1") and "MB · perplexity ×" in label for label in labels)
+    page.export_choice.setCurrentIndex(
+        next(i for i, label in enumerate(labels) if label.startswith("GGUF q4_1"))
+    )
+    page.export_name.setText("")
+    qtbot.keyClicks(page.export_name, "blend")
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *_a, **_k: str(exports))  # the answer
     click(qtbot, page, "Merge and export…")
-    qtbot.waitUntil(lambda: "verified" in page.result.text() or page.error.isVisible(), timeout=180_000)
+    qtbot.waitUntil(lambda: "Written to" in page.result.text() or page.error.isVisible(), timeout=240_000)
     assert "verified: max difference" in page.result.text(), page.error.text()
-    assert any(p.name.endswith("merged") and (p / "model.safetensors").is_file() for p in tmp_path.iterdir())
+    assert "q4_1 GGUF's perplexity" in page.result.text() and "ollama create blend" in page.result.text()
+    assert (exports / "blend" / "blend-q4_1.gguf").is_file() and (exports / "blend" / "README.md").is_file()
+    assert (
+        button(page, "Copy the ollama command").isVisible() and button(page, "Open export folder").isVisible()
+    )
+    click(qtbot, page, "Copy the ollama command")
+    from PySide6.QtGui import QGuiApplication
+
+    assert QGuiApplication.clipboard().text().endswith("ollama create blend -f Modelfile")
+    # Exporting into the same folder again asks, and replaces it whole.
+    from PySide6.QtWidgets import QMessageBox
+
+    asked = []
+    monkeypatch.setattr(
+        QMessageBox, "question", lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.Yes
+    )
+    page.export_choice.setCurrentIndex(0)  # safetensors this time
+    click(qtbot, page, "Merge and export…")
+    qtbot.waitUntil(lambda: "Written to" in page.result.text() or page.error.isVisible(), timeout=240_000)
+    assert asked and not (exports / "blend" / "blend-q4_1.gguf").exists()
+    assert (exports / "blend" / "model.safetensors").is_file()
 
     click(qtbot, page, "Open in playground")
     playground = window.playground

@@ -22,7 +22,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="safetensors",
         help="adapter: copy a prefix, prompt or bottleneck adapter (which cannot merge) with a note of its base",
     )
-    p.add_argument("--gguf-type", choices=list(GGUF_TYPES), default="f16")
+    p.add_argument(
+        "--gguf-type",
+        choices=list(GGUF_TYPES),
+        default="f16",
+        help="f16, bf16, q8_0 and f32 from llama.cpp's converter; q4_0, q4_1, q5_0, q5_1 quantized by this app; "
+        "k-quants such as q4_k_m when llama.cpp's llama-quantize is installed",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an output folder that already holds files, whole"
+    )
     p.add_argument(
         "--combination",
         default="cat",
@@ -31,6 +40,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--density", type=float, default=0.5, help="for ties, dare and magnitude_prune")
     p.set_defaults(handler=run)
+
+    p = sub.add_parser("gguf-options", help="each GGUF type's size and quality loss for a model")
+    p.add_argument("model", help="the (merged or base) model folder")
+    p.add_argument("--types", help="comma-separated types (default: every type available here)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=gguf_options)
+
+
+def gguf_options(args: argparse.Namespace) -> int:
+    from finetune_gui.core.adapters.gguf_types import options_for
+
+    report = options_for(args.model, args.types.split(",") if args.types else None)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    for name, entry in report["types"].items():
+        mark = " (recommended)" if name == report["recommended"] else ""
+        print(
+            f"{name:<7} {entry['size_bytes'] / 2**20:8.1f} MB  perplexity ×{entry['perplexity_ratio']:.2f}{mark}  "
+            f"{entry['note']}"
+        )
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,10 +79,13 @@ def run(args: argparse.Namespace) -> int:
         gguf_type=args.gguf_type,
         combination=args.combination,
         density=args.density,
+        overwrite=args.overwrite,
         progress=progress,
     )
     for part in ("merge", "gguf"):
         if part in report:
             print(report[part]["message"], file=sys.stderr)
+    if "ollama" in report:
+        print(f"Run it in Ollama: cd {args.output} && {report['ollama']}", file=sys.stderr)
     print(json.dumps(report, indent=2))
     return 0 if report.get("verified", True) else 4

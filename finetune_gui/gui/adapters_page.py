@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QInputDialog,
     QLabel,
+    QLineEdit,
     QMessageBox,
     QPushButton,
     QSlider,
@@ -42,13 +43,40 @@ from finetune_gui.gui.widgets import (
 )
 
 COLUMNS = ["Name", "Base model", "Kind", "Rank", "Merges", "Loss", "Date", "Size"]
-EXPORTS = [
-    ("safetensors folder", ["--format", "safetensors"]),
-    ("GGUF f16 + Ollama Modelfile", ["--format", "gguf", "--gguf-type", "f16"]),
-    ("GGUF bf16 + Ollama Modelfile", ["--format", "gguf", "--gguf-type", "bf16"]),
-    ("GGUF q8_0 + Ollama Modelfile", ["--format", "gguf", "--gguf-type", "q8_0"]),
-]
+SAFETENSORS_EXPORT = ("safetensors folder (transformers)", ["--format", "safetensors"])
 ADAPTER_EXPORT = ("adapter folder (this kind cannot merge)", ["--format", "adapter"])
+
+
+def gguf_exports(options: dict | None) -> list[tuple[str, list[str]]]:
+    """One choice per GGUF type this machine can write, with its size and measured quality loss for this
+    model once known (``gguf-options``), the recommended one marked."""
+    from finetune_gui.core.adapters.gguf_types import GGUF_TYPES, available
+
+    found = []
+    measured = (options or {}).get("types") or {}
+    for name in GGUF_TYPES:
+        if not available(name) or name == "f32":
+            continue
+        label = f"GGUF {name} + Ollama"
+        entry = measured.get(name)
+        if entry:
+            label += f" · {entry['size_bytes'] / 2**20:,.0f} MB · perplexity ×{entry['perplexity_ratio']:.2f}"
+            if name == options.get("recommended"):
+                label += " · recommended"
+        elif options is None:
+            label += " · measuring…"
+        found.append((label, ["--format", "gguf", "--gguf-type", name]))
+    return found
+
+
+def export_name(entries: list[dict], stack: list[tuple[str, float]]) -> str:
+    """'style' for one adapter, 'style-0.7+facts-0.3' for a weighted stack."""
+    names = {e["path"]: e["name"] for e in entries}
+    if len(stack) == 1:
+        return names.get(stack[0][0], Path(stack[0][0]).name)
+    return "+".join(f"{names.get(p, Path(p).name)}-{w:g}" for p, w in stack)
+
+
 COMBINATIONS = [(label, name) for name, label in MERGE_COMBINATIONS.items()]
 
 
@@ -137,16 +165,38 @@ class AdaptersPage(QWidget):
         for widget in (self.play, rename, delete, folder):
             actions.addWidget(widget)
         actions.addStretch(1)
-        actions.addWidget(self.combination)
-        actions.addWidget(self.export_choice)
-        actions.addWidget(self.merge)
         self.detail.layout_.addLayout(actions)
+        export_row = QHBoxLayout()
+        export_row.addWidget(QLabel("Export as"))
+        export_row.addWidget(self.export_choice, 2)
+        export_row.addWidget(self.combination)
+        export_row.addWidget(QLabel("named"))
+        self.export_name = QLineEdit()
+        self.export_name.setToolTip("The export's folder, the GGUF's name, and the name Ollama knows it by.")
+        export_row.addWidget(self.export_name, 1)
+        export_row.addWidget(self.merge)
+        self.detail.layout_.addLayout(export_row)
+        self.options: dict[str, dict] = {}  # base model → its gguf-options report
+        self.options_job: CoreJob | None = None
         self.busy = BusyRow()
         self.busy.cancel_requested.connect(self._cancel)
         self.detail.layout_.addWidget(self.busy)
         self.result = QLabel()
         self.result.setWordWrap(True)
+        self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.detail.layout_.addWidget(self.result)
+        after = QHBoxLayout()
+        self.copy_ollama = QPushButton("Copy the ollama command")
+        self.copy_ollama.clicked.connect(self._copy_ollama)
+        self.open_export = QPushButton("Open export folder")
+        self.open_export.clicked.connect(self._open_export)
+        after.addWidget(self.copy_ollama)
+        after.addWidget(self.open_export)
+        after.addStretch(1)
+        self.detail.layout_.addLayout(after)
+        self.exported: dict = {}
+        self.mergeable = True
+        self._show_export_actions()
         self.error = error_label()
         self.detail.layout_.addWidget(self.error)
         layout.addWidget(self.detail, 1)
@@ -184,6 +234,8 @@ class AdaptersPage(QWidget):
         self.sliders = {}
         show_error(self.error, "")
         self.result.setText("")
+        self.exported = {}
+        self._show_export_actions()
         if not chosen:
             return
         if len(chosen) == 1:
@@ -226,9 +278,11 @@ class AdaptersPage(QWidget):
                 self.sliders[e["path"]] = slider
         mergeable = all(_merges(e) for e in chosen)
         stackable = len(chosen) == 1 or all(_weighted(e) for e in chosen)
-        self.exports = EXPORTS if mergeable else [ADAPTER_EXPORT]
-        self.export_choice.clear()
-        self.export_choice.addItems([label for label, _ in self.exports])
+        self.mergeable = mergeable
+        self._fill_exports()
+        if mergeable and stackable:
+            self._measure_gguf_options(str(chosen[0].get("base_model", "")))
+        self.export_name.setText(export_name(self.entries, self.stack()) if stackable else "")
         self.merge.setText("Merge and export…" if mergeable else "Export…")
         self.merge.setEnabled(stackable and (mergeable or len(chosen) == 1))
         self.play.setEnabled(stackable)
@@ -246,15 +300,59 @@ class AdaptersPage(QWidget):
         if chosen:
             self.open_in_playground.emit([chosen[0].get("base_model", ""), self.stack()])
 
-    def _merge_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Choose where to write the merged model")
-        if folder:
-            name = "-".join(
-                Path(p).parent.name if Path(p).name == "adapter" else Path(p).name for p, _ in self.stack()
-            )
-            self.export(str(Path(folder) / f"{name}-merged"))
+    def _fill_exports(self) -> None:
+        chosen = self.selected()
+        base = str(chosen[0].get("base_model", "")) if chosen else ""
+        options = self.options.get(base)
+        self.exports = [SAFETENSORS_EXPORT, *gguf_exports(options)] if self.mergeable else [ADAPTER_EXPORT]
+        previous = self.export_choice.currentText().split(" ·")[0]
+        self.export_choice.clear()
+        self.export_choice.addItems([label for label, _ in self.exports])
+        for index, (label, _args) in enumerate(self.exports):
+            if previous and label.split(" ·")[0] == previous:
+                self.export_choice.setCurrentIndex(index)
 
-    def export(self, output: str) -> CoreJob | None:
+    def _measure_gguf_options(self, base: str) -> None:
+        """Each GGUF type's size and quality loss for this base, measured once in a child process."""
+        if (
+            not base
+            or base in self.options
+            or (self.options_job is not None and self.options_job.is_running())
+        ):
+            return
+        self.options_job = CoreJob(["gguf-options", base, "--json"], self, torch_process=True)
+        self.options_job.succeeded.connect(lambda report: self._on_options(base, report))
+        self.options_job.failed.connect(lambda _message: self._on_options(base, {"types": {}}))
+        self.options_job.start()
+
+    def _on_options(self, base: str, report: dict) -> None:
+        self.options[base] = report
+        if self.selected():
+            self._fill_exports()
+
+    def _merge_dialog(self) -> None:
+        name = self.export_name.text().strip().replace("/", "-")
+        if not name:
+            show_error(self.error, "Give the export a name.")
+            return
+        folder = QFileDialog.getExistingDirectory(self, f"Choose where to write {name}")
+        if not folder:
+            return
+        output = Path(folder) / name
+        overwrite = False
+        if output.exists() and (not output.is_dir() or any(output.iterdir())):
+            answer = QMessageBox.question(
+                self,
+                "Replace the earlier export?",
+                f"{output} already holds files. Replace the folder whole with this export? "
+                "(Nothing of the old one is kept, so the two never mix.)",
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+            overwrite = True
+        self.export(str(output), overwrite=overwrite)
+
+    def export(self, output: str, overwrite: bool = False) -> CoreJob | None:
         """Merge the selected adapter (or stack) and export it; the verification appears below."""
         chosen = self.selected()
         bases = {e.get("base_model") for e in chosen}
@@ -269,6 +367,12 @@ class AdaptersPage(QWidget):
         args += self.exports[self.export_choice.currentIndex()][1]
         if len(chosen) > 1:
             args += ["--combination", COMBINATIONS[self.combination.currentIndex()][1]]
+        if overwrite:
+            args.append("--overwrite")
+        self.exported = {}
+        self.result.setText("")  # the earlier export's message must not read as this one's
+        show_error(self.error, "")
+        self._show_export_actions()
         self.busy.start("Merging, exporting and verifying…")
         self.job = CoreJob(args, self)
         self.job.succeeded.connect(self._on_exported)
@@ -277,17 +381,36 @@ class AdaptersPage(QWidget):
 
     def _on_exported(self, report: dict) -> None:
         self.busy.stop()
+        self.exported = report
+        folder = Path(report["output"]).parent if report.get("format") == "gguf" else Path(report["output"])
+        self.exported["folder"] = str(folder)
         if report.get("format") == "adapter":
-            self.result.setText(f"Written to {report['output']}, with a note of its base model.")
+            self.result.setText(f"Written to {folder.name}, with a model card naming its base model.")
+            self._show_export_actions()
             return
-        lines = [f"Written to {report['output']}", report["merge"]["message"]]
+        lines = [
+            f"Written to {folder.name}, with a model card (README.md).",
+            report["merge"]["message"] + ".",
+        ]
         if "gguf" in report:
-            lines += [
-                f"GGUF: {report['gguf']['path']}",
-                report["gguf"]["message"],
-                f"Ollama: {report['modelfile']}",
-            ]
+            lines.append(report["gguf"]["message"] + ".")
+            lines += [f"Note: {note}" for note in report["gguf"].get("notes") or []]
+            lines.append(f"Run it in Ollama from that folder: {report['ollama']}")
         self.result.setText("\n".join(lines))
+        self._show_export_actions()
+
+    def _show_export_actions(self) -> None:
+        self.copy_ollama.setVisible("ollama" in self.exported)
+        self.open_export.setVisible("folder" in self.exported)
+
+    def _copy_ollama(self) -> None:
+        from PySide6.QtGui import QGuiApplication
+
+        QGuiApplication.clipboard().setText(f"cd {self.exported['folder']} && {self.exported['ollama']}")
+        self.parent_status("Copied: paste it into a terminal to add the model to Ollama.")
+
+    def _open_export(self) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(self.exported["folder"]))
 
     def _on_failed(self, message: str) -> None:
         self.busy.stop()

@@ -1,8 +1,10 @@
-"""Export a merged model as GGUF (llama.cpp's converter from PyPI) with an Ollama Modelfile, verified.
+"""Export a merged model as GGUF with an Ollama Modelfile, verified.
 
-The GGUF is loaded back with transformers and its top token compared with the merged model's on a
-fixed prompt; the Modelfile's TEMPLATE and stop tokens follow the model's own chat template, so the
-exported model knows where its answer ends.
+f16, bf16, q8_0 and f32 come from llama.cpp's converter (PyPI); the 4- and 5-bit block types and the
+k-quants from its f32 or f16 file (``gguf_types.py``). The GGUF is loaded back with transformers
+(which dequantizes it) and compared with the merged model on an ordinary paragraph: perplexity and the
+top next token at every position. The Modelfile's TEMPLATE and stop tokens follow the model's own chat
+template, so the exported model knows where its answer ends.
 """
 
 from __future__ import annotations
@@ -11,9 +13,18 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from finetune_gui.core.adapters.gguf_types import (
+    CLOSE,
+    GGUF_TYPES,
+    k_quantize,
+    llama_quantize,
+    perplexity,
+    requantize,
+)
 from finetune_gui.core.errors import UserError
 
-GGUF_TYPES = ("f16", "bf16", "q8_0", "f32")
+# What a GGUF of each kind may lose against the merged model and still count as written right.
+TOLERANCE = {"float": 1.02, "q8_0": 1.05, "5-bit": 1.35, "4-bit": 2.2}
 
 CHATML = '''TEMPLATE """{{ if .System }}<|im_start|>system
 {{ .System }}<|im_end|>
@@ -53,25 +64,73 @@ PLAIN = '''TEMPLATE """{{ if .System }}### System:
 PARAMETER stop "### User:"'''
 
 
-def export_gguf(model_dir: str | Path, out_file: str | Path, outtype: str = "f16") -> Path:
+def export_gguf(
+    model_dir: str | Path,
+    out_file: str | Path,
+    outtype: str = "f16",
+    name: str = "",
+    notes: list[str] | None = None,
+) -> Path:
+    """Write ``out_file`` as ``outtype``, its ``general.name`` set to ``name``; what the converter noted
+    for the user is added to ``notes``."""
     if outtype not in GGUF_TYPES:
         raise UserError(f"GGUF type {outtype!r} is not offered; choose one of {', '.join(GGUF_TYPES)}.")
+    kind = GGUF_TYPES[outtype]
+    if kind.k_quant and llama_quantize() is None:
+        raise UserError(
+            f"{outtype} needs llama.cpp's llama-quantize, which is not installed here. Choose q4_1 or q5_0 "
+            "(written by this app), or install llama.cpp and try again."
+        )
     out_file = Path(out_file)
     out_file.parent.mkdir(parents=True, exist_ok=True)
+    name = name or out_file.stem
     partial = out_file.with_name(out_file.name + ".partial")
+    said = notes if notes is not None else []
+    if kind.converter:
+        said += _convert(model_dir, partial, outtype, name)
+    else:
+        intermediate = out_file.with_name(out_file.name + ".source.partial")
+        try:
+            said += _convert(model_dir, intermediate, "f32" if kind.block else "f16", name)
+            if kind.block:
+                requantize(intermediate, partial, outtype, name)
+            else:
+                k_quantize(intermediate, partial, outtype)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        finally:
+            intermediate.unlink(missing_ok=True)
+    partial.replace(out_file)
+    return out_file
+
+
+def _convert(model_dir: str | Path, target: Path, outtype: str, name: str) -> list[str]:
     from finetune_gui.core.processes import self_command
 
     result = subprocess.run(
-        self_command("convert-gguf", str(model_dir), "--outtype", outtype, "--outfile", str(partial)),
+        self_command(
+            "convert-gguf",
+            str(model_dir),
+            "--outtype",
+            outtype,
+            "--outfile",
+            str(target),
+            "--model-name",
+            name,
+        ),
         capture_output=True,
         text=True,
     )
-    if result.returncode != 0 or not partial.is_file():
-        partial.unlink(missing_ok=True)
+    if result.returncode != 0 or not target.is_file():
+        target.unlink(missing_ok=True)
         last = [line for line in result.stderr.splitlines() if line.strip()][-1:] or ["no message"]
         raise UserError(f"The GGUF converter could not convert {model_dir}: {last[0]}")
-    partial.replace(out_file)
-    return out_file
+    return [
+        line.removeprefix("finetune-gui: note: ")
+        for line in result.stderr.splitlines()
+        if line.startswith("finetune-gui: note: ")
+    ]
 
 
 def chat_template_text(model_dir: Path) -> str:
@@ -121,32 +180,49 @@ def default_system_prompt(model_dir: Path) -> str:
     return ""
 
 
-def verify_gguf(model_dir: str | Path, gguf_file: str | Path) -> dict[str, Any]:
-    """Top-token agreement between the merged model and its GGUF (loaded back by transformers)."""
+def verify_gguf(model_dir: str | Path, gguf_file: str | Path, outtype: str = "f16") -> dict[str, Any]:
+    """Load the GGUF back (transformers dequantizes it) and compare it with the merged model on an
+    ordinary paragraph: perplexity, and the top next token at every position."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
     model_dir, gguf_file = Path(model_dir), Path(gguf_file)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    messages = [{"role": "user", "content": "Tell me a short story about a lighthouse keeper and a storm."}]
-    text = (
-        tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        if getattr(tokenizer, "chat_template", None)
-        else messages[0]["content"]
-    )
-    ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
     reference = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
-    exported = AutoModelForCausalLM.from_pretrained(
-        str(gguf_file.parent), gguf_file=gguf_file.name, quantization_config=GgufConfig(dequantize=True)
-    ).eval()
-    with torch.no_grad():
-        a = reference(ids).logits.argmax(-1)
-        b = exported(ids).logits.argmax(-1)
-    agreement = (a == b).float().mean().item()
-    ok = agreement >= 0.95
+    try:
+        exported = AutoModelForCausalLM.from_pretrained(
+            str(gguf_file.parent), gguf_file=gguf_file.name, quantization_config=GgufConfig(dequantize=True)
+        ).eval()
+    except Exception as exc:  # the file was written but does not load: that is the verification's answer
+        return {
+            "verified": False,
+            "message": f"NOT verified: the GGUF does not load back ({type(exc).__name__}: {exc})",
+        }
+    base_ppl, base_top = perplexity(reference, tokenizer)
+    ppl, top = perplexity(exported, tokenizer)
+    agreement = (base_top == top).float().mean().item()
+    ratio = ppl / base_ppl
+    limit = TOLERANCE[_family(outtype)]
+    ok = ratio <= limit
+    verdict = "verified" if ok else "NOT verified"
+    closeness = "" if ratio <= CLOSE else " (a large loss for this model: a larger type stays closer)"
     return {
         "verified": ok,
+        "perplexity": round(ppl, 3),
+        "reference_perplexity": round(base_ppl, 3),
+        "perplexity_ratio": round(ratio, 3),
         "top1_agreement": agreement,
-        "message": f"{'verified' if ok else 'NOT verified'}: the GGUF's top token agrees with the merged model on "
-        f"{agreement:.0%} of {ids.shape[1]} positions",
+        "positions": int(top.shape[0]),
+        "size_bytes": gguf_file.stat().st_size,
+        "message": f"{verdict}: the {outtype} GGUF's perplexity on an ordinary paragraph is {ppl:.2f} against "
+        f"{base_ppl:.2f} for the merged model (×{ratio:.2f}){closeness}; its top next token agrees on "
+        f"{agreement:.0%} of {int(top.shape[0])} positions",
     }
+
+
+def _family(outtype: str) -> str:
+    if outtype in ("f16", "bf16", "f32"):
+        return "float"
+    if outtype.startswith("q8"):
+        return "q8_0"
+    return "5-bit" if outtype.startswith(("q5", "q6")) else "4-bit"

@@ -379,17 +379,9 @@ def verify(base: str, adapters: list[tuple[str, float]], merged: str | Path) -> 
 
 def export_adapter_folder(base: str, adapter: str | Path, output: str | Path) -> Path:
     """For adapters that cannot be merged (prefix, prompt, bottleneck): a copy of the adapter folder with
-    a README that names its base model and shows how to use it."""
+    a note of its base model (the model card, written beside, shows how to use it)."""
     adapter, output = Path(adapter), Path(output).expanduser()
-    if output.exists():
-        raise UserError(f"{output} already exists. Choose a new folder for the exported adapter.")
-    info = describe_adapter(adapter)
-    shutil.copytree(adapter, output)
+    describe_adapter(adapter)  # refuses a folder that is no adapter, in one sentence
+    shutil.copytree(adapter, output, dirs_exist_ok=True)
     (output / "BASE_MODEL.txt").write_text(f"{base}\n", encoding="utf-8")
-    (output / "README.md").write_text(
-        f"# {output.name}\n\nA {info['kind']} adapter for **{base}**. It changes the model's activations, not its\n"
-        "weights, so it cannot be merged into a standalone model; load it on that base:\n\n"
-        f'```bash\nfinetune-gui generate --model {base} --adapter {output} --prompt "Hello"\n```\n',
-        encoding="utf-8",
-    )
     return output
