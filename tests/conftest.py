@@ -102,3 +102,12 @@ def demo_model() -> Path:
     finally:
         if old is not None:
             os.environ["FINETUNE_GUI_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory):
+    """16 rows of the demo dataset: chat rows with made-up facts."""
+    lines = (REPO / "resources" / "demo-dataset.jsonl").read_text().splitlines()[:16]
+    path = tmp_path_factory.mktemp("data") / "small.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path

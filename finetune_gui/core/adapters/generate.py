@@ -25,7 +25,7 @@ class Generator:
 
     def use_adapters(self, adapters: list[tuple[str, float]]) -> None:
         """Switch to these adapters (one, or several LoRA adapters combined W + Σ wᵢ·ΔWᵢ); [] is the base."""
-        from finetune_gui.core.adapters.folders import describe_adapter
+        from finetune_gui.core.adapters.folders import check_fits, describe_adapter
         from finetune_gui.core.tuners import bottleneck
 
         if not adapters:
@@ -34,6 +34,9 @@ class Generator:
                 self.model.disable_adapter_layers()
             return
         methods = [for_kind(describe_adapter(path)["kind"]) for path, _ in adapters]
+        layers, linear = self._base_facts()
+        for path, _weight in adapters:
+            check_fits(path, layers, linear, self.source.spec)
         if not all(m.peft for m in methods):  # our own bottleneck adapters
             if len(adapters) > 1:
                 raise UserError("Bottleneck adapters cannot be stacked with others; choose one.")
@@ -52,10 +55,16 @@ class Generator:
         names = []
         for index, (path, _weight) in enumerate(adapters):
             name = f"adapter_{abs(hash(str(Path(path).resolve())))}_{index}"
-            if peft is None:
-                peft = PeftModel.from_pretrained(self.base, path, adapter_name=name)
-            elif name not in peft.peft_config:
-                peft.load_adapter(path, adapter_name=name)
+            try:
+                if peft is None:
+                    peft = PeftModel.from_pretrained(self.base, path, adapter_name=name)
+                elif name not in peft.peft_config:
+                    peft.load_adapter(path, adapter_name=name)
+            except (OSError, ValueError, RuntimeError, KeyError) as exc:
+                raise UserError(
+                    f"{Path(path).name} could not be loaded ({type(exc).__name__}: {str(exc)[:160]}). Its files may "
+                    "be damaged, or it was made for another model."
+                ) from None
             names.append(name)
         if hasattr(peft, "enable_adapter_layers"):  # switched off while the base was shown
             peft.enable_adapter_layers()
@@ -66,6 +75,19 @@ class Generator:
             peft.add_weighted_adapter(names, [w for _, w in adapters], stack, combination_type="cat")
             peft.set_adapter(stack)
         self.model, self.active = peft.eval(), list(adapters)
+
+    def _base_facts(self) -> tuple[int, dict[str, tuple[int, int]]]:
+        """The loaded base's layer count and each Linear module's (in, out) features, by suffix."""
+        from torch import nn
+
+        config = self.base.config
+        text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        linear = {
+            name.rsplit(".", 1)[-1]: (module.in_features, module.out_features)
+            for name, module in self.base.named_modules()
+            if isinstance(module, nn.Linear)
+        }
+        return int(text.num_hidden_layers), linear
 
     def _peft_base_or_base(self) -> Any:
         return (

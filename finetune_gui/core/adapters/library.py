@@ -25,6 +25,13 @@ def index_path() -> Path:
     return data_dir() / "adapters.json"
 
 
+def _absolute(folder: str | Path) -> str:
+    """The folder's absolute path as given (links are not followed: two links are two entries)."""
+    import os
+
+    return os.path.abspath(os.path.expanduser(str(folder)))
+
+
 def _folder_size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
@@ -55,14 +62,14 @@ class AdapterLibrary:
         raise UserError(f"No adapter named {key} in the library. `finetune-gui adapters list` shows them.")
 
     def find_path(self, folder: str | Path) -> dict[str, Any] | None:
-        resolved = str(Path(folder).resolve())
-        return next((e for e in self.entries() if e["path"] == resolved), None)
+        wanted = _absolute(folder)
+        return next((e for e in self.entries() if e["path"] == wanted), None)
 
     # -- writing
     def add(self, folder: str | Path, name: str | None = None, **facts: Any) -> dict[str, Any]:
         """Add an adapter folder; one already in the library keeps its entry (its name and facts), and
         only gains facts given here."""
-        folder = Path(folder).resolve()
+        folder = Path(_absolute(folder))
         info = describe_adapter(folder)
         known = {k: v for k, v in facts.items() if v is not None}
         existing = self.find_path(folder)

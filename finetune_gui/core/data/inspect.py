@@ -8,6 +8,12 @@ from typing import Any
 from finetune_gui.core.data.formats import FORMATS
 from finetune_gui.core.errors import DataError
 
+PREVIEW_CHARS = 4000  # what the window shows of one example; a 20 MB row is not sent whole
+
+
+def shortened(text: str) -> str:
+    return text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + f" … ({len(text):,} characters)"
+
 
 def inspect(path: str, fmt: str = "auto", model: str | None = None, max_seq_len: int = 512) -> dict[str, Any]:
     from finetune_gui.core.data.scan import scan_dataset
@@ -16,6 +22,7 @@ def inspect(path: str, fmt: str = "auto", model: str | None = None, max_seq_len:
         raise DataError(f"Unknown format {fmt!r}; use auto or one of {', '.join(FORMATS)}.")
     report = scan_dataset(path, fmt, keep_examples=bool(model))
     result = report.to_dict()
+    result["sample"] = _short_values(result.get("sample"))
     result["token_stats"] = None
     if model:
         from finetune_gui.core.data.encode import ensure_chat_template, segments, token_lengths, token_stats
@@ -24,8 +31,18 @@ def inspect(path: str, fmt: str = "auto", model: str | None = None, max_seq_len:
         tokenizer = load_tokenizer(resolve_model(model, require_weights=False))
         result["fallback_chat_template"] = ensure_chat_template(tokenizer)
         examples = report.examples or []
-        result["token_stats"] = token_stats(token_lengths(examples, tokenizer), max_seq_len)
+        result["token_stats"] = token_stats(token_lengths(examples, tokenizer, max_seq_len), max_seq_len)
         result["formatted_sample"] = [
-            {"text": t, "trained": trained} for t, trained in segments(examples[0], tokenizer)
+            {"text": shortened(t), "trained": trained} for t, trained in segments(examples[0], tokenizer)
         ]
     return result
+
+
+def _short_values(value: Any) -> Any:
+    if isinstance(value, str):
+        return shortened(value)
+    if isinstance(value, dict):
+        return {k: _short_values(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_short_values(v) for v in value]
+    return value

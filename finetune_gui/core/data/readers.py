@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -71,23 +70,45 @@ def detect_encoding(path: Path) -> str:
     return "utf-8-sig"
 
 
-def _open_text(path: Path) -> io.TextIOWrapper:
-    # errors="strict" would stop the whole scan at one bad byte; "replace" lets validation go on, and
-    # the replacement character shows up in the preview where the file is broken.
-    return open(path, encoding=detect_encoding(path), errors="replace", newline="")
+def _lines(path: Path) -> Iterator[tuple[int, str, int | None]]:
+    """(line number, text, position of the first byte that is not valid UTF-8 or None) for every line.
+    UTF-8 files are decoded line by line, so a bad byte is reported with its line, never trained on;
+    UTF-16 and UTF-32 files (marked by their BOM) are decoded whole."""
+    encoding = detect_encoding(path)
+    if encoding != "utf-8-sig":
+        with open(path, encoding=encoding, errors="replace", newline="") as handle:
+            for number, line in enumerate(handle, start=1):
+                yield number, line, None
+        return
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if number == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8) :]
+            try:
+                yield number, raw.decode("utf-8"), None
+            except UnicodeDecodeError as exc:
+                yield number, raw.decode("utf-8", "replace"), exc.start
+
+
+def bad_bytes(position: int) -> RowError:
+    return RowError(
+        f"has bytes that are not valid UTF-8 (byte {position + 1} of the line); save the file as UTF-8"
+    )
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[Location, Any]]:
-    with _open_text(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            text = line.strip()
-            if not text:
-                continue
-            loc = Location(str(path), line=number)
-            try:
-                yield loc, json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield loc, RowError(f"is not valid JSON ({exc.msg} at column {exc.colno})")
+    for number, line, bad in _lines(path):
+        text = line.strip()
+        if not text:
+            continue
+        loc = Location(str(path), line=number)
+        if bad is not None:
+            yield loc, bad_bytes(bad)
+            continue
+        try:
+            yield loc, json.loads(text)
+        except json.JSONDecodeError as exc:
+            yield loc, RowError(f"is not valid JSON ({exc.msg} at column {exc.colno})")
 
 
 def _rows_of_json(data: Any) -> list[Any] | None:
@@ -103,8 +124,15 @@ def _rows_of_json(data: Any) -> list[Any] | None:
 
 
 def read_json(path: Path) -> Iterator[tuple[Location, Any]]:
-    with _open_text(path) as handle:
-        text = handle.read()
+    lines = []
+    for number, line, bad in _lines(path):
+        if bad is not None:
+            raise DataError(
+                f"{path.name} has bytes that are not valid UTF-8 on line {number}. Save the file as UTF-8 and "
+                "try again."
+            )
+        lines.append(line)
+    text = "".join(lines)
     if not text.strip():
         return
     try:
@@ -132,18 +160,31 @@ def read_json(path: Path) -> Iterator[tuple[Location, Any]]:
 
 def read_delimited(path: Path, delimiter: str) -> Iterator[tuple[Location, Any]]:
     csv.field_size_limit(1 << 30)
-    with _open_text(path) as handle:
-        reader = csv.DictReader(handle, delimiter=delimiter)
-        if not reader.fieldnames:
-            return
-        for number, row in enumerate(reader, start=1):
-            loc = Location(str(path), row=number)
-            if None in row:
-                yield loc, RowError(f"has more fields than the header ({len(reader.fieldnames)} columns)")
-                continue
-            if all(v in (None, "") for v in row.values()):
-                continue
-            yield loc, {k: v for k, v in row.items() if k is not None}
+    bad_lines: dict[int, int] = {}  # line number → first bad byte
+
+    def text_lines() -> Iterator[str]:
+        for number, line, bad in _lines(path):
+            if bad is not None:
+                bad_lines[number] = bad
+            yield line
+
+    reader = csv.DictReader(text_lines(), delimiter=delimiter)
+    if not reader.fieldnames:
+        return
+    previous = reader.line_num
+    for number, row in enumerate(reader, start=1):
+        loc = Location(str(path), row=number)
+        spanned = [bad_lines[n] for n in range(previous + 1, reader.line_num + 1) if n in bad_lines]
+        previous = reader.line_num
+        if spanned:
+            yield loc, bad_bytes(spanned[0])
+            continue
+        if None in row:
+            yield loc, RowError(f"has more fields than the header ({len(reader.fieldnames)} columns)")
+            continue
+        if all(v in (None, "") for v in row.values()):
+            continue
+        yield loc, {k: v for k, v in row.items() if k is not None}
 
 
 def read_parquet(path: Path) -> Iterator[tuple[Location, Any]]:
@@ -162,19 +203,27 @@ def read_parquet(path: Path) -> Iterator[tuple[Location, Any]]:
 
 def read_text_blocks(path: Path) -> Iterator[tuple[Location, Any]]:
     """Plain text: one document per block of lines separated by blank lines."""
-    with _open_text(path) as handle:
-        block: list[str] = []
-        start = 0
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                if not block:
-                    start = number
-                block.append(line.rstrip("\r\n"))
-            elif block:
-                yield Location(str(path), line=start), {"text": "\n".join(block)}
-                block = []
-        if block:
-            yield Location(str(path), line=start), {"text": "\n".join(block)}
+    block: list[str] = []
+    start, bad_in_block = 0, None
+
+    def finished() -> tuple[Location, Any]:
+        loc = Location(str(path), line=start)
+        return (
+            (loc, bad_bytes(bad_in_block)) if bad_in_block is not None else (loc, {"text": "\n".join(block)})
+        )
+
+    for number, line, bad in _lines(path):
+        if line.strip():
+            if not block:
+                start, bad_in_block = number, None
+            if bad is not None and bad_in_block is None:
+                bad_in_block = bad
+            block.append(line.rstrip("\r\n"))
+        elif block:
+            yield finished()
+            block = []
+    if block:
+        yield finished()
 
 
 READERS = {

@@ -13,7 +13,7 @@ import itertools
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,9 @@ class Problem:
 
     def describe(self) -> str:
         where = self.location.describe(self.with_file)
-        return f"{where[:1].upper()}{where[1:]} {self.message}."
+        if not self.with_file:  # 'Line 3 …'; a file name keeps its own spelling
+            where = where[:1].upper() + where[1:]
+        return f"{where} {self.message}."
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.location.to_dict(), "message": self.describe()}
@@ -199,7 +201,7 @@ def scan_dataset(
             kinds[_kind_of(item.message)] += 1
             report.problem_count += 1
             if len(report.problems) < max_problems:
-                report.problems.append(item)
+                report.problems.append(replace(item, with_file=report.files > 1))
             continue
         report.rows += 1
         if report.sample is None:

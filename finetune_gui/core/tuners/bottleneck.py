@@ -17,7 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
-CONFIG_NAME = "bottleneck_config.json"
+from finetune_gui.core.tuners import BOTTLENECK_CONFIG as CONFIG_NAME
+
 WEIGHTS_NAME = "adapter_model.safetensors"
 ATTENTION_NAMES = ("self_attn", "attn", "attention", "self_attention")
 MLP_NAMES = ("mlp", "feed_forward", "ffn")
@@ -108,10 +109,6 @@ def save(model: nn.Module, folder: Path) -> None:
     model.bottleneck_config.save(folder)
     state = {k: v.detach().cpu().contiguous() for k, v in model.bottleneck_adapters.state_dict().items()}
     save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt", "adapter_type": "bottleneck"})
-
-
-def is_bottleneck_dir(folder: Path) -> bool:
-    return (Path(folder) / CONFIG_NAME).is_file()
 
 
 def load(model: nn.Module, folder: Path) -> nn.Module:
