@@ -124,10 +124,14 @@ def test_eager_attention_adds_a_quadratic_term(llama7b):
     assert extra >= 32 * 32 * 2048 * 2048 * 4  # layers × heads × seq² × fp32
 
 
-def test_logits_term_is_ten_bytes_per_token_and_vocab(llama7b):
+def test_logits_term_is_one_chunk_of_logits_plus_the_final_hidden_states(llama7b):
+    # 2000 tokens × 32000 vocabulary is under one chunk (2^26 entries): all logits live at once
     s = Settings(batch_size=2, seq_len=1000)
     logits = estimate_method("lora", llama7b, s, None).breakdown["logits_and_loss"]
-    assert logits == pytest.approx(10 * 2000 * 32000 / GIB, abs=1e-3)
+    assert logits == pytest.approx((10 * 2000 * 32000 + 2 * 2000 * 4096) / GIB, abs=1e-3)
+    # 16000 tokens would be 512M entries: only one chunk of 2^26 is live
+    long = estimate_method("lora", llama7b, Settings(batch_size=2, seq_len=8000), None)
+    assert long.breakdown["logits_and_loss"] == pytest.approx((10 * 2**26 + 2 * 16000 * 4096) / GIB, abs=1e-3)
 
 
 def test_prompt_tokens_lengthen_sequences_and_prefix_adds_past_kv(llama7b):
@@ -150,7 +154,8 @@ def test_margin_on_cuda_baseline_on_cpu(llama7b):
 
 @pytest.mark.parametrize(
     "vram, expected",
-    [(200.0, "full"), (40.0, "lora"), (12.0, "qlora"), (7.0, "qlora"), (3.0, None)],
+    # at 40 GiB a 7B model is fully fine-tuned in lean memory mode (bf16 weights, 8-bit AdamW)
+    [(200.0, "full"), (40.0, "full"), (20.0, "lora"), (12.0, "qlora"), (7.0, "qlora"), (3.0, None)],
 )
 def test_recommendation_at_several_budgets(llama7b, vram, expected):
     result = estimate(llama7b, Settings(batch_size=1, seq_len=512), vram)
@@ -159,6 +164,7 @@ def test_recommendation_at_several_budgets(llama7b, vram, expected):
         assert result.methods[expected].fits and result.reason.startswith(
             {"full": "Full fine-tuning", "lora": "LoRA", "qlora": "QLoRA"}[expected]
         )
+        assert ("lean memory mode" in result.reason) == (vram == 40.0)
     else:
         assert result.reason.startswith("No method fits in 3.0 GB") and result.suggestions
 

@@ -11,6 +11,7 @@ measured.py  measured trade-offs per method, for the method cards
 from finetune_gui.core.estimate.compare import Estimate, estimate
 from finetune_gui.core.estimate.for_run import estimate_run, run_settings, shape_for
 from finetune_gui.core.estimate.memory import MethodEstimate, Settings, estimate_method, largest_fit
+from finetune_gui.core.estimate.proposal import Proposal, propose
 from finetune_gui.core.estimate.shape import ModelShape, model_shape
 from finetune_gui.core.estimate.timing import seconds_per_step
 
@@ -18,12 +19,14 @@ __all__ = [
     "Estimate",
     "MethodEstimate",
     "ModelShape",
+    "Proposal",
     "Settings",
     "estimate",
     "estimate_method",
     "estimate_run",
     "largest_fit",
     "model_shape",
+    "propose",
     "run_settings",
     "seconds_per_step",
     "shape_for",

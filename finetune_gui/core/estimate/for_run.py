@@ -10,12 +10,15 @@ from typing import Any
 from finetune_gui.core.config import RunConfig
 from finetune_gui.core.estimate.compare import Estimate, estimate
 from finetune_gui.core.estimate.memory import Settings
+from finetune_gui.core.estimate.proposal import rank_of
 from finetune_gui.core.estimate.shape import ModelShape, model_shape
 from finetune_gui.core.hardware import DevicePlan, Hardware, plan_device
 from finetune_gui.core.methods import METHODS
 
 
-def run_settings(config: RunConfig, plan: DevicePlan, longest: int | None = None) -> Settings:
+def run_settings(
+    config: RunConfig, plan: DevicePlan, longest: int | None = None, parameters: int = 0
+) -> Settings:
     """The estimate's inputs for this config. ``longest``: the data's longest example in tokens, when
     known: batches are padded to their own longest, never beyond the data's, so a dataset of short
     examples needs far less than max_seq_len would."""
@@ -26,11 +29,13 @@ def run_settings(config: RunConfig, plan: DevicePlan, longest: int | None = None
         dtype=plan.precision,
         device=plan.device,
         gradient_checkpointing={"on": True, "off": False}.get(t.gradient_checkpointing),
-        lora_r=config.lora.r,
+        lora_r=rank_of(config, parameters),
         lora_targets=config.lora.target_modules,
         virtual_tokens=_virtual_tokens(config),
         bottleneck=config.adapter.bottleneck,
         optimizer=t.optimizer,
+        memory_mode=t.memory_mode,
+        accumulation=t.gradient_accumulation,
     )
 
 
@@ -54,7 +59,7 @@ def estimate_run(
     plan = plan_device(config.training.precision, hardware)
     return estimate(
         shape,
-        run_settings(config, plan, longest),
+        run_settings(config, plan, longest, shape.parameters),
         hardware.budget_gib(),
         methods,
         bitsandbytes=hardware.bitsandbytes,

@@ -15,8 +15,9 @@ activation checkpointing per decoder layer, and the loss path. Terms, in bytes:
   (``layer_activation_bytes``, plus each method's own term from the registry); with checkpointing only
   each layer's input is kept, plus one layer recomputed at a time. Eager attention adds the heads × seq²
   score matrices.
-- logits and loss: about 10 bytes × tokens × vocabulary (bf16 logits, their fp32 upcast, and the
-  fp32 log-softmax).
+- logits and loss: the loss is computed in chunks (core/training/loss.py), so one chunk of logits is
+  live at a time, about 10 bytes × its entries (bf16 logits, their fp32 upcast, and the fp32
+  log-softmax), plus the final hidden states the chunks are computed from.
 - margin: CUDA context (0.5 GiB) and allocator fragmentation (8% of the rest).
 """
 
@@ -51,6 +52,11 @@ class Settings:
     virtual_tokens: int = 20
     bottleneck: int = 64
     optimizer: str = "auto"  # training.optimizer; 'auto' is resolved per method (methods.optimizer_for)
+    memory_mode: str = (
+        "auto"  # training.memory_mode: auto | standard | lean (methods that train every weight)
+    )
+    accumulation: int = 1  # gradient accumulation steps
+    world_size: int = 1
 
     @property
     def compute_bytes(self) -> int:
@@ -73,6 +79,11 @@ class MethodEstimate:
     note: str = ""
     largest_seq_len: int | None = None  # at this batch size, within the budget
     largest_batch_size: int | None = None  # at this sequence length, within the budget
+    memory_mode: str = (
+        "standard"  # the mode this figure is for (lean: only for methods training every weight)
+    )
+    standard_gib: float | None = None  # both modes' figures, for methods that train every weight
+    lean_gib: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,8 +114,13 @@ def layer_activation_bytes(shape: ModelShape, method: str, s: Settings, keys: in
     return float(total)
 
 
+CHUNK_ENTRIES = 1 << 26  # the loss computes logits this many entries at a time (core/training/loss.py)
+
+
 def activation_bytes(method: str, shape: ModelShape, s: Settings, checkpointing: bool) -> tuple[float, float]:
-    """(activations, logits and loss) in bytes for one step."""
+    """(activations, logits and loss) in bytes for one step. The loss is computed in chunks: one chunk's
+    logits live at a time (bf16, fp32 upcast and log-softmax: 10 bytes an entry; 12 in fp32), plus the
+    final hidden states the chunks are computed from."""
     m = METHODS[method]
     tokens = s.batch_size * (s.seq_len + (s.virtual_tokens if m.virtual_tokens_in_sequence else 0))
     keys = s.seq_len + (s.virtual_tokens if m.virtual_keys else 0)
@@ -116,12 +132,29 @@ def activation_bytes(method: str, shape: ModelShape, s: Settings, checkpointing:
         activations = shape.layers * per_layer
     if m.past_key_values:  # past key/values for every layer and sequence of the batch
         activations += shape.layers * 2 * s.batch_size * s.virtual_tokens * shape.kv_dim * c
-    logits = 10.0 * tokens * shape.vocab if s.dtype != "fp32" else 12.0 * tokens * shape.vocab
+    entries = min(tokens * shape.vocab, max(CHUNK_ENTRIES, s.batch_size * shape.vocab))
+    logits = (10.0 if s.dtype != "fp32" else 12.0) * entries + c * tokens * shape.hidden
     return activations, logits
+
+
+def lean(method: str, s: Settings) -> bool:
+    return METHODS[method].trains_all_weights and s.memory_mode == "lean"
+
+
+def in_backward(s: Settings) -> bool:
+    """Lean mode updates each weight in the backward pass, unless gradients must add up first."""
+    return s.accumulation == 1 and s.world_size == 1
+
+
+def largest_tensor(shape: ModelShape) -> int:
+    linear = max((n_in * n_out for n_in, n_out, _ in shape.linear_shapes.values()), default=0)
+    return max(shape.embedding, shape.lm_head, linear)
 
 
 def weight_bytes(method: str, shape: ModelShape, s: Settings) -> float:
     m = METHODS[method]
+    if lean(method, s):
+        return 2.0 * shape.parameters  # bf16 weights, no fp32 master copy
     if m.trains_all_weights:
         return 4.0 * shape.parameters  # fp32 master weights; autocast's copies are a forward-pass term
     if m.quantized_base:
@@ -130,11 +163,37 @@ def weight_bytes(method: str, shape: ModelShape, s: Settings) -> float:
 
 
 def estimate_method(method: str, shape: ModelShape, s: Settings, budget_gib: float | None) -> MethodEstimate:
+    """The method's peak in the configured memory mode; 'auto' is standard where that fits, lean where
+    only lean fits (methods that train every weight)."""
+    if not METHODS[method].trains_all_weights:
+        return _estimate_mode(method, shape, replace(s, memory_mode="standard"), budget_gib)
+    if s.memory_mode in ("standard", "lean"):
+        result = _estimate_mode(method, shape, s, budget_gib)
+        other = _estimate_mode(
+            method,
+            shape,
+            replace(s, memory_mode="lean" if s.memory_mode == "standard" else "standard"),
+            budget_gib,
+        )
+    else:
+        standard = _estimate_mode(method, shape, replace(s, memory_mode="standard"), budget_gib)
+        lean_one = _estimate_mode(method, shape, replace(s, memory_mode="lean"), budget_gib)
+        result, other = (
+            (lean_one, standard) if (not standard.fits and lean_one.fits) else (standard, lean_one)
+        )
+    by_mode = {result.memory_mode: result.total_gib, other.memory_mode: other.total_gib}
+    result.standard_gib, result.lean_gib = by_mode["standard"], by_mode["lean"]
+    return result
+
+
+def _estimate_mode(method: str, shape: ModelShape, s: Settings, budget_gib: float | None) -> MethodEstimate:
     """Peak = persistent state + the larger of the forward peak (activations and logits, plus autocast's
     weight copies when fp32 weights train) and the backward peak (gradients), plus the margin."""
     m = METHODS[method]
+    is_lean = lean(method, s)
     trainable = trainable_parameters(method, shape, s)
-    optimizer_bytes = 2 if optimizer_for(method, s.optimizer, s.device).endswith("8bit") else 8
+    eight_bit = is_lean or optimizer_for(method, s.optimizer, s.device).endswith("8bit")
+    optimizer_bytes = 2 if eight_bit else 8
     c = s.compute_bytes
     persistent = {
         "weights": weight_bytes(method, shape, s),
@@ -142,7 +201,14 @@ def estimate_method(method: str, shape: ModelShape, s: Settings, budget_gib: flo
         "trainable_weights": 0.0 if m.trains_all_weights else 4.0 * trainable,
         "optimizer": float(optimizer_bytes * trainable),
     }
-    autocast_copies = c * shape.parameters if m.trains_all_weights and s.dtype != "fp32" else 0.0
+    autocast_copies = (
+        c * shape.parameters if m.trains_all_weights and s.dtype != "fp32" and not is_lean else 0.0
+    )
+    if is_lean and in_backward(s):
+        # Gradients live one tensor at a time; its update works on fp32 slices of at most 16 M elements.
+        gradient_bytes = 2.0 * largest_tensor(shape) + 12.0 * min(largest_tensor(shape), 1 << 24)
+    else:
+        gradient_bytes = (2.0 if is_lean else 4.0) * trainable
 
     def total_for(checkpointing: bool) -> tuple[float, dict[str, float]]:
         activations, logits = activation_bytes(method, shape, s, checkpointing)
@@ -151,7 +217,7 @@ def estimate_method(method: str, shape: ModelShape, s: Settings, budget_gib: flo
             "activations": activations,
             "logits_and_loss": logits,
         }
-        backward = {"gradients": 4.0 * trainable}
+        backward = {"gradients": gradient_bytes}
         phase = forward if sum(forward.values()) >= sum(backward.values()) else backward
         parts = {**persistent, **{k: v for k, v in phase.items() if v}}
         allocated = sum(parts.values())
@@ -164,7 +230,9 @@ def estimate_method(method: str, shape: ModelShape, s: Settings, budget_gib: flo
 
     without, parts_without = total_for(False)
     with_ckpt, parts_with = total_for(True)
-    if s.gradient_checkpointing is None:
+    if is_lean:
+        use = True  # lean mode always checkpoints activations
+    elif s.gradient_checkpointing is None:
         use = budget_gib is not None and without > budget_gib and with_ckpt <= budget_gib
     else:
         use = s.gradient_checkpointing
@@ -180,6 +248,7 @@ def estimate_method(method: str, shape: ModelShape, s: Settings, budget_gib: flo
         without_checkpointing_gib=round(without, 3),
         with_checkpointing_gib=round(with_ckpt, 3),
         needs_checkpointing=budget_gib is not None and without > budget_gib >= with_ckpt,
+        memory_mode="lean" if is_lean else "standard",
     )
 
 

@@ -47,7 +47,9 @@ def recommend(result: Any, shape: Any, settings: Any, budget_gib: float | None) 
         best = fitting[0]
         label = METHODS[best.method].label
         reason = f"{label} fits in {_gb(best.total_gib)} of {_gb(budget_gib)} free"
-        if best.gradient_checkpointing:
+        if best.memory_mode == "lean":
+            reason += " in lean memory mode (bf16 weights, 8-bit optimizer, each weight updated in the backward pass)"
+        elif best.gradient_checkpointing:
             reason += " with gradient checkpointing"
         if whole is not None and best is not whole:
             reason += f"; {METHODS[whole.method].label.lower()} needs {_gb(whole.total_gib)}"

@@ -1,5 +1,10 @@
-"""transformers' Trainer, with what this app needs on top: a learning rate that is right on the first
-step after a resume (also when max_steps changed)."""
+"""transformers' Trainer, with what this app needs on top:
+
+- the loss in chunks of the sequence (``loss.py``), so full fp32 logits never exist at once;
+- lean memory mode (``core/tuners/lean.py``): bf16 weights, 8-bit AdamW with stochastic rounding, each
+  weight updated in the backward pass;
+- a learning rate that is right on the first step after a resume (also when max_steps changed).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,42 @@ from transformers import Trainer
 
 
 class AppTrainer(Trainer):
+    def __init__(self, *args: Any, lean: bool = False, in_backward: bool = False, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.lean, self.in_backward = lean, in_backward
+        from finetune_gui.core.training.loss import ChunkedLoss
+
+        self.chunked = ChunkedLoss(self.model)
+        self.loss_note = ""
+
+    def compute_loss(
+        self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
+    ) -> Any:
+        if self.chunked.active:
+            loss, outputs = self.chunked(model, inputs, num_items_in_batch)
+            if loss is not None:
+                return (loss, outputs) if return_outputs else loss
+            self.loss_note = self.chunked.note  # the check failed: the model's own loss from now on
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    def create_optimizer(self, model: Any = None) -> Any:
+        if not self.lean:
+            return super().create_optimizer(model)
+        from finetune_gui.core.tuners.lean import LeanAdamW
+
+        args = self.args
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = LeanAdamW(
+            params,
+            lr=args.learning_rate,
+            betas=(args.adam_beta1, args.adam_beta2),
+            eps=args.adam_epsilon,
+            weight_decay=args.weight_decay,
+        )
+        if self.in_backward:
+            self.optimizer.attach()
+        return self.optimizer
+
     def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
         super()._load_optimizer_and_scheduler(checkpoint)
         if checkpoint is None or self.lr_scheduler is None or not hasattr(self.lr_scheduler, "lr_lambdas"):

@@ -24,10 +24,13 @@ def torch_dtype(precision: str) -> Any:
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
 
 
-def base_dtype(method: str, plan: DevicePlan) -> Any:
-    """Frozen bases load in the compute dtype; a fully trained model keeps fp32 master weights."""
+def base_dtype(method: str, plan: DevicePlan, lean: bool = False) -> Any:
+    """Frozen bases load in the compute dtype; a fully trained model keeps fp32 master weights, or, in
+    lean memory mode, trains bf16 weights directly (on CPUs too)."""
     import torch
 
+    if lean and METHODS[method].trains_all_weights:
+        return torch.bfloat16
     if METHODS[method].trains_all_weights or plan.device != "cuda":
         return torch.float32
     return torch_dtype(plan.precision)
@@ -44,7 +47,9 @@ def _disable_avx512_bf16_repack(model: Any) -> int:
     return count
 
 
-def load_base(config: RunConfig, source: ModelSource, plan: DevicePlan, checkpointing: bool) -> Any:
+def load_base(
+    config: RunConfig, source: ModelSource, plan: DevicePlan, checkpointing: bool, lean: bool = False
+) -> Any:
     method = METHODS[config.method]
     kwargs: dict[str, Any] = {}
     if method.quantized_base:
@@ -60,13 +65,20 @@ def load_base(config: RunConfig, source: ModelSource, plan: DevicePlan, checkpoi
         if plan.device == "cuda":
             kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
     model = load_model(
-        source, dtype=base_dtype(config.method, plan), trust_remote_code=config.trust_remote_code, **kwargs
+        source,
+        dtype=base_dtype(config.method, plan, lean),
+        trust_remote_code=config.trust_remote_code,
+        **kwargs,
     )
     if method.quantized_base:
         from peft import prepare_model_for_kbit_training
 
         _disable_avx512_bf16_repack(model)
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing)
+    if lean and method.trains_all_weights and plan.device == "cpu":
+        from finetune_gui.core.tuners.lean import compute_in_float32
+
+        compute_in_float32(model)  # bf16 arithmetic is slow on CPUs; bf16 storage is what saves memory
     model.config.use_cache = False  # the KV cache only costs memory in training
     return model
 
@@ -120,10 +132,12 @@ def _lora_config(config: RunConfig, _source: ModelSource, dora: bool = False) ->
     from peft import LoraConfig, TaskType
 
     targets = config.lora.target_modules
+    # A run's proposal fills in rank and alpha; a config used directly gets the usual 16 and twice that.
+    rank = config.lora.r or 16
     return LoraConfig(
         task_type=TaskType.CAUSAL_LM,
-        r=config.lora.r,
-        lora_alpha=config.lora.alpha,
+        r=rank,
+        lora_alpha=config.lora.alpha or 2 * rank,
         lora_dropout=config.lora.dropout,
         target_modules=targets if isinstance(targets, list) else str(targets),
         use_dora=dora,
