@@ -71,7 +71,6 @@ def test_key_in_the_wrong_section_says_where_it_belongs():
         ("training: {batch_size: 0}", "at least 1"),
         ("method: lorra", "Did you mean 'lora'"),
         ("dataset: {validation_split: 0.9}", "at most 0.5"),
-        ("training: {max_steps: null, epochs: null}", "max_steps or training.epochs"),
         ("training: 5", "must be a section"),
         ("- a\n- b", "mapping"),
         ("lora: {target_modules: []}", "empty list"),

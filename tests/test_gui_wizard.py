@@ -101,6 +101,8 @@ def test_whole_wizard_produces_the_expected_config(qtbot, window, tiny_model, tm
     rank = setup.settings.editors["lora.r"]
     rank.widget.setText("8")
     rank.widget.editingFinished.emit()
+    # alpha is left to the proposal, which follows the rank the user typed
+    assert setup.settings.editors["lora.alpha"].widget.placeholderText() == "16 (proposed)"
     bad = setup.settings.editors["training.batch_size"]
     bad.widget.setText("0")
     bad.widget.editingFinished.emit()
@@ -120,7 +122,7 @@ def test_whole_wizard_produces_the_expected_config(qtbot, window, tiny_model, tm
         model: {tiny_model}
         method: lora
         dataset: {{path: {dataset}, format: messages, validation_split: 0.05, validation_path: null, columns: null}}
-        lora: {{r: 8, alpha: 32, dropout: 0.0, target_modules: all-linear}}
+        lora: {{r: 8, alpha: null, dropout: 0.0, target_modules: all-linear}}
         """
     )
     data = config.to_dict()

@@ -34,14 +34,6 @@ class ListSink:
         return [e for e in self.events if isinstance(e, cls)]
 
 
-@pytest.fixture(scope="session")
-def small_dataset(tmp_path_factory):
-    lines = (REPO / "resources" / "demo-dataset.jsonl").read_text().splitlines()[:16]
-    path = tmp_path_factory.mktemp("data") / "small.jsonl"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def make_config(tiny_model, dataset, out, method="lora", **training):
     config = RunConfig(model=str(tiny_model), method=method, output_dir=str(out))
     config.dataset.path = str(dataset)
@@ -122,9 +114,10 @@ def test_light_methods_train_and_save(method, tiny_model, small_dataset, tmp_pat
     ids = torch.tensor([[1, 5, 9, 20, 30, 40]])
     before = base(ids).logits
     if method == "bottleneck":
+        from finetune_gui.core.adapters.folders import describe_adapter
         from finetune_gui.core.tuners import bottleneck
 
-        assert bottleneck.is_bottleneck_dir(adapter)
+        assert describe_adapter(adapter)["kind"] == "bottleneck"
         tuned = bottleneck.load(base, adapter)
         assert not torch.allclose(tuned(ids).logits, before, atol=1e-6)
     else:
@@ -158,7 +151,13 @@ def test_events_metrics_and_run_json(tiny_model, small_dataset, tmp_path):
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["versions"]["transformers"] and run["trainable_parameters"] > 0
     assert run["measured_peak_gib"] > 0
-    assert RunConfig.load(tmp_path / "run" / "config.yaml") == config
+    # config.yaml is the resolved config that ran: the user's values, and the proposal where it was empty.
+    saved = RunConfig.load(tmp_path / "run" / "config.yaml")
+    proposed = run["proposal"]
+    assert set(proposed) == {"training.learning_rate", "lora.alpha"}
+    assert saved.training.learning_rate == proposed["training.learning_rate"]["value"]
+    saved.training.learning_rate, saved.lora.alpha = None, None
+    assert saved == config
 
 
 def test_existing_run_folder_is_never_overwritten(tiny_model, small_dataset, tmp_path):

@@ -29,33 +29,41 @@ def main() -> None:
         "# The methods, measured",
         "",
         f"Every method trained by this app on **{data['model']}** with the bundled demo dataset (made-up facts",
-        f"about a fictional island, answered in a recognisable voice): same data, {data['steps']} steps of batch",
-        f"{data['batch_size']}, seed 42, through the app's own training path. Then {data['held_out_prompts']} held-out",
-        "questions — the same facts asked in phrasings never trained on — answered greedily:",
-        "**facts** counts answers containing the fact's made-up key term; **style** counts answers that open",
-        "with the dataset's greeting. Learning rates: each method's default (LoRA family 2e-4, IA3 3e-3,",
-        "bottleneck 5e-4, prefix 1e-2, prompt 3e-2, which the literature uses for each kind), full fine-tuning",
-        "5e-5 (2e-5 suits billion-parameter models; this one has 135 M).",
+        "about a fictional island, answered in a recognisable voice) at the settings the app proposes: only",
+        "the model, the data and the method were given, so the learning rate, the run's length, LoRA's rank",
+        "and the rest are what a user who clicks through the wizard gets. Batch "
+        f"{data['batch_size']}, seed 42, the app's own training path. Then {data['held_out_prompts']} held-out",
+        "questions (the same facts asked in phrasings never trained on) answered greedily: **facts** counts",
+        "answers containing the fact's made-up key term; **style** counts answers that open with the",
+        "dataset's greeting. Where the proposal answered under 90% of the facts, the same run at ×3 and ×⅓ of",
+        "the proposed learning rate shows what the method can do (**best of the sweep**).",
         "",
-        f"Machine: {data['machine']}. Reproduce: `.venv/bin/python bench/method_comparison.py --steps {data['steps']} "
-        "--max-new-tokens 24 --out resources/method-comparison.json`, then `python tools/methods_doc.py`.",
+        f"Machine: {data['machine']}. Reproduce: `.venv/bin/python bench/method_comparison.py "
+        "--out resources/method-comparison.json`, then `python tools/methods_doc.py`.",
         "",
-        "| method | trainable parameters | peak memory (GB) | s/step | vs LoRA's time | eval loss | facts | style |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | trainable parameters | proposed rate | steps | peak memory (GB) | s/step | vs LoRA's time | eval loss | facts | style | best of the sweep |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in rows.items():
         if name == "base":
             lines.append(
-                f"| base model (no training) | – | – | – | – | – | {r['facts']:.0%} | {r['style']:.0%} |"
+                f"| base model (no training) | – | – | – | – | – | – | – | {r['facts']:.0%} | {r['style']:.0%} | – |"
             )
             continue
         if r.get("status") != "completed":
-            lines.append(f"| {name} | – | – | – | – | – | failed: {r.get('error')} | |")
+            lines.append(f"| {name} | – | – | – | – | – | – | – | failed: {r.get('error')} | | |")
             continue
         rel = r["seconds_per_step"] / lora["seconds_per_step"] if lora.get("seconds_per_step") else None
+        best = r.get("best") or {}
+        swept = (
+            f"facts {best['facts']:.0%} at {best['learning_rate']:g}"
+            if r.get("sweep") and best.get("facts") is not None
+            else "(not needed)"
+        )
         lines.append(
-            f"| {name} | {r['trainable_parameters']:,} ({share_text(r['trainable_share'])}) | {r['peak_gib']:.2f} | "
-            f"{r['seconds_per_step']:.2f} | {rel:.2f}× | {r['eval_loss']:.3f} | {r['facts']:.0%} | {r['style']:.0%} |"
+            f"| {name} | {r['trainable_parameters']:,} ({share_text(r['trainable_share'])}) | {r['learning_rate']:g} | "
+            f"{r['steps']} | {r['peak_gib']:.2f} | {r['seconds_per_step']:.2f} | {rel:.2f}× | {r['eval_loss']:.3f} | "
+            f"{r['facts']:.0%} | {r['style']:.0%} | {swept} |"
         )
     lines += [
         "",
@@ -64,7 +72,7 @@ def main() -> None:
         "",
         "## The lesson's table, side by side",
         "",
-        "| method | lesson: quality | lesson: trainable | lesson: memory | measured here |",
+        "| method | lesson: quality | lesson: trainable | lesson: memory | measured here (proposed settings) |",
         "|---|---|---|---|---|",
     ]
     for name, (quality, share, memory) in SEED.items():

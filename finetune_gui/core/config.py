@@ -55,7 +55,12 @@ class DatasetConfig:
 
 @dataclass
 class TrainingConfig:
-    max_steps: int | None = _f(200, "Optimizer steps to train; leave empty to train for 'epochs'.", min=1)
+    max_steps: int | None = _f(
+        None,
+        "Optimizer steps to train; empty trains for 'epochs', or, when both are empty, for the proposed "
+        "length (more passes for small datasets).",
+        min=1,
+    )
     epochs: float | None = _f(None, "Passes over the data; used when max_steps is empty.", min=0.01)
     batch_size: int = _f(4, "Examples per step on each device. Lower it first when memory runs out.", min=1)
     gradient_accumulation: int = _f(
@@ -63,7 +68,8 @@ class TrainingConfig:
     )
     learning_rate: float | None = _f(
         None,
-        "Step size of the optimizer; empty uses the method's default (LoRA 2e-4, full 2e-5).",
+        "Step size of the optimizer; empty proposes one for the method and the model's size (an adapter needs "
+        "about ten times full fine-tuning's; small models take larger steps).",
         min=0.0,
         label="Learning rate",
     )
@@ -78,11 +84,24 @@ class TrainingConfig:
         switch=True,
     )
     logging_steps: int = _f(1, "Report loss and speed every this many steps.", min=1)
-    eval_steps: int = _f(50, "Measure evaluation loss every this many steps (with a validation set).", min=1)
-    save_steps: int = _f(50, "Write a checkpoint every this many steps, for resuming after a crash.", min=1)
+    eval_steps: int | None = _f(
+        None,
+        "Measure evaluation loss every this many steps (with a validation set); empty: five times a run.",
+        min=1,
+    )
+    save_steps: int | None = _f(
+        None,
+        "Write a checkpoint every this many steps, for resuming after a crash; empty: at each evaluation.",
+        min=1,
+    )
     save_total_limit: int = _f(2, "Checkpoints kept on disk; older ones are deleted.", min=1)
     seed: int = _f(42, "Random seed for the data order, the split and initialisation.")
-    warmup_ratio: float = _f(0.03, "Share of steps over which the learning rate ramps up.", min=0.0, max=0.5)
+    warmup_ratio: float | None = _f(
+        None,
+        "Share of steps over which the learning rate ramps up; empty: 3%, or 10% for runs under 100 steps.",
+        min=0.0,
+        max=0.5,
+    )
     lr_scheduler: str = _f(
         "cosine",
         "How the learning rate falls after warm-up.",
@@ -95,6 +114,14 @@ class TrainingConfig:
         "auto",
         "'auto': AdamW, paged 8-bit AdamW for QLoRA on CUDA.",
         choices=("auto", "adamw", "adamw_8bit", "paged_adamw_8bit"),
+    )
+    memory_mode: str = _f(
+        "auto",
+        "How full fine-tuning keeps its state. 'standard': fp32 master weights, AdamW, whole gradients. "
+        "'lean': bf16 weights with stochastic rounding, 8-bit AdamW, each weight updated as soon as its "
+        "gradient is ready, activation checkpointing (about a third of the memory, somewhat slower). "
+        "'auto': standard where it fits, lean where only lean fits.",
+        choices=("auto", "standard", "lean"),
     )
     precision: str = _f(
         "auto",
@@ -112,15 +139,29 @@ class TrainingConfig:
         max=16,
     )
     sample_max_new_tokens: int = _f(48, "Longest sample answer, in tokens.", min=1, max=1024)
+    check_questions: int = _f(
+        12,
+        "Held-out questions the base and the tuned model answer (before and after training), to tell "
+        "whether the run learned what the data teaches (0 turns the check off).",
+        min=0,
+        max=64,
+    )
 
 
 @dataclass
 class LoraSettings:
-    r: int = _f(
-        16, "LoRA rank: capacity of the adapter. 8-64 is typical.", min=1, max=1024, label="LoRA rank"
+    r: int | None = _f(
+        None,
+        "LoRA rank: capacity of the adapter, 8-64 is typical; empty: 16, or 32 above 3 B parameters.",
+        min=1,
+        max=1024,
+        label="LoRA rank",
     )
-    alpha: int = _f(
-        32, "LoRA scaling numerator (scale = alpha / r); usually twice the rank.", min=1, label="LoRA alpha"
+    alpha: int | None = _f(
+        None,
+        "LoRA scaling numerator (scale = alpha / r); empty: twice the rank.",
+        min=1,
+        label="LoRA alpha",
     )
     dropout: float = _f(
         0.0,
@@ -457,14 +498,19 @@ def _check_ranges(obj: Any, path: str) -> None:
 def validate(config: RunConfig) -> None:
     """Check types' ranges and combinations; paths are checked by ``check_paths`` when a run starts."""
     _check_ranges(config, "")
-    t = config.training
-    if t.max_steps is None and t.epochs is None:
-        raise ConfigError("Set either training.max_steps or training.epochs, so the run knows when to stop.")
     targets = config.lora.target_modules
     if isinstance(targets, list) and not targets:
         raise ConfigError(
             "lora.target_modules is an empty list; use 'all-linear' or name layers like q_proj."
         )
+
+
+def split_counts(rows: int, fraction: float) -> tuple[int, int]:
+    """(training rows, validation rows) for a validation split: none is held out from fewer than 4 rows."""
+    if fraction <= 0 or rows < 4:
+        return rows, 0
+    held = max(1, round(rows * fraction))
+    return rows - held, held
 
 
 def check_paths(config: RunConfig) -> None:

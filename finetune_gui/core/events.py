@@ -38,6 +38,7 @@ class Started(Event):
     estimate_gib: float | None = None
     train_rows: int = 0
     validation_rows: int = 0
+    memory_mode: str = "standard"  # standard | lean (full fine-tuning's bf16, 8-bit, in-backward mode)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,22 @@ class Sample(Event):
     kind: ClassVar[str] = "sample"
     step: int
     samples: list[dict[str, str]] = field(default_factory=list)  # {prompt, answer}
+
+
+@dataclass(frozen=True)
+class Learned(Event):
+    """Did it learn? Held-out questions answered by the tuned and the base model, compared with the
+    references (core/training/learning.py)."""
+
+    kind: ClassVar[str] = "learned"
+    step: int
+    questions: int
+    base_right: int
+    tuned_right: int
+    changed: int
+    verdict: str  # learned | did not move | changed, not right
+    summary: str = ""
+    examples: list[dict[str, Any]] = field(default_factory=list)  # {question, reference, base, tuned, right}
 
 
 @dataclass(frozen=True)
@@ -125,7 +142,8 @@ class Failed(Event):
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.kind: cls for cls in (Started, Step, Eval, Checkpoint, Sample, Paused, Resumed, Log, Finished, Failed)
+    cls.kind: cls
+    for cls in (Started, Step, Eval, Checkpoint, Sample, Learned, Paused, Resumed, Log, Finished, Failed)
 }
 
 

@@ -83,7 +83,7 @@ class Method:
     name: str
     label: str
     summary: str  # one sentence of trade-off, shown on the method card
-    default_learning_rate: float
+    default_learning_rate: float  # the rate for a 7B model; the proposal scales it by model size
     trainable: Terms  # trainable parameters
     activations: Terms = _nothing  # bytes per token and layer kept beyond the frozen block's own
     settings_section: str | None = None  # the RunConfig section that holds its settings
@@ -95,6 +95,7 @@ class Method:
     stacks_with_weights: bool = False  # several of its adapters combine as W + Σ wᵢ·ΔWᵢ
     recommend_rank: int | None = None  # order of preference among fitting methods; None: never recommended
     lighter: str | None = None  # the method to suggest when this one runs out of memory
+    scales_with_size: bool = True  # its learning rate scales with model size (see the proposal's rule)
     virtual_tokens_in_sequence: bool = False  # its learned tokens lengthen every sequence (prompt tuning)
     virtual_keys: bool = False  # attention sees extra learned keys (prefix and prompt tuning)
     past_key_values: bool = False  # it keeps learned key/values for every layer (prefix tuning)
@@ -191,6 +192,7 @@ METHODS: dict[str, Method] = {
             settings_section="prefix",
             adapter_kind="prefix",
             merges=False,
+            scales_with_size=False,
             virtual_keys=True,
             past_key_values=True,
         ),
@@ -203,6 +205,7 @@ METHODS: dict[str, Method] = {
             settings_section="prompt",
             adapter_kind="prompt",
             merges=False,
+            scales_with_size=False,
             virtual_tokens_in_sequence=True,
             virtual_keys=True,
         ),

@@ -91,6 +91,7 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         self.hardware_job: CoreJob | None = None
         self.resume_dialog: QMessageBox | None = None
+        self._close_decided = False
         if detect_hardware:
             self._start_hardware_detection()
             QTimer.singleShot(0, self.check_earlier_runs)
@@ -224,28 +225,11 @@ class MainWindow(QMainWindow):
         self.dashboard.start(folder.launch_config_path, folder.path)
 
     def closeEvent(self, event) -> None:
-        if self.dashboard.is_running():
-            box = QMessageBox(self)
-            box.setWindowTitle("A run is training")
-            box.setText("Training is still running.")
-            box.setInformativeText(
-                "Stop it after the current step and save the adapter, or keep it training in the background? "
-                "The next time you open the app it shows the run again, with Pause and Stop."
-            )
-            stop = box.addButton("Stop and save", QMessageBox.ButtonRole.DestructiveRole)
-            keep = box.addButton("Keep training", QMessageBox.ButtonRole.AcceptRole)
-            box.addButton(QMessageBox.StandardButton.Cancel)
-            self.close_dialog = box
-            box.exec()
-            controller = self.dashboard.controller
-            if box.clickedButton() is stop and controller is not None:
-                self.dashboard.stop()
-                controller.wait(300)
-            elif box.clickedButton() is keep and controller is not None:
-                controller.detach()
-            else:
-                event.ignore()
-                return
+        if self.dashboard.is_running() and not self._close_decided:
+            # Ask without a nested event loop; the answer closes the window again, decided.
+            event.ignore()
+            self._ask_before_closing()
+            return
         self._settings.setValue("window/geometry", self.saveGeometry())
         self._settings.sync()
         for child in self.findChildren(ChildProcess):
@@ -258,3 +242,32 @@ class MainWindow(QMainWindow):
                 child.wait(5)
         self.playground.shutdown()
         super().closeEvent(event)
+
+    def _ask_before_closing(self) -> None:
+        box = QMessageBox(self)
+        box.setWindowTitle("A run is training")
+        box.setText("Training is still running.")
+        box.setInformativeText(
+            "Stop it after the current step and save the adapter, or keep it training in the background? "
+            "The next time you open the app it shows the run again, with Pause and Stop."
+        )
+        stop = box.addButton("Stop and save", QMessageBox.ButtonRole.DestructiveRole)
+        keep = box.addButton("Keep training", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        self.close_dialog = box
+
+        def decided(_result: int) -> None:
+            controller = self.dashboard.controller
+            if box.clickedButton() is stop and controller is not None:
+                self.statusBar().showMessage("Stopping after the current step and saving…")
+                self.dashboard.stop()
+                controller.wait(300)
+            elif box.clickedButton() is keep and controller is not None:
+                controller.detach()
+            else:
+                return  # Cancel: the window stays
+            self._close_decided = True
+            self.close()
+
+        box.finished.connect(decided)
+        box.open()

@@ -19,8 +19,15 @@ from finetune_gui.core.paths import runs_dir
 from finetune_gui.core.runs import RunFolder, list_runs
 from finetune_gui.gui.widgets import empty_state, fill_table, muted, quality_loss, selected_items, title_label
 
-COLUMNS = ["Run", "Status", "Method", "Model", "Loss", "Time", "Started"]
+COLUMNS = ["Run", "Status", "Method", "Model", "Loss", "Learned", "Time", "Started"]
 OVERLAY_COLOURS = ["#3d7be0", "#e07b39", "#2e9d5b", "#b54ad6"]
+
+
+def learned_text(learning: dict | None) -> str:
+    """'11 of 12 (base 0)' for the Runs table: held-out answers that match their reference."""
+    if not learning or not learning.get("questions"):
+        return "–"
+    return f"{learning['tuned_right']} of {learning['questions']} (base {learning['base_right']})"
 
 
 class RunsPage(QWidget):
@@ -52,6 +59,12 @@ class RunsPage(QWidget):
         layout.addWidget(self.empty)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.horizontalHeaderItem(COLUMNS.index("Learned")).setToolTip(
+            "Held-out questions answered right after training, and by the base model before it"
+        )
+        self.table.horizontalHeaderItem(COLUMNS.index("Loss")).setToolTip(
+            "The evaluation loss, or the smoothed training loss when there is no validation set"
+        )
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
@@ -77,6 +90,7 @@ class RunsPage(QWidget):
                 run.get("method", ""),
                 Path(str(run.get("model", ""))).name,
                 f"{loss:.3f}" if loss is not None else "–",
+                learned_text(run.get("learning")),
                 f"{run['duration_s'] / 60:.1f} min" if run.get("duration_s") else "–",
                 (run.get("started_at") or "")[:16].replace("T", " "),
             ]

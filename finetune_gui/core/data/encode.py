@@ -45,12 +45,28 @@ def ensure_chat_template(tokenizer: Any) -> bool:
     return True
 
 
+def is_chat_model(tokenizer: Any) -> bool:
+    """A model with its own chat template (not the plain fallback): it is asked in chat format, by the
+    playground, by an exported Modelfile, and so it is trained that way too."""
+    template = getattr(tokenizer, "chat_template", None)
+    return bool(template) and template != FALLBACK_TEMPLATE
+
+
+def as_trained(example: Example, tokenizer: Any) -> Example:
+    """Prompt/completion rows become a user turn and an assistant turn for a chat model: trained the way
+    they will be asked. Chats stay chats; raw text stays raw (continued pre-training)."""
+    if example.kind == "completion" and is_chat_model(tokenizer):
+        return Example("chat", messages=(("user", example.prompt), ("assistant", example.completion)))
+    return example
+
+
 def _render(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bool = False) -> str:
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
 
 
 def segments(example: Example, tokenizer: Any) -> list[tuple[str, bool]]:
     """The text the model sees, cut into (text, carries_loss) pieces."""
+    example = as_trained(example, tokenizer)
     eos = tokenizer.eos_token or ""
     if example.kind == "text":
         return [(example.text + eos, True)]
@@ -83,9 +99,9 @@ def segments(example: Example, tokenizer: Any) -> list[tuple[str, bool]]:
     return [(text, trained) for text, trained in pieces if text]
 
 
-def _add_special_tokens(example: Example) -> bool:
+def _add_special_tokens(example: Example, tokenizer: Any) -> bool:
     # Chat templates write their own BOS; raw text gets whatever the tokenizer adds by default.
-    return example.kind != "chat"
+    return as_trained(example, tokenizer).kind != "chat"
 
 
 def tokenize_segments(
@@ -113,9 +129,43 @@ def tokenize_segments(
     return ids, labels
 
 
+# No tokenizer's token is this many characters long: text beyond max_seq_len × this is cut before
+# tokenizing (it would be cut after anyway), so one enormous row cannot take gigabytes to tokenize.
+CHARS_PER_TOKEN_CAP = 128
+TEXT_WINDOW = 200_000  # plain text (all of which trains) is tokenized in windows of this many characters
+
+
+def _capped(pieces: list[tuple[str, bool]], limit: int) -> list[tuple[str, bool]]:
+    kept, total = [], 0
+    for text, trained in pieces:
+        if total + len(text) > limit:
+            kept.append((text[: limit - total], trained))
+            break
+        kept.append((text, trained))
+        total += len(text)
+    return kept
+
+
+def _tokens(example: Example, tokenizer: Any, max_seq_len: int) -> tuple[list[int], list[int]]:
+    """Ids and labels of an example; long chats and completions are cut (in characters) first, long plain
+    text is tokenized in windows split at whitespace."""
+    pieces = segments(example, tokenizer)
+    special = _add_special_tokens(example, tokenizer)
+    if example.kind != "text" or len(pieces[0][0]) <= TEXT_WINDOW:
+        return tokenize_segments(_capped(pieces, max_seq_len * CHARS_PER_TOKEN_CAP), tokenizer, special)
+    text, ids, labels = pieces[0][0], [], []
+    while text:
+        cut = len(text) if len(text) <= TEXT_WINDOW else (text.rfind(" ", 0, TEXT_WINDOW) + 1 or TEXT_WINDOW)
+        part_ids, part_labels = tokenize_segments([(text[:cut], True)], tokenizer, special and not ids)
+        ids += part_ids
+        labels += part_labels
+        text = text[cut:]
+    return ids, labels
+
+
 def encode(example: Example, tokenizer: Any, max_seq_len: int) -> list[Encoded]:
     """Token ids and labels; plain text longer than max_seq_len is split into several chunks."""
-    ids, labels = tokenize_segments(segments(example, tokenizer), tokenizer, _add_special_tokens(example))
+    ids, labels = _tokens(example, tokenizer, max_seq_len)
     if example.kind == "text" and len(ids) > max_seq_len:
         return [
             Encoded(ids[i : i + max_seq_len], labels[i : i + max_seq_len], source_length=len(ids))
@@ -148,12 +198,10 @@ def encode_all(examples: list[Example], tokenizer: Any, max_seq_len: int) -> Enc
     return result
 
 
-def token_lengths(examples: list[Example], tokenizer: Any) -> list[int]:
-    lengths = []
-    for example in examples:
-        ids, _ = tokenize_segments(segments(example, tokenizer), tokenizer, _add_special_tokens(example))
-        lengths.append(len(ids))
-    return lengths
+def token_lengths(examples: list[Example], tokenizer: Any, max_seq_len: int = 1 << 16) -> list[int]:
+    """Each example's length in tokens (an enormous chat or completion counts up to max_seq_len × 128
+    characters: enough to know it will be cut)."""
+    return [len(_tokens(example, tokenizer, max_seq_len)[0]) for example in examples]
 
 
 def token_stats(lengths: list[int], max_seq_len: int, bins: int = 30) -> dict[str, Any]:
@@ -182,15 +230,17 @@ def token_stats(lengths: list[int], max_seq_len: int, bins: int = 30) -> dict[st
 
 def split(items: list[Any], fraction: float, seed: int) -> tuple[list[Any], list[Any]]:
     """A seeded train/validation split; no validation set when there are too few rows to spare."""
-    if fraction <= 0 or len(items) < 4:
+    from finetune_gui.core.config import split_counts
+
+    _, n_val = split_counts(len(items), fraction)
+    if n_val == 0:
         return list(items), []
     order = list(range(len(items)))
     random.Random(seed).shuffle(order)
-    n_val = max(1, round(len(items) * fraction))
     val = set(order[:n_val])
     return [x for i, x in enumerate(items) if i not in val], [x for i, x in enumerate(items) if i in val]
 
 
 def longest_example(examples: list[Example], tokenizer: Any, max_seq_len: int) -> int:
     """The longest example as training sees it (cut at max_seq_len), in tokens: what the estimate uses."""
-    return min(max_seq_len, max(token_lengths(examples, tokenizer), default=max_seq_len))
+    return min(max_seq_len, max(token_lengths(examples, tokenizer, max_seq_len), default=max_seq_len))

@@ -49,9 +49,15 @@ class EventsCallback(TrainerCallback):
     """Turns the Trainer's logs into our events, and applies stop/pause requests between steps."""
 
     def __init__(
-        self, ctx: Any, simulate_oom_at: int = 0, step_delay_s: float = 0.0, simulate_crash_at: int = 0
+        self,
+        ctx: Any,
+        simulate_oom_at: int = 0,
+        step_delay_s: float = 0.0,
+        simulate_crash_at: int = 0,
+        simulate_nan_at: int = 0,
     ):
         self.ctx = ctx
+        self.simulate_nan_at = simulate_nan_at
         self.simulate_oom_at = simulate_oom_at
         self.simulate_crash_at = simulate_crash_at
         self.step_delay_s = step_delay_s  # test-only: slow steps so a test can act between them
@@ -70,6 +76,16 @@ class EventsCallback(TrainerCallback):
 
     def _active_elapsed(self) -> float:
         return time.monotonic() - self.started - self.paused_s
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        if self.simulate_nan_at and state.global_step + 1 == self.simulate_nan_at and model is not None:
+            import torch
+
+            # Test-only: the weights diverge, as a far too high learning rate makes them.
+            with torch.no_grad():
+                for parameter in model.parameters():
+                    if parameter.requires_grad:
+                        parameter.fill_(float("nan"))
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         from finetune_gui.core.training.distributed import any_rank
@@ -118,6 +134,9 @@ class EventsCallback(TrainerCallback):
             return
         if "loss" not in logs:
             return  # the closing summary (train_runtime …) is not a step
+        optimizer = getattr(kwargs.get("optimizer"), "optimizer", kwargs.get("optimizer"))
+        if getattr(optimizer, "in_backward", False):  # lean mode: gradients are gone; it measured them
+            logs["grad_norm"] = optimizer.take_grad_norm()
         self._check_finite(logs, state.global_step)
         now = time.monotonic()
         tokens = int(getattr(state, "num_input_tokens_seen", 0) or 0)
@@ -181,56 +200,47 @@ class EventsCallback(TrainerCallback):
 
 
 class SamplesCallback(TrainerCallback):
-    """At every evaluation, greedy answers to a few validation prompts (rank 0 only), as ``sample``
-    events and lines of samples.jsonl. A failure to generate is reported once and sampling stops;
-    it never stops the training."""
+    """At every evaluation, greedy answers to the first few held-out questions (rank 0 only), each with
+    its reference, whether it matches it, and the base model's answer (from the learning check), as
+    ``sample`` events and lines of samples.jsonl. A failure to generate is reported once and sampling
+    stops; it never stops the training."""
 
-    def __init__(self, ctx: Any, tokenizer: Any, prompts: list[tuple[str, str]], max_new_tokens: int):
+    def __init__(self, ctx: Any, tokenizer: Any, check: Any, count: int, max_new_tokens: int):
         self.ctx = ctx
         self.tokenizer = tokenizer
-        self.prompts = prompts
+        self.check = check  # the LearningCheck: its questions, their weights and the base's answers
+        self.count = count
         self.max_new_tokens = max_new_tokens
 
     def on_evaluate(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-        if not self.prompts or model is None or not self.ctx.is_main:
+        questions = self.check.questions[: self.count]
+        if not questions or model is None or not self.ctx.is_main:
             return
-        import torch
+        from finetune_gui.core.events import Log, Sample
+        from finetune_gui.core.training.learning import RIGHT_AT, answer, score, weights
 
-        samples = []
-        was_training = model.training
-        model.eval()
         try:
-            with torch.no_grad():
-                for prompt, question in self.prompts:
-                    inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(
-                        model.device
-                    )
-                    out = model.generate(
-                        **inputs,
-                        max_new_tokens=self.max_new_tokens,
-                        do_sample=False,
-                        pad_token_id=self.tokenizer.pad_token_id,
-                        use_cache=True,
-                    )
-                    answer = self.tokenizer.decode(
-                        out[0][inputs["input_ids"].shape[1] :], skip_special_tokens=True
-                    )
-                    samples.append({"prompt": question, "answer": answer.strip()})
+            answers = answer(model, self.tokenizer, questions, self.max_new_tokens)
         except Exception as exc:
-            from finetune_gui.core.events import Log
-
             self.ctx.emit(
                 Log(
                     f"Sample answers are turned off: generation failed ({type(exc).__name__}: {exc}).",
                     "warning",
                 )
             )
-            self.prompts = []
+            self.count = 0
             return
-        finally:
-            if was_training:
-                model.train()
-        from finetune_gui.core.events import Sample
-
+        weight = weights([q.reference for q in self.check.questions])
+        samples = []
+        for index, (question, said) in enumerate(zip(questions, answers, strict=True)):
+            sample = {
+                "prompt": question.question,
+                "answer": said,
+                "reference": question.reference,
+                "right": score(said, question, weight) >= RIGHT_AT,
+            }
+            if index < len(self.check.base):
+                sample["base"] = self.check.base[index]
+            samples.append(sample)
         self.ctx.emit(Sample(step=state.global_step, samples=samples))
         self.ctx.folder.append_samples(state.global_step, samples)

@@ -17,7 +17,8 @@ class Data:
     validation: EncodedDataset | None
     rows: int
     problems: int
-    sample_examples: list[Any] = field(default_factory=list)  # raw examples whose prompts are sampled
+    check_examples: list[Any] = field(default_factory=list)  # asked before and after: did it learn?
+    held_out: bool = True  # the check's questions are validation rows, never trained on
 
     @property
     def longest(self) -> int:
@@ -52,13 +53,13 @@ def load_data(ctx: Any, tokenizer: Any) -> Data:
             exit_code=2,
         )
     validation = encode_all(val_examples, tokenizer, max_len) if val_examples else None
-    samples = (val_examples or train_examples)[: ctx.config.training.sample_prompts]
     return Data(
         train,
         validation if validation and validation.items else None,
         report.rows,
         report.problem_count,
-        samples,
+        list(val_examples or train_examples),
+        held_out=bool(val_examples),
     )
 
 
@@ -72,20 +73,3 @@ def to_dataset(encoded: EncodedDataset) -> Any:
             "length": [len(e.input_ids) for e in encoded.items],
         }
     )
-
-
-def sample_prompt(example: Any, tokenizer: Any) -> tuple[str, str] | None:
-    """(what the model is given, what the user reads) for a sample: a chat up to its last answer, or a
-    completion's prompt; plain text has no question to ask."""
-    if example.kind == "chat":
-        turns = list(example.messages)
-        while turns and turns[-1][0] == "assistant":
-            turns.pop()
-        if not turns:
-            return None
-        messages = [{"role": r, "content": c} for r, c in turns]
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return text, turns[-1][1]
-    if example.kind == "completion":
-        return example.prompt, example.prompt
-    return None

@@ -25,12 +25,13 @@ from finetune_gui.core.methods import METHODS, optimizer_for
 from finetune_gui.core.runs import RunFolder
 from finetune_gui.core.training import failures
 from finetune_gui.core.training.control import RunControl
-from finetune_gui.core.training.inputs import Data, load_data, sample_prompt, to_dataset
+from finetune_gui.core.training.inputs import Data, load_data, to_dataset
 
 # Test-only switches: raise an out-of-memory error, or an unexpected one, at this step; sleep this long
 # after every step.
 SIMULATE_OOM_ENV = "FINETUNE_GUI_SIMULATE_OOM_AT_STEP"
 SIMULATE_CRASH_ENV = "FINETUNE_GUI_SIMULATE_CRASH_AT_STEP"
+SIMULATE_NAN_ENV = "FINETUNE_GUI_SIMULATE_NAN_AT_STEP"
 STEP_DELAY_ENV = "FINETUNE_GUI_TEST_STEP_DELAY"
 # A run is refused before loading anything when its estimate exceeds the free memory by this factor
 # (the estimate is within about 10% of measured peaks).
@@ -55,6 +56,9 @@ class RunContext:
     previous: dict[str, Any] = field(default_factory=dict)  # run.json of earlier sessions (resume)
     checkpoint: Path | None = None  # what this session resumes from
     start_step: int = 0
+    proposal: dict[str, Any] = field(default_factory=dict)  # what was proposed for empty fields, and why
+    check: Any = None  # the LearningCheck: did it learn?
+    memory_mode: str = "standard"  # what the run uses: lean only for methods that train every weight
 
     @property
     def is_main(self) -> bool:
@@ -159,8 +163,8 @@ def _stamp(seconds: float) -> str:
 
 
 def _open(ctx: RunContext, resume: bool) -> Any:
-    """Check the config's paths and open the run folder (rank 0; the other ranks only find the checkpoint
-    to resume from); returns the folder's lock."""
+    """Check the config's paths and the run folder, take its lock and find the checkpoint to resume
+    from (rank 0; the other ranks only find the checkpoint). Nothing in the folder changes yet."""
     from finetune_gui.core.training.folder import open_folder, resume_point
     from finetune_gui.core.training.sinks import TeeSink
 
@@ -169,18 +173,47 @@ def _open(ctx: RunContext, resume: bool) -> Any:
     if not ctx.is_main:
         if resume:
             ctx.checkpoint, ctx.start_step = resume_point(folder)
-        ctx.control.watch_file(folder.control_path)
         return None
     opening = open_folder(folder, ctx.config, resume, ctx.log)
     ctx.previous, ctx.checkpoint, ctx.start_step = opening.previous, opening.checkpoint, opening.start_step
-    ctx.began = True
-    ctx.config.save(folder.config_path)
-    folder.clear_request()
-    if opening.checkpoint is not None:
-        folder.truncate_metrics(opening.start_step)
     ctx.sink = TeeSink(ctx.sink, folder)
-    ctx.control.watch_file(folder.control_path)
     return opening.lock
+
+
+def _begin(ctx: RunContext) -> None:
+    """The run takes over its folder: the resolved config, the metrics up to the checkpoint, a cleared
+    control file, the events file; from here on a failure is recorded in run.json."""
+    from finetune_gui.core.training.sinks import TeeSink
+
+    folder = ctx.folder
+    ctx.control.watch_file(folder.control_path)
+    if not ctx.is_main:
+        return
+    folder.clear_request()
+    ctx.config.save(folder.config_path)
+    if ctx.checkpoint is not None:
+        folder.truncate_metrics(ctx.start_step)
+    if isinstance(ctx.sink, TeeSink):
+        ctx.sink.release()
+    ctx.began = True
+
+
+def _propose(ctx: RunContext, data: Data) -> None:
+    """Fill what the config leaves empty (length, learning rate, LoRA rank…), and say what and why."""
+    from finetune_gui.core.estimate.proposal import apply, propose
+
+    parameters = ctx.shape.parameters if ctx.shape is not None else 0
+    proposal = propose(ctx.config, parameters, data.rows, ctx.world_size)
+    ctx.config = apply(ctx.config, proposal)
+    ctx.proposal = proposal.to_dict()
+    for line in proposal.lines():
+        ctx.log(f"Proposed {line}.")
+    max_steps = ctx.config.training.max_steps
+    if ctx.checkpoint is not None and max_steps is not None and ctx.start_step >= max_steps:
+        raise UserError(
+            f"The run in {ctx.folder.path} already trained {ctx.start_step} of its {max_steps} steps. To train "
+            f"it further, raise training.max_steps (e.g. --set training.max_steps={2 * max_steps})."
+        )
 
 
 def _run(ctx: RunContext, resume: bool) -> int:
@@ -208,9 +241,20 @@ def _run(ctx: RunContext, resume: bool) -> int:
         )
     ctx.log(f"Reading the dataset {config.dataset.path}")
     data = load_data(ctx, tokenizer)
+    from finetune_gui.core.estimate import shape_for
+
+    try:
+        ctx.shape = shape_for(config)
+    except Exception as exc:  # an unusual architecture: no estimate, no size-based proposal
+        ctx.log(f"No memory estimate for this model ({type(exc).__name__}: {exc}).", "warning")
+    _propose(ctx, data)
+    _begin(ctx)
+    config = ctx.config
     checkpointing, ctx.estimate_gib = _plan_memory(ctx, data.longest)
-    ctx.log(f"Loading the model on {plan.device} ({plan.precision})")
-    model = method_setup.load_base(config, source, plan, checkpointing)
+    lean = ctx.memory_mode == "lean"
+    mode = "bf16 weights, lean memory mode" if lean else plan.precision
+    ctx.log(f"Loading the model on {plan.device} ({mode})")
+    model = method_setup.load_base(config, source, plan, checkpointing, lean)
     model = method_setup.apply_method(model, config, source)
     trainable, total = method_setup.count_parameters(model)
     trainer = _make_trainer(ctx, model, tokenizer, data, plan, checkpointing)
@@ -230,12 +274,20 @@ def _run(ctx: RunContext, resume: bool) -> int:
             estimate_gib=ctx.estimate_gib,
             train_rows=len(data.train.items),
             validation_rows=len(data.validation.items) if data.validation else 0,
+            memory_mode=ctx.memory_mode,
         )
     )
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     status = "stopped" if ctx.control.stop_requested else "completed"
     metrics = _final_metrics(ctx, trainer, data, status)
     _check_finite(trainer.model, ctx.step)
+    learned = ctx.check.finish(trainer.model, trainer.state.global_step) if ctx.check else None
+    if learned is not None:
+        metrics.update(
+            answers_right=learned.tuned_right,
+            base_answers_right=learned.base_right,
+            questions=learned.questions,
+        )
     output = _save_result(ctx, trainer.model, tokenizer)
     if ctx.is_main:
         ctx.folder.update(
@@ -244,6 +296,7 @@ def _run(ctx: RunContext, resume: bool) -> int:
             metrics=metrics,
             measured_peak_gib=_peak_memory_gib(plan.device),
             output=str(output),
+            learning=_learning_record(learned),
             **_durations(ctx),
         )
         if METHODS[config.method].adapter_kind is not None:
@@ -255,13 +308,21 @@ def _run(ctx: RunContext, resume: bool) -> int:
     return 0
 
 
+def _learning_record(learned: Any) -> dict[str, Any] | None:
+    if learned is None:
+        return None
+    record = learned.to_dict()
+    record.pop("event")
+    return record
+
+
 def _register(ctx: RunContext) -> None:
     """Add the adapter to the library; a library problem is reported, never a failed run."""
     from finetune_gui.core.adapters.library import AdapterLibrary
 
     try:
         AdapterLibrary().register_run(ctx.folder.path)
-    except (OSError, UserError, ValueError) as exc:
+    except Exception as exc:  # the adapter is saved; a library problem must not fail a finished run
         ctx.log(f"The adapter was saved but could not be added to the library: {exc}", "warning")
 
 
@@ -292,20 +353,25 @@ def _plan_memory(ctx: RunContext, longest: int) -> tuple[bool, float | None]:
     """Gradient checkpointing on/off ('auto' asks the estimate), and the estimated peak in GiB: the one
     estimate of this config and data on this machine, the number the wizard and ``estimate --config``
     show. A run whose estimate is well beyond the free memory is refused here, before the weights load."""
-    from finetune_gui.core.estimate import estimate_run, shape_for
+    from finetune_gui.core.estimate import estimate_run
 
     config = ctx.config
-    try:
-        ctx.shape = shape_for(config)
-        result = estimate_run(config, ctx.shape, ctx.hardware, methods=[config.method], longest=longest)
-        result = result.methods[config.method]
-    except UserError:
-        raise
-    except Exception as exc:  # an estimate is advice; an unusual architecture must not stop the run
-        ctx.log(f"No memory estimate for this model ({type(exc).__name__}: {exc}).", "warning")
-        result = None
+    result = None
+    if ctx.shape is not None:
+        try:
+            found = estimate_run(config, ctx.shape, ctx.hardware, methods=[config.method], longest=longest)
+            result = found.methods[config.method]
+        except Exception as exc:  # an estimate is advice; an unusual architecture must not stop the run
+            ctx.log(f"No memory estimate for this model ({type(exc).__name__}: {exc}).", "warning")
     setting = config.training.gradient_checkpointing
-    if setting == "on":
+    wanted = config.training.memory_mode
+    if METHODS[config.method].trains_all_weights and wanted != "standard":
+        ctx.memory_mode = "lean" if wanted == "lean" else (result.memory_mode if result else "standard")
+    if ctx.memory_mode == "lean":
+        checkpointing = True  # lean mode keeps only each layer's input
+        if wanted == "auto":
+            ctx.log("Standard full fine-tuning would not fit; training in lean memory mode.", "warning")
+    elif setting == "on":
         checkpointing = True
     elif setting == "off":
         checkpointing = False
@@ -346,6 +412,7 @@ def _make_trainer(
     from transformers import PrinterCallback, TrainingArguments
 
     from finetune_gui.core.training.callbacks import EventsCallback, PadCollator, SamplesCallback
+    from finetune_gui.core.training.learning import LearningCheck, questions_from
     from finetune_gui.core.training.trainer import AppTrainer
 
     config, t = ctx.config, ctx.config.training
@@ -353,6 +420,10 @@ def _make_trainer(
         optimizer_for(config.method, t.optimizer, plan.device)
     ]
     has_eval = data.validation is not None
+    lean = ctx.memory_mode == "lean"
+    # Lean mode updates each weight in the backward pass, unless gradients must add up first; a weight
+    # updated before the others' gradients exist cannot be clipped by the global norm.
+    in_backward = lean and t.gradient_accumulation == 1 and ctx.world_size == 1
     args = TrainingArguments(
         output_dir=str(ctx.folder.checkpoints_dir),
         per_device_train_batch_size=t.batch_size,
@@ -364,7 +435,7 @@ def _make_trainer(
         lr_scheduler_type=t.lr_scheduler,
         warmup_steps=t.warmup_ratio,
         weight_decay=t.weight_decay,
-        max_grad_norm=t.max_grad_norm,
+        max_grad_norm=0.0 if in_backward else t.max_grad_norm,
         optim=optim,
         logging_steps=t.logging_steps,
         eval_strategy="steps" if has_eval else "no",
@@ -374,13 +445,14 @@ def _make_trainer(
         save_total_limit=t.save_total_limit,
         seed=t.seed,
         data_seed=t.seed,
-        bf16=plan.mixed_precision and plan.precision == "bf16",
-        fp16=plan.mixed_precision and plan.precision == "fp16",
+        bf16=plan.mixed_precision and plan.precision == "bf16" and not lean,  # lean weights are bf16 already
+        fp16=plan.mixed_precision and plan.precision == "fp16" and not lean,
         use_cpu=plan.device == "cpu",
         activation_checkpointing=checkpointing and not METHODS[config.method].quantized_base,
         activation_checkpointing_kwargs={"use_reentrant": False},
         train_sampling_strategy="group_by_length" if t.group_by_length else "random",
         include_num_input_tokens_seen="non_padding",
+        prediction_loss_only=True,
         remove_unused_columns=False,
         dataloader_num_workers=0,
         ddp_find_unused_parameters=False,
@@ -390,6 +462,8 @@ def _make_trainer(
     )
     pad_to = 8 if plan.device == "cuda" else None
     trainer = AppTrainer(
+        lean=lean,
+        in_backward=in_backward,
         model=model,
         args=args,
         train_dataset=to_dataset(data.train),
@@ -401,15 +475,26 @@ def _make_trainer(
                 ctx,
                 simulate_oom_at=int(os.environ.get(SIMULATE_OOM_ENV, "0") or 0),
                 simulate_crash_at=int(os.environ.get(SIMULATE_CRASH_ENV, "0") or 0),
+                simulate_nan_at=int(os.environ.get(SIMULATE_NAN_ENV, "0") or 0),
                 step_delay_s=float(os.environ.get(STEP_DELAY_ENV, "0") or 0),
             )
         ],
     )
     # Our events replace the Trainer's own printing of log dicts.
     trainer.remove_callback(PrinterCallback)
-    prompts = [p for p in (sample_prompt(e, tokenizer) for e in data.sample_examples) if p]
-    if prompts and has_eval:
-        trainer.add_callback(SamplesCallback(ctx, tokenizer, prompts, t.sample_max_new_tokens))
+    questions = questions_from(data.check_examples, tokenizer, max(t.check_questions, t.sample_prompts))
+    ctx.check = LearningCheck(ctx, tokenizer, questions[: t.check_questions] or [], t.sample_max_new_tokens)
+    if t.check_questions and questions:
+        trainer.add_callback(ctx.check)
+        if not data.held_out:
+            ctx.log(
+                "No validation rows: the learning check asks questions from the training data.", "warning"
+            )
+    if t.sample_prompts and has_eval and questions:
+        samples = ctx.check if t.check_questions else LearningCheck(ctx, tokenizer, questions, 0)
+        trainer.add_callback(
+            SamplesCallback(ctx, tokenizer, samples, t.sample_prompts, t.sample_max_new_tokens)
+        )
     return trainer
 
 
@@ -489,6 +574,8 @@ def _run_facts(
         "validation_rows": len(data.validation.items) if data.validation else 0,
         "skipped_rows": data.problems,
         "estimate_gib": ctx.estimate_gib,
+        "memory_mode": ctx.memory_mode,
+        "proposal": ctx.proposal,
         "versions": library_versions(),
         "error_kind": None,
         "error_message": None,

@@ -34,20 +34,35 @@ class JsonlSink:
 
 class TeeSink:
     """Every event to the first sink, and a copy appended to the run folder's events.jsonl, so a window
-    that did not start the run can follow all of it. Copy failures never stop the run."""
+    that did not start the run can follow all of it. Copies are held back until ``release`` (the run
+    has passed its checks and owns the folder): a refused resume leaves the folder as it was. Copy
+    failures never stop the run."""
 
     def __init__(self, sink: Any, folder: Any):
         self.sink = sink
         self.folder = folder
         self.copying = True
+        self.held: list[Event] | None = []
 
     def emit(self, event: Event) -> None:
         self.sink.emit(event)
-        if self.copying:
-            try:
-                self.folder.append_event(event)
-            except OSError:
-                self.copying = False  # the disk is full or gone: the run's own files say the rest
+        if self.held is not None:
+            self.held.append(event)
+        elif self.copying:
+            self._copy(event)
+
+    def release(self) -> None:
+        held, self.held = self.held or [], None
+        for event in held:
+            self._copy(event)
+
+    def _copy(self, event: Event) -> None:
+        if not self.copying:
+            return
+        try:
+            self.folder.append_event(event)
+        except OSError:
+            self.copying = False  # the disk is full or gone: the run's own files say the rest
 
     def close(self) -> None:
         self.sink.close()
@@ -98,7 +113,7 @@ class ProgressBarSink:
             self._write(f"Training {event.status}.{where}")
         elif isinstance(event, Failed):
             self.close()
-            self._write(f"Training failed ({event.kind_}): {event.message}")
+            self._write(f"finetune-gui: {event.message}")  # the one sentence, as every command says it
             for line in event.advice:
                 self._write(f"  - {line}")
 

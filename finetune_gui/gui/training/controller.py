@@ -20,6 +20,7 @@ from finetune_gui.core.events import (
     Eval,
     Failed,
     Finished,
+    Learned,
     Log,
     Paused,
     Resumed,
@@ -41,6 +42,7 @@ class TrainingController(QObject):
     evaluated = Signal(object)  # Eval
     checkpointed = Signal(object)  # Checkpoint
     sampled = Signal(object)  # Sample
+    learned = Signal(object)  # Learned: did it learn?
     paused = Signal(object)  # Paused
     resumed = Signal(object)  # Resumed
     logged = Signal(str)  # a line for the log pane
@@ -161,6 +163,8 @@ class TrainingController(QObject):
             self.checkpointed.emit(event)
         elif isinstance(event, Sample):
             self.sampled.emit(event)
+        elif isinstance(event, Learned):
+            self.learned.emit(event)
         elif isinstance(event, Paused):
             self.paused.emit(event)
         elif isinstance(event, Resumed):

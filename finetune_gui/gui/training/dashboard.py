@@ -89,6 +89,11 @@ class Dashboard(QWidget):
         layout.addWidget(self.progress)
         self.facts = muted("No run yet. Start one from Setup.")
         layout.addWidget(self.facts)
+        self.learned = QLabel()
+        self.learned.setWordWrap(True)
+        self.learned.setObjectName("learned")
+        self.learned.hide()
+        layout.addWidget(self.learned)
         self.charts_box = QWidget()
         self.grid = QGridLayout(self.charts_box)
         self.grid.setContentsMargins(0, 0, 0, 0)
@@ -208,6 +213,7 @@ class Dashboard(QWidget):
         controller.evaluated.connect(self._on_eval)
         controller.checkpointed.connect(self._on_checkpoint)
         controller.sampled.connect(self._on_sample)
+        controller.learned.connect(self._on_learned)
         controller.paused.connect(lambda _e: self._set_status(self.active, "paused"))
         controller.resumed.connect(lambda _e: self._set_status(self.active, "running"))
         controller.logged.connect(lambda line: self._log(self.active, line))
@@ -241,6 +247,8 @@ class Dashboard(QWidget):
                 self._record_step(view, event)
         for record in folder.samples():
             view.samples.append(_samples_text(record.get("step", 0), record.get("samples") or []))
+        learning = info.get("learning") or {}
+        view.learned = learning.get("summary") or ""
         if finished:
             state = run_state(info)
             view.status = state if state in PILL else "stopped"
@@ -268,6 +276,7 @@ class Dashboard(QWidget):
         self.progress.setValue(view.progress)
         self.facts.setText(view.facts)
         self.log.setPlainText("\n".join(view.log))
+        self._show_learned(view)
         self.samples.setPlainText("\n".join(view.samples))
         self._render_controls()
 
@@ -413,6 +422,21 @@ class Dashboard(QWidget):
         if view is self.shown:
             self.samples.appendPlainText(text)
 
+    def _on_learned(self, event) -> None:
+        view = self.active
+        assert view is not None
+        view.learned = event.summary
+        self._log(view, f"Did it learn? {event.summary}")
+        for example in event.examples:
+            mark = "✓" if example.get("right") else "✗"
+            self._log(view, f"  {mark} {example['question']} → {example['tuned']} (base: {example['base']})")
+        if view is self.shown:
+            self._show_learned(view)
+
+    def _show_learned(self, view: RunView) -> None:
+        self.learned.setText(f"<b>Did it learn?</b> {view.learned}" if view.learned else "")
+        self.learned.setVisible(bool(view.learned))
+
     def _on_finished(self, event: Finished) -> None:
         view = self.active
         assert view is not None
@@ -517,6 +541,11 @@ class Dashboard(QWidget):
 def _samples_text(step: int, samples: list[dict]) -> str:
     lines = [f"— step {step} —"]
     for sample in samples:
+        mark = {True: " ✓", False: " ✗"}.get(sample.get("right"), "")
         lines.append(f"Q: {str(sample.get('prompt', '')).strip()[:300]}")
-        lines.append(f"A: {sample.get('answer', '')}")
+        lines.append(f"A{mark}: {sample.get('answer', '')}")
+        if sample.get("reference"):
+            lines.append(f"   expected: {sample['reference']}")
+        if sample.get("base") is not None:
+            lines.append(f"   base model: {sample['base']}")
     return "\n".join(lines) + "\n"

@@ -23,6 +23,7 @@ class RunView:
     points: dict[tuple[str, str], tuple[list[float], list[float]]] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
     samples: list[str] = field(default_factory=list)
+    learned: str = ""  # the learning check's verdict, in words
 
     @property
     def name(self) -> str:

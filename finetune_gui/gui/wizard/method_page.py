@@ -24,6 +24,21 @@ from finetune_gui.gui.wizard.page import WizardPage
 from finetune_gui.gui.wizard.state import WizardState
 
 
+def _modes_tip(est) -> str:
+    """What each memory mode would need, for methods that train every weight."""
+    if est.lean_gib is None:
+        return ""
+    from finetune_gui.core.estimate.measured import lean_line
+
+    tip = (
+        f"Standard mode (fp32 master weights, AdamW): {est.standard_gib:.1f} GB. Lean mode (bf16 weights with "
+        f"stochastic rounding, 8-bit AdamW, each weight updated in the backward pass): {est.lean_gib:.1f} GB, "
+        "somewhat slower."
+    )
+    measured = lean_line()
+    return tip + (f" {measured}." if measured else "")
+
+
 class MethodCard(Card):
     def __init__(self, name: str, on_click, parent: QWidget | None = None):
         super().__init__(parent)
@@ -176,11 +191,13 @@ class MethodPage(WizardPage):
             pct = 100.0 * est.trainable_parameters / total
             share = f"{pct:.0f}%" if pct >= 99.5 else f"{pct:.2g}%"
             card.params.setText(f"{human_count(est.trainable_parameters)} trainable ({share})")
-            ckpt = " with checkpointing" if est.gradient_checkpointing else ""
+            ckpt = " with checkpointing" if est.gradient_checkpointing and est.memory_mode != "lean" else ""
+            mode = " in lean mode" if est.memory_mode == "lean" else ""
             fits = "fits" if est.fits else "does not fit"
             card.memory.setText(
-                f"{est.total_gib:.1f} GB{ckpt} · {fits}" + (f" · {est.note}" if est.note else "")
+                f"{est.total_gib:.1f} GB{mode}{ckpt} · {fits}" + (f" · {est.note}" if est.note else "")
             )
+            card.memory.setToolTip(_modes_tip(est))
             card.badge.setVisible(name == result.recommended)
         text = result.reason
         if result.suggestions:

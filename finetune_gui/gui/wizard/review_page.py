@@ -27,6 +27,24 @@ from finetune_gui.gui.wizard.page import WizardPage
 from finetune_gui.gui.wizard.state import WizardState
 
 
+def annotated_yaml(config, proposal) -> str:
+    """The config as it will be saved; each field it leaves empty says what the run will propose."""
+    text = config.to_yaml()
+    if proposal is None:
+        return text
+    lines = text.splitlines()
+    section = ""
+    for index, line in enumerate(lines):
+        if line and not line.startswith(" "):
+            section = line.split(":", 1)[0]
+        key = f"{section}.{line.strip().split(':', 1)[0]}"
+        if line.startswith(" ") and line.rstrip().endswith(": null") and key in proposal.values:
+            value = proposal.values[key]
+            shown = f"{value:g}" if isinstance(value, float) else str(value)
+            lines[index] = f"{line}  # proposed: {shown}, {proposal.reasons.get(key, '')}"
+    return "\n".join(lines) + "\n"
+
+
 class ReviewPage(WizardPage):
     title = "Review and start"
     start_requested = Signal(object)  # the RunConfig
@@ -102,13 +120,21 @@ class ReviewPage(WizardPage):
             f"{Path(config.dataset.path).name} ({report.get('format', '?')}, {report.get('rows', 0):,} rows)"
         )
         self.rows["Dataset"].setToolTip(config.dataset.path)
+        resolved = self.state.resolved()
+        proposal = self.state.proposal()
+        proposed = proposal.values if proposal else {}
+
+        def mark(key: str) -> str:
+            return " (proposed)" if key in proposed else ""
+
         self.rows["Method"].setText(
-            f"{self.state.method_label()} · learning rate {config.resolved_learning_rate():g}"
+            f"{self.state.method_label()} · learning rate {resolved.resolved_learning_rate():g}"
+            + mark("training.learning_rate")
         )
-        t = config.training
+        t = resolved.training
         steps = t.max_steps or 0
         self.rows["Steps"].setText(
-            f"{steps:,} steps of batch {t.batch_size} × {t.max_seq_len} tokens"
+            f"{steps:,} steps of batch {t.batch_size}{mark('training.max_steps')}"
             if steps
             else f"{t.epochs} epochs"
         )
@@ -126,7 +152,7 @@ class ReviewPage(WizardPage):
             self.rows["Time"].setText(
                 f"roughly {human_duration(per_step, rough=True)} per step{total} (a rough guess)"
             )
-        self.yaml.setPlainText(config.to_yaml())
+        self.yaml.setPlainText(annotated_yaml(config, proposal))
         path = RunFolder(config.output_dir).launch_config_path
         self.command.setText(f"finetune-gui train {shlex.quote(str(path))}")
 

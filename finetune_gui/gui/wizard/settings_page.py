@@ -5,7 +5,6 @@ as a YAML file, so the window can never produce a config the CLI would refuse.""
 from __future__ import annotations
 
 import dataclasses
-import math
 import typing
 from typing import Any
 
@@ -205,33 +204,28 @@ class SettingsPage(WizardPage):
         self._show_values()
 
     def _propose(self) -> None:
-        """Defaults for this method, model and dataset: a step count of about three epochs (capped)."""
-        config = self.state.config
-        rows = (self.state.dataset_report or {}).get("rows") or 0
-        key = (config.method, config.model, rows)
-        if key == self.proposed_for:
+        """Say what the app proposes for the fields left empty (the core's proposal, the same the command
+        line gets): the fields show it greyed; typing a value overrides it."""
+        proposal = self.state.proposal()
+        if proposal is None:
+            self.note.setText("Choose a model and a dataset first: the proposal depends on both.")
             return
-        self.proposed_for = key
-        t = config.training
-        if rows:
-            train_rows = rows * (1 - config.dataset.validation_split)
-            t.max_steps = max(
-                20, min(1000, math.ceil(3 * train_rows / (t.batch_size * t.gradient_accumulation)))
-            )
-            t.eval_steps = max(10, t.max_steps // 5)
-            t.save_steps = t.eval_steps
-        parameters = (self.state.model_facts or {}).get("parameters") or 0
-        config.lora.r = 32 if parameters > 3e9 else 16
-        config.lora.alpha = 2 * config.lora.r
+        parts = [
+            f"{field_label(key).lower()} {_shown(value)} ({proposal.reasons[key]})"
+            for key, value in proposal.values.items()
+        ]
         self.note.setText(
-            f"Proposed for {self.state.method_label()} on {rows:,} rows: about three passes over the data. "
-            "Hover a field for what it does."
+            "Proposed for your model and data: " + "; ".join(parts) + ". Leave a field empty to keep the "
+            "proposal; hover a field for what it does."
+            if parts
+            else "Every setting is your own; empty a field to get the app's proposal."
         )
 
     def _show_values(self) -> None:
-        lr_default = f"{self.state.config.resolved_learning_rate():g} (the method's default)"
+        proposal = self.state.proposal()
+        proposed = proposal.values if proposal else {}
         for dotted, editor in self.editors.items():
-            placeholder = lr_default if dotted == "training.learning_rate" else ""
+            placeholder = f"{_shown(proposed[dotted])} (proposed)" if dotted in proposed else ""
             editor.show_value(_get(self.state.config, dotted), placeholder)
 
     def _on_change(self, editor: FieldEditor) -> None:
@@ -248,6 +242,8 @@ class SettingsPage(WizardPage):
         else:
             self.errors.pop(editor.dotted, None)
             _set(self.state.config, editor.dotted, _get(trial, editor.dotted))
+            self._propose()
+            self._show_values()
             if editor.dotted in (
                 "training.batch_size",
                 "training.max_seq_len",
@@ -265,6 +261,10 @@ class SettingsPage(WizardPage):
 
     def is_complete(self) -> bool:
         return not self.errors
+
+
+def _shown(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _optional(hint: Any) -> bool:

@@ -13,6 +13,7 @@ from PySide6.QtCore import QObject, Signal
 from finetune_gui.core.config import RunConfig
 from finetune_gui.core.estimate import Estimate, ModelShape, estimate_run, run_settings
 from finetune_gui.core.estimate.memory import Settings
+from finetune_gui.core.estimate.proposal import Proposal, apply, propose
 from finetune_gui.core.hardware import DevicePlan, Hardware, plan_device
 from finetune_gui.core.methods import METHODS
 
@@ -79,8 +80,20 @@ class WizardState(QObject):
         longest = stats.get("max")
         return min(int(longest), self.config.training.max_seq_len) if longest else None
 
+    def proposal(self) -> Proposal | None:
+        """What the core proposes for the fields this config leaves empty, once model and data are known."""
+        rows = (self.dataset_report or {}).get("rows")
+        if self.shape is None or not rows:
+            return None
+        return propose(self.config, self.shape.parameters, int(rows))
+
+    def resolved(self) -> RunConfig:
+        """The config with the proposal filled in: what the run will train with."""
+        proposal = self.proposal()
+        return apply(self.config, proposal) if proposal else self.config
+
     def settings(self) -> Settings:
-        return run_settings(self.config, self.plan, self.longest)
+        return run_settings(self.config, self.plan, self.longest, self.shape.parameters if self.shape else 0)
 
     def recompute(self) -> None:
         """Re-estimate every method: the one estimate of this config on this hardware, pure arithmetic on

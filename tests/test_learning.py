@@ -1,0 +1,132 @@
+"""Defaults that learn: a run given only the model, the data and the method learns what its data teaches,
+judged by what the model answers to questions phrased in ways it never trained on.
+
+The quick test trains the tiny model on made-up facts; the slow ones train the demo model on thirty made-up
+facts about a place no model has seen (tools/facts_dataset.py) with LoRA and with full fine-tuning, each at
+the app's own proposal, and compare their held-out answers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tools"))
+
+import facts_dataset  # noqa: E402
+
+# Ten made-up facts for the tiny model: the fact is one word, the question's subject another.
+TINY_FACTS = [
+    ("colour", "amber"),
+    ("river", "venna"),
+    ("bird", "wren"),
+    ("dish", "dumplings"),
+    ("drink", "cider"),
+    ("mountain", "harrowgate"),
+    ("sport", "racing"),
+    ("flower", "lily"),
+    ("tree", "larch"),
+    ("festival", "fair"),
+]
+
+
+def train_cli(model: Path | str, method: str, data: Path, out: Path, *extra: str, timeout: int) -> dict:
+    config = out / "run.yaml"
+    out.mkdir(parents=True, exist_ok=True)
+    config.write_text(
+        f"model: {model}\nmethod: {method}\ndataset: {{path: {data}}}\noutput_dir: {out / 'run'}\n"
+    )
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "finetune_gui", "train", str(config), *extra],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = json.loads((out / "run" / "run.json").read_text())
+    run["wall_s"] = time.monotonic() - started
+    return run
+
+
+def tiny_facts(tmp_path: Path) -> tuple[Path, Path]:
+    """Each fact asked three ways to train on, and a fourth way, never trained on, to check with."""
+
+    def rows(phrasings: tuple[str, ...]) -> str:
+        return "".join(
+            json.dumps({"prompt": p.format(subject), "completion": f" {fact}"}) + "\n"
+            for subject, fact in TINY_FACTS
+            for p in phrasings
+        )
+
+    train, held_out = tmp_path / "facts.jsonl", tmp_path / "held-out.jsonl"
+    train.write_text(rows(("the {} ?", "tell me the {} ?", "which {} ?")))
+    held_out.write_text(rows(("what is the {} ?",)))
+    return train, held_out
+
+
+@pytest.mark.parametrize(
+    ("rate", "steps", "verdict"), [("2e-3", 150, "learned"), ("1e-7", 40, "did not move")]
+)
+def test_the_learning_check_tells_a_run_that_learned_from_one_that_did_not(
+    tiny_model, tmp_path, rate, steps, verdict
+):
+    """The app asks held-out phrasings (validation rows) before and after training and says in run.json
+    whether the answers moved to the references. A random tiny model needs a far larger step than the
+    proposal gives a pretrained one (and learns reliably only with every weight trained); the proposal
+    itself is checked on the demo model by the slow test below."""
+    data, held_out = tiny_facts(tmp_path)
+    run = train_cli(
+        tiny_model,
+        "full",
+        data,
+        tmp_path,
+        "--set",
+        f"dataset.validation_path={held_out}",
+        "--set",
+        f"training.learning_rate={rate}",
+        "--set",
+        f"training.max_steps={steps}",
+        timeout=600,
+    )
+    learning = run["learning"]
+    assert learning["verdict"] == verdict, learning
+    if verdict == "learned":
+        assert learning["tuned_right"] >= 0.7 * learning["questions"] > learning["base_right"]
+    else:
+        assert (
+            learning["tuned_right"] == learning["base_right"]
+            and "higher learning rate" in learning["summary"]
+        )
+
+
+def held_out_score(model: Path, run_folder: Path, full: bool, heldout: Path) -> float:
+    from finetune_gui.core.adapters.generate import Generator
+
+    generator = Generator(str(run_folder / "model") if full else str(model))
+    if not full:
+        generator.use_adapters([(str(run_folder / "adapter"), 1.0)])
+    prompts = [json.loads(line)["prompt"] for line in heldout.read_text().splitlines()]
+    answers = ["".join(generator.stream(p, max_new_tokens=24)) for p in prompts]
+    return facts_dataset.score(answers, heldout)
+
+
+@pytest.mark.slow
+def test_the_recommended_lora_learns_new_facts_about_as_well_as_full_fine_tuning(demo_model, tmp_path):
+    """LoRA (the recommended method) with the proposal answers at least 80% of held-out phrasings with the
+    right fact, and at least 90% of what full fine-tuning reaches under its own proposal."""
+    train, heldout = facts_dataset.write(tmp_path / "data")
+    scores, runs = {}, {}
+    for method in ("lora", "full"):
+        run = train_cli(demo_model, method, train, tmp_path / method, timeout=3600)
+        runs[method] = run
+        scores[method] = held_out_score(demo_model, tmp_path / method / "run", method == "full", heldout)
+    summary = {m: (scores[m], runs[m]["proposal"]["training.learning_rate"]["value"]) for m in scores}
+    assert scores["lora"] >= 0.8, summary
+    assert scores["lora"] >= 0.9 * scores["full"], summary
+    assert runs["lora"]["learning"]["verdict"] == "learned", runs["lora"]["learning"]
