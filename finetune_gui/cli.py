@@ -38,6 +38,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from finetune_gui.core.errors import UserError
+    from finetune_gui.core.processes import share_cores
+
+    words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
+    share_cores(words[0] if words else "")
 
     try:
         return int(args.handler(args) or 0)

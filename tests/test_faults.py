@@ -368,3 +368,42 @@ def test_child_processes_share_the_cores(monkeypatch):
     assert env["OMP_NUM_THREADS"] == str(max(1, (os.cpu_count() or 1) // 2))
     monkeypatch.setenv("OMP_NUM_THREADS", "7")  # the user's own choice is kept
     assert child_env(2)["OMP_NUM_THREADS"] == "7"
+
+
+def test_runs_started_outside_the_window_share_the_cores_too(tmp_path, monkeypatch):
+    """A run left training when its window closed, or a command-line run beside the window: a new torch
+    process counts it and takes its share of the cores."""
+    from finetune_gui.core import processes
+
+    assert processes._is_torch_command(["/usr/bin/python3", "-m", "finetune_gui", "train", "run.yaml"])
+    assert processes._is_torch_command(["/home/me/.venv/bin/finetune-gui", "generate-server", "--model", "m"])
+    assert not processes._is_torch_command(["/usr/bin/python3", "-m", "finetune_gui", "estimate", "m"])
+    assert not processes._is_torch_command(["vim", "finetune_gui"])
+    # A stand-in for another run: a process whose command line reads like one (it only sleeps).
+    script = tmp_path / "finetune_gui"
+    script.write_text("import time\ntime.sleep(60)\n")
+    other = subprocess.Popen([sys.executable, str(script), "train", "elsewhere.yaml"], start_new_session=True)
+    try:
+        assert other.pid not in processes.other_torch_pids()  # our own child: the window counts it
+        # Seen from another process (a sibling, as a new command in a terminal is), it counts.
+        seen = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from finetune_gui.core.processes import other_torch_pids as o; print(*o())",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert str(other.pid) in seen.stdout.split()
+        for name in processes.THREAD_VARIABLES:
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(processes.SHARE_ENV, raising=False)
+        monkeypatch.setattr(processes, "others_running", lambda: 1)
+        monkeypatch.setattr(processes.os, "cpu_count", lambda: 4)
+        processes.share_cores("train")
+        assert os.environ["OMP_NUM_THREADS"] == "2"
+    finally:
+        other.kill()
+        other.wait(10)

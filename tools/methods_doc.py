@@ -35,8 +35,8 @@ def main() -> None:
         f"{data['batch_size']}, seed 42, the app's own training path. Then {data['held_out_prompts']} held-out",
         "questions (the same facts asked in phrasings never trained on) answered greedily: **facts** counts",
         "answers containing the fact's made-up key term; **style** counts answers that open with the",
-        "dataset's greeting. Where the proposal answered under 90% of the facts, the same run at ×3 and ×⅓ of",
-        "the proposed learning rate shows what the method can do (**best of the sweep**).",
+        "dataset's greeting. Where the proposal answered under 90% of the facts, the same run at ×3 (and ×⅓ when",
+        "×3 did no better) the proposed learning rate shows what the method can do (**best of the sweep**).",
         "",
         f"Machine: {data['machine']}. Reproduce: `.venv/bin/python bench/method_comparison.py "
         "--out resources/method-comparison.json`, then `python tools/methods_doc.py`.",

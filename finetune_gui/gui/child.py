@@ -75,7 +75,11 @@ class ChildProcess(QObject):
 
     # -- starting
     def start(self) -> ChildProcess:
-        sharing = 1 + sum(1 for c in ChildProcess.running if c.torch_process) if self.torch_process else 1
+        sharing = 1
+        if self.torch_process:
+            from finetune_gui.core.processes import others_running
+
+            sharing += sum(1 for c in ChildProcess.running if c.torch_process) + others_running()
         env = child_env(sharing, self.env)
         stderr: Any = subprocess.PIPE
         log = None

@@ -211,12 +211,17 @@ class SettingsPage(WizardPage):
             self.note.setText("Choose a model and a dataset first: the proposal depends on both.")
             return
         parts = [
-            f"{field_label(key).lower()} {_shown(value)} ({proposal.reasons[key]})"
+            f"• {field_label(key)} {_shown(value)}: {proposal.reasons[key]}"
             for key, value in proposal.values.items()
         ]
         self.note.setText(
-            "Proposed for your model and data: " + "; ".join(parts) + ". Leave a field empty to keep the "
-            "proposal; hover a field for what it does."
+            "\n".join(
+                [
+                    "Proposed for your model and data (leave a field empty to keep the proposal; hover a field "
+                    "for what it does):",
+                    *parts,
+                ]
+            )
             if parts
             else "Every setting is your own; empty a field to get the app's proposal."
         )
