@@ -4,7 +4,8 @@ the estimate, for random-initialised models built from configs (no downloads, no
     .venv/bin/python bench/measure_memory.py [--configs smollm2-135m,qwen2.5-0.5b] [--seq-len 512]
 
 Each method runs as its own `finetune-gui train` process (3 steps, batch 4, sequences of exactly
---seq-len tokens, checkpointing off); run.json's measured peak (torch.cuda.max_memory_allocated) is
+--seq-len tokens, checkpointing off; "full-lean" is full fine-tuning in lean memory mode, which always
+checkpoints); run.json's measured peak (torch.cuda.max_memory_allocated) is
 compared with the estimate's allocated_gib. Prints JSON, then a Markdown table for
 docs/memory-calibration.md. Needs a CUDA GPU.
 """
@@ -77,17 +78,22 @@ def write_data(path: Path, rows: int = 64) -> None:
     path.write_text("\n\n".join(words for _ in range(rows)) + "\n", encoding="utf-8")
 
 
+LEAN = "full-lean"  # full fine-tuning in lean memory mode (every other row pins standard mode)
+
+
 def run_method(model: Path, data: Path, method: str, seq_len: int, out: Path) -> dict:
+    lean = method == LEAN
     config = {
         "model": str(model),
-        "method": method,
+        "method": "full" if lean else method,
         "output_dir": str(out),
         "dataset": {"path": str(data), "format": "text", "validation_split": 0},
         "training": {
             "max_steps": 3,
             "batch_size": 4,
             "max_seq_len": seq_len,
-            "gradient_checkpointing": "off",
+            "gradient_checkpointing": "on" if lean else "off",
+            "memory_mode": "lean" if lean else "standard",
             "save_steps": 1000,
             "logging_steps": 1,
         },
@@ -115,16 +121,22 @@ def estimate_allocated(model: Path, method: str, seq_len: int) -> float:
     import torch
 
     dtype = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    lean = method == LEAN
     settings = Settings(
-        batch_size=4, seq_len=seq_len, dtype=dtype, device="cuda", gradient_checkpointing=False
+        batch_size=4,
+        seq_len=seq_len,
+        dtype=dtype,
+        device="cuda",
+        gradient_checkpointing=lean,
+        memory_mode="lean" if lean else "standard",
     )
-    return estimate_method(method, shape, settings, None).allocated_gib
+    return estimate_method("full" if lean else method, shape, settings, None).allocated_gib
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", default=",".join(CONFIGS))
-    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--methods", default=",".join([*METHODS, LEAN]))
     parser.add_argument("--seq-len", type=int, default=512)
     args = parser.parse_args()
     import torch

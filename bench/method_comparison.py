@@ -5,6 +5,8 @@ sweep shows what the method can do.
 
     .venv/bin/python bench/method_comparison.py [--methods lora,qlora,...] [--out FILE]
 
+With --out, the rows of methods not measured this time are kept from FILE (a long sweep can be run in parts).
+
 Per method: trainable parameters (count and share), proposed learning rate and steps, peak memory (CUDA
 when present, else process RSS), seconds per step, held-out evaluation loss,
 and two task scores on the 50 held-out prompts (resources/demo-heldout.jsonl, phrasings never
@@ -124,6 +126,9 @@ def main() -> None:
 
     machine = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
     rows = {"base": {"method": "base", **score(model, None, False, prompts, args.max_new_tokens)}}
+    if args.out and Path(args.out).is_file():  # measuring some methods keeps the others' rows
+        earlier = json.loads(Path(args.out).read_text(encoding="utf-8")).get("methods") or {}
+        rows.update({k: v for k, v in earlier.items() if k in METHODS and k not in args.methods.split(",")})
     with tempfile.TemporaryDirectory() as tmp:
         for method in args.methods.split(","):
             proposed = measured(model, method, Path(tmp) / method, prompts, args.max_new_tokens)
@@ -162,6 +167,12 @@ def _write(rows: dict, machine: str, prompts: int, out: str | None) -> str:
         "held_out_prompts": prompts,
         "methods": rows,
     }
+    missing = [m for m in METHODS if m not in rows]
+    if missing:
+        result["not_measured"] = {
+            "methods": missing,
+            "why": f"`bench/method_comparison.py --methods {','.join(missing)} --out …` measures them.",
+        }
     text = json.dumps(result, indent=2)
     if out:
         Path(out).write_text(text + "\n", encoding="utf-8")

@@ -239,8 +239,8 @@ def gguf_name(path):
 
 
 def test_quantized_gguf_exports_are_named_described_verified_and_never_mixed(tiny_model, two_loras, tmp_path):
-    """The GGUF path on the tiny model, through the command: q4_1 and q5_0 written by the app, each
-    verified by loading it back, named after the export, with its Modelfile and model card; a second
+    """The GGUF path on the tiny model, through the command: q4_1 written by the app (q5_0 takes the same
+    path: the demo model's slow test covers it), verified by loading it back, named after the export, with its Modelfile and model card; a second
     export into the same folder is refused; --overwrite replaces the folder whole."""
     out = tmp_path / "pirate-style"
     common = [
@@ -252,7 +252,7 @@ def test_quantized_gguf_exports_are_named_described_verified_and_never_mixed(tin
         f"{two_loras[1]}:0.3",
     ]
     sizes = {}
-    for kind in ("f16", "q4_1", "q5_0"):
+    for kind in ("f16", "q4_1"):
         target = tmp_path / f"export-{kind}"
         result = subprocess.run(
             [
@@ -284,7 +284,7 @@ def test_quantized_gguf_exports_are_named_described_verified_and_never_mixed(tin
         assert str(tiny_model) in card and "0.7" in card and "ollama create export-" in card
         assert (target / "Modelfile").read_text().startswith(f"FROM ./{gguf.name}")
         assert report["ollama"] == f"ollama create export-{kind} -f Modelfile"
-    assert sizes["q4_1"] <= 0.45 * sizes["f16"] and sizes["q5_0"] <= 0.5 * sizes["f16"]
+    assert sizes["q4_1"] <= 0.45 * sizes["f16"]
     from transformers import AutoModelForCausalLM
 
     AutoModelForCausalLM.from_pretrained(str(tmp_path / "export-q4_1"), gguf_file="export-q4_1-q4_1.gguf")

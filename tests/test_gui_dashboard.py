@@ -36,6 +36,7 @@ def write_run(tmp_path, tiny_model, **training):
     config.dataset.validation_split = 0.25
     t = config.training
     t.batch_size, t.max_seq_len, t.eval_steps, t.save_steps, t.learning_rate = 4, 96, 3, 3, 1e-2
+    t.check_questions, t.sample_max_new_tokens = 2, 8  # the random tiny model never stops: short answers
     for key, value in training.items():
         setattr(t, key, value)
     path = tmp_path / "run.yaml"
@@ -58,6 +59,10 @@ def test_a_real_run_streams_into_the_charts(qtbot, dashboard, tiny_model, tmp_pa
     assert dashboard.point_count("memory", "peak") == 6
     assert dashboard.status == "completed" and dashboard.progress.value() == 6
     assert (run / "adapter" / "adapter_model.safetensors").is_file()
+    # Did it learn? The held-out check's verdict, in words, above the charts and in run.json.
+    verdict = json.loads((run / "run.json").read_text())["learning"]
+    assert not dashboard.learned.isHidden() and "Did it learn?" in dashboard.learned.text()
+    assert verdict["summary"] in dashboard.learned.text() and verdict["questions"] == 2
 
 
 def test_stop_leaves_a_loadable_adapter(qtbot, dashboard, tiny_model, tmp_path):

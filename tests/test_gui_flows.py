@@ -143,6 +143,7 @@ def background_config(tiny_model, tmp_path, name="background-run", max_steps=300
     t = config.training
     t.max_steps, t.batch_size, t.max_seq_len, t.learning_rate = max_steps, 4, 96, 1e-2
     t.save_steps, t.eval_steps = 3, 1000
+    t.check_questions, t.sample_max_new_tokens = 2, 8  # the random tiny model never stops: short answers
     path = tmp_path / f"{name}.yaml"
     config.save(path)
     return path, runs_dir() / name

@@ -11,7 +11,7 @@ from finetune_gui.core.paths import runs_dir
 pytestmark = pytest.mark.gui
 
 
-def fake_run(name, status, pid=None, losses=(2.0, 1.5, 1.0), checkpoint=True):
+def fake_run(name, status, pid=None, losses=(2.0, 1.5, 1.0), checkpoint=True, learning=None):
     folder = runs_dir() / name
     folder.mkdir(parents=True)
     info = {
@@ -24,6 +24,8 @@ def fake_run(name, status, pid=None, losses=(2.0, 1.5, 1.0), checkpoint=True):
     }
     if pid is not None:
         info["pid"] = pid
+    if learning is not None:
+        info["learning"] = learning
     (folder / "run.json").write_text(json.dumps(info))
     (folder / "metrics.jsonl").write_text(
         "".join(json.dumps({"step": i + 1, "loss": loss}) + "\n" for i, loss in enumerate(losses))
@@ -67,12 +69,22 @@ def test_interrupted_run_is_offered_for_resume(qtbot):
 def test_runs_page_lists_opens_and_overlays(qtbot):
     from finetune_gui.gui.main_window import MainWindow
 
-    fake_run("first", "completed", losses=(3.0, 2.0, 1.0))
+    learning = {
+        "questions": 12,
+        "tuned_right": 11,
+        "base_right": 0,
+        "verdict": "learned",
+        "summary": "It learned.",
+    }
+    fake_run("first", "completed", losses=(3.0, 2.0, 1.0), learning=learning)
     fake_run("second", "stopped", losses=(3.0, 2.5))
     window = MainWindow(detect_hardware=False)
     qtbot.addWidget(window)
     page = window.runs
     assert page.table.rowCount() == 2 and not page.empty.isVisible()
+    headers = [page.table.horizontalHeaderItem(c).text() for c in range(page.table.columnCount())]
+    learned = sorted(page.table.item(r, headers.index("Learned")).text() for r in range(2))
+    assert learned == ["11 of 12 (base 0)", "–"]  # the held-out check, or a dash for a run without one
     page.table.selectAll()
     assert page.overlay is not None and len(page.overlay.series) == 2
     assert {len(s.x) for s in page.overlay.series.values()} == {2, 3}

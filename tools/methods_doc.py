@@ -65,6 +65,13 @@ def main() -> None:
             f"{r['steps']} | {r['peak_gib']:.2f} | {r['seconds_per_step']:.2f} | {rel:.2f}× | {r['eval_loss']:.3f} | "
             f"{r['facts']:.0%} | {r['style']:.0%} | {swept} |"
         )
+    missing = (data.get("not_measured") or {}).get("methods") or []
+    if missing:
+        lines += [
+            "",
+            f"Not yet measured at the proposed settings: {', '.join(missing)}. "
+            + (data.get("not_measured") or {}).get("why", ""),
+        ]
     lines += [
         "",
         "Peak memory here is the training process's RSS on a CPU (weights in fp32, the Python process included),",
@@ -83,7 +90,7 @@ def main() -> None:
                 f"{r['peak_gib']:.2f} GB"
             )
             if r.get("status") == "completed"
-            else "–"
+            else ("not yet re-measured" if name in missing else "–")
         )
         lines.append(f"| {name} | {quality} | {share} | {memory} | {measured} |")
     (REPO / "docs" / "methods.md").write_text("\n".join(lines) + "\n\n" + READING, encoding="utf-8")

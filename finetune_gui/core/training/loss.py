@@ -2,8 +2,8 @@
 vocabulary, 10 bytes an entry once upcast to fp32 for the loss) never exist at once.
 
 The model runs with ``logits_to_keep=1`` (only the last position's logits) while a hook keeps the
-decoder's final hidden states; the loss then computes logits a chunk of positions at a time, each chunk
-under activation checkpointing, so its logits are recomputed in the backward pass instead of kept.
+decoder's final hidden states; the loss then computes logits a chunk of positions at a time, each chunk but
+the last under activation checkpointing, so its logits are recomputed in the backward pass instead of kept.
 Same loss and gradients as the model's own loss (a test checks it); the first batch checks that the
 hook found the right hidden states and otherwise switches back to the model's own loss.
 """
@@ -63,7 +63,13 @@ def chunked_loss(
     total = hidden.new_zeros((), dtype=torch.float32)
     for start in range(0, hidden.shape[1], step):
         part = labels[:, start : start + step]
-        if bool((part != IGNORE).any()):
+        if not bool((part != IGNORE).any()):
+            continue
+        if start + step >= hidden.shape[1]:
+            # The last chunk's logits are the first thing the backward pass needs: recomputing them would
+            # save nothing, so they are kept (a sequence in one chunk costs no more than the usual loss).
+            total = total + _chunk_loss(head, hidden[:, start:], part)
+        else:
             total = total + checkpoint(
                 _chunk_loss, head, hidden[:, start : start + step], part, use_reentrant=False
             )
