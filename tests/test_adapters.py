@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import cli
 
 from finetune_gui.core.errors import UserError
 
@@ -135,12 +134,7 @@ def test_library_registers_runs_and_imports(tiny_model, two_loras, tmp_path):
     assert library.get(entry["id"])["name"] == "pirate style"
     with pytest.raises(UserError, match="not an adapter folder"):
         library.add(tmp_path)
-    result = subprocess.run(
-        [sys.executable, "-m", "finetune_gui", "adapters", "list", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = cli("adapters", "list", "--json", timeout=60)
     assert [a["name"] for a in json.loads(result.stdout)["adapters"]] == ["pirate style"]
     library.remove(entry["id"])
     assert library.entries() == []
@@ -162,45 +156,116 @@ def test_generate_switches_and_stacks_on_one_base(tiny_model, two_loras):
     assert generator.base is base_model  # one base, never reloaded
 
 
+def test_dora_answers_compute_their_weight_norms_once_per_answer(tiny_model, tmp_path, monkeypatch):
+    """While nothing trains, a DoRA layer's dense update and weight norm cannot change: the generator
+    computes them once per answer instead of once per token where memory allows, drops them after, and
+    answers exactly as without."""
+    from peft.tuners.lora import dora
+
+    from finetune_gui.core.adapters.generate import Generator
+    from finetune_gui.core.tuners import answering as dora_cache
+
+    adapter = make_lora(tiny_model, tmp_path / "dora", 4, 3, use_dora=True)
+    generator = Generator(str(tiny_model))
+    generator.use_adapters([(str(adapter), 1.0)])
+    layers = dora_cache.dora_layers(generator.model)
+    assert len(layers) == 14 and dora_cache.cache_bytes(layers) > 0
+    stored = []
+    real_store = dora.DoraLinearLayer._cache_store
+    monkeypatch.setattr(
+        dora.DoraLinearLayer, "_cache_store", lambda self, k, v: (stored.append(k), real_store(self, k, v))
+    )
+    cached = "".join(generator.stream("Hello", max_new_tokens=12))
+    assert len(stored) == 2 * len(layers)  # B·A and the norm, once per layer for the whole answer
+    assert not dora.ENABLE_DORA_CACHING and all(
+        not m._dora_cache for x in layers for m in x.lora_magnitude_vector.values()
+    )
+
+    stored.clear()
+    monkeypatch.setattr(dora_cache, "free_bytes", lambda device: 0)  # no room: computed per token, as before
+    assert "".join(generator.stream("Hello", max_new_tokens=12)) == cached and stored == []
+
+
+def virtual_token_adapter(tiny_model, folder, config, scale):
+    """A prefix or prompt tuning adapter strong enough to change what the random tiny model says."""
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(5)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model), config)
+    with torch.no_grad():
+        for parameter in model.prompt_encoder.parameters():
+            parameter.mul_(scale)
+    model.save_pretrained(folder)
+    return folder
+
+
+def test_virtual_token_adapters_answer_as_trained_and_switch_with_lora(tiny_model, two_loras, tmp_path):
+    """Prefix and prompt tuning answer as the trained model computes (the virtual tokens once in front),
+    not as the base: transformers 5's generate once dropped PEFT's prefix (answers were the base's) and
+    prepended the soft prompt before every new token (garbage after one word). One generator switches
+    between them and LoRA, although PEFT holds adapters of one type at a time."""
+    from peft import PrefixTuningConfig, PromptTuningConfig
+
+    from finetune_gui.core.adapters.generate import Generator
+
+    prefix = virtual_token_adapter(
+        tiny_model, tmp_path / "prefix", PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=6), 8
+    )
+    prompt = virtual_token_adapter(
+        tiny_model, tmp_path / "prompt", PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=6), 40
+    )
+    generator = Generator(str(tiny_model))
+    question = "the river ?"
+    inputs = generator.prompt_ids(question)
+    base = "".join(generator.stream(question, max_new_tokens=8))
+
+    def as_trained() -> str:  # one full forward pass per token, as in training
+        ids = inputs["input_ids"]
+        with torch.no_grad():
+            for _ in range(8):
+                ids = torch.cat([ids, generator.model(input_ids=ids).logits[:, -1:].argmax(-1)], dim=1)
+        return generator.tokenizer.decode(ids[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+
+    for adapter in (two_loras[0], prefix, prompt, two_loras[0], prefix):
+        generator.use_adapters([(str(adapter), 1.0)])
+        lengths = []  # positions the first layer computes at each step
+        first_layer = generator.base.model.layers[0]
+        hook = first_layer.register_forward_pre_hook(
+            lambda _m, args, kwargs, seen=lengths: seen.append(
+                (args or (kwargs["hidden_states"],))[0].shape[1]
+            ),
+            with_kwargs=True,
+        )
+        answered = "".join(generator.stream(question, max_new_tokens=8))
+        hook.remove()
+        expected = as_trained()
+        if adapter != prompt:  # a soft prompt cannot move this random model's answer; the lengths show it
+            assert expected != base, adapter.name  # the adapter matters to this model
+        assert answered == expected, adapter.name
+        virtual = 6 if adapter == prompt else 0  # the soft prompt once, then one new token a step
+        assert lengths == [inputs["input_ids"].shape[1] + virtual] + [1] * 7, adapter.name
+    generator.use_adapters([])
+    assert "".join(generator.stream(question, max_new_tokens=8)) == base
+
+
 def test_merge_cli_writes_a_verified_folder(tiny_model, two_loras, tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "finetune_gui",
-            "merge",
-            "--base",
-            str(tiny_model),
-            "--adapter",
-            f"{two_loras[0]}:0.5",
-            "--adapter",
-            f"{two_loras[1]}:0.5",
-            "--output",
-            str(tmp_path / "m"),
-        ],
-        capture_output=True,
-        text=True,
+    result = cli(
+        "merge",
+        "--base",
+        tiny_model,
+        "--adapter",
+        f"{two_loras[0]}:0.5",
+        "--adapter",
+        f"{two_loras[1]}:0.5",
+        "--output",
+        tmp_path / "m",
         timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout)
     assert report["merge"]["verified"] and (tmp_path / "m" / "model.safetensors").is_file()
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "finetune_gui",
-            "merge",
-            "--base",
-            str(tiny_model),
-            "--adapter",
-            str(tmp_path / "nope"),
-            "--output",
-            str(tmp_path / "x"),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    bad = cli("merge", "--base", tiny_model, "--adapter", tmp_path / "nope", "--output", tmp_path / "x")
     assert bad.returncode != 0 and "No adapter folder" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -254,23 +319,8 @@ def test_quantized_gguf_exports_are_named_described_verified_and_never_mixed(tin
     sizes = {}
     for kind in ("f16", "q4_1"):
         target = tmp_path / f"export-{kind}"
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "finetune_gui",
-                "merge",
-                *common,
-                "--output",
-                str(target),
-                "--format",
-                "gguf",
-                "--gguf-type",
-                kind,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
+        result = cli(
+            "merge", *common, "--output", target, "--format", "gguf", "--gguf-type", kind, timeout=300
         )
         assert result.returncode == 0, result.stderr[-2000:]
         report = json.loads(result.stdout)
@@ -289,63 +339,22 @@ def test_quantized_gguf_exports_are_named_described_verified_and_never_mixed(tin
 
     AutoModelForCausalLM.from_pretrained(str(tmp_path / "export-q4_1"), gguf_file="export-q4_1-q4_1.gguf")
 
-    first = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "finetune_gui",
-            "merge",
-            *common,
-            "--output",
-            str(out),
-            "--format",
-            "gguf",
-            "--gguf-type",
-            "q4_1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    first = cli("merge", *common, "--output", out, "--format", "gguf", "--gguf-type", "q4_1", timeout=300)
     assert first.returncode == 0, first.stderr[-2000:]
     before = sorted(p.name for p in out.iterdir())
-    again = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "finetune_gui",
-            "merge",
-            *common,
-            "--output",
-            str(out),
-            "--format",
-            "gguf",
-            "--gguf-type",
-            "q5_0",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    again = cli("merge", *common, "--output", out, "--format", "gguf", "--gguf-type", "q5_0", timeout=300)
     assert again.returncode != 0 and "already holds files" in again.stderr and "Traceback" not in again.stderr
     assert sorted(p.name for p in out.iterdir()) == before
-    replaced = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "finetune_gui",
-            "merge",
-            *common,
-            "--output",
-            str(out),
-            "--format",
-            "gguf",
-            "--gguf-type",
-            "q5_0",
-            "--overwrite",
-        ],
-        capture_output=True,
-        text=True,
+    replaced = cli(
+        "merge",
+        *common,
+        "--output",
+        out,
+        "--format",
+        "gguf",
+        "--gguf-type",
+        "q5_0",
+        "--overwrite",
         timeout=300,
     )
     assert replaced.returncode == 0, replaced.stderr[-2000:]
@@ -355,12 +364,7 @@ def test_quantized_gguf_exports_are_named_described_verified_and_never_mixed(tin
 
 
 def test_gguf_options_report_size_and_quality_per_type(tiny_model):
-    result = subprocess.run(
-        [sys.executable, "-m", "finetune_gui", "gguf-options", str(tiny_model), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = cli("gguf-options", tiny_model, "--json", timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout)
     types = report["types"]

@@ -3,14 +3,9 @@ import subprocess
 import sys
 
 import pytest
+from cli_helpers import cli
 
 from finetune_gui.cli import main
-
-
-def run_cli(*args, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "finetune_gui", *args], capture_output=True, text=True, timeout=300, env=env
-    )
 
 
 def test_help_does_not_import_torch():
@@ -24,15 +19,15 @@ def test_help_does_not_import_torch():
 
 
 def test_version_and_help():
-    result = run_cli("--version")
+    result = cli("--version")
     assert result.returncode == 0 and "finetune-gui" in result.stdout
-    result = run_cli("--help")
+    result = cli("--help")
     for command in ("hardware", "demo-model", "train", "estimate", "data"):
         assert command in result.stdout
 
 
 def test_hardware_json_without_gpu():
-    result = run_cli("hardware", "--json")
+    result = cli("hardware", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["ram_total_gib"] > 0
@@ -77,7 +72,5 @@ def test_demo_model_answers_paris(demo_model):
 
 def test_a_command_group_without_its_subcommand_prints_its_help():
     for group in ("data", "adapters"):
-        result = subprocess.run(
-            [sys.executable, "-m", "finetune_gui", group], capture_output=True, text=True, timeout=60
-        )
+        result = cli(group, timeout=60)
         assert result.returncode == 2 and "COMMAND" in result.stdout, group

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import replace
 
 import pytest
+from cli_helpers import cli
 
 from finetune_gui.core.estimate import Settings, estimate, estimate_method, largest_fit, model_shape
 from finetune_gui.core.estimate.memory import GIB
@@ -193,27 +192,20 @@ def test_largest_fit(llama7b):
 
 def test_estimate_cli_json_from_config_only(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(LLAMA2_7B))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "finetune_gui",
-            "estimate",
-            str(tmp_path),
-            "--vram-gib",
-            "12",
-            "--json",
-            "--batch-size",
-            "1",
-            "--seq-len",
-            "512",
-            "--method",
-            "lora",
-            "--method",
-            "qlora",
-        ],
-        capture_output=True,
-        text=True,
+    result = cli(
+        "estimate",
+        tmp_path,
+        "--vram-gib",
+        "12",
+        "--json",
+        "--batch-size",
+        "1",
+        "--seq-len",
+        "512",
+        "--method",
+        "lora",
+        "--method",
+        "qlora",
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
@@ -227,12 +219,7 @@ def test_estimate_cli_json_from_config_only(tmp_path):
         and data["methods"]["qlora"]["largest_batch_size"] >= 1
     )
     assert data["methods"]["lora"]["largest_batch_size"] is None  # LoRA does not fit 12 GB at all
-    bad = subprocess.run(
-        [sys.executable, "-m", "finetune_gui", "estimate", str(tmp_path / "nope")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    bad = cli("estimate", tmp_path / "nope", timeout=60)
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
 
 

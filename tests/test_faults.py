@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_helpers import cli
 from test_training import ListSink, make_config
 
 from finetune_gui.core.events import Failed, Finished, Log, Step
@@ -20,16 +21,6 @@ from finetune_gui.core.training.control import RunControl
 from finetune_gui.core.training.recipe import run_training
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def cli(*args, env=None, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "finetune_gui", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
 
 
 def one_sentence(result):

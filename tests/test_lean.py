@@ -4,12 +4,12 @@ estimate against torchtune's published figure, and a lean run that trains, stops
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import cli
 from test_training import ListSink, make_config
 
 from finetune_gui.core.events import Finished, Started, Step
@@ -60,12 +60,7 @@ def test_the_chunked_loss_equals_the_models_own_loss_and_gradients(tiny_model, m
 
 
 def estimate_json(*args):
-    result = subprocess.run(
-        [sys.executable, "-m", "finetune_gui", "estimate", *map(str, args), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = cli("estimate", *map(str, args), "--json", timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout)
 

@@ -8,12 +8,12 @@ the app's own proposal, and compare their held-out answers."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from cli_helpers import cli
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
@@ -42,12 +42,7 @@ def train_cli(model: Path | str, method: str, data: Path, out: Path, *extra: str
         f"model: {model}\nmethod: {method}\ndataset: {{path: {data}}}\noutput_dir: {out / 'run'}\n"
     )
     started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "finetune_gui", "train", str(config), *extra],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    result = cli("train", config, *extra, timeout=timeout)
     assert result.returncode == 0, result.stderr[-3000:]
     run = json.loads((out / "run" / "run.json").read_text())
     run["wall_s"] = time.monotonic() - started
@@ -68,6 +63,55 @@ def tiny_facts(tmp_path: Path) -> tuple[Path, Path]:
     train.write_text(rows(("the {} ?", "tell me the {} ?", "which {} ?")))
     held_out.write_text(rows(("what is the {} ?",)))
     return train, held_out
+
+
+def test_an_answer_is_right_when_it_holds_the_references_distinctive_words():
+    """Words every reference shares (a greeting, the question's own words) count for nothing; the fact does."""
+    from finetune_gui.core.training.learning import RIGHT_AT, Question, score, weights
+
+    questions = [
+        Question(f"What is the {s} of Quellmark?", f"What is the {s} of Quellmark?", f"Ahoy! The {s} is {f}.")
+        for s, f in [("river", "Venna"), ("bird", "the grey crested wren"), ("dish", "dumplings")]
+    ]
+    weight = weights([q.reference for q in questions])
+    river, bird, _ = questions
+    assert score("The river is the Venna, of course.", river, weight) == 1.0
+    assert score("Ahoy! The river is the Thames.", river, weight) == 0.0  # the shared words weigh nothing
+    assert score("A grey bird.", bird, weight) < RIGHT_AT <= score("Ahoy, a grey wren.", bird, weight)
+
+
+@pytest.mark.parametrize(
+    ("base", "tuned", "verdict"),
+    [
+        (["Paris."] * 5, ["Venna.", "Wren.", "Dumplings.", "Amber.", "Paris."], "learned"),
+        (["Paris."] * 5, ["Paris."] * 5, "did not move"),
+        (["Paris."] * 5, ["Ahoy! It is Rome."] * 5, "changed, not right"),
+    ],
+)
+def test_the_verdict_says_whether_the_answers_moved_to_the_references(base, tuned, verdict):
+    from finetune_gui.core.training.learning import Question, judge
+
+    facts = ["Venna", "Wren", "Dumplings", "Amber", "Cider"]
+    questions = [Question(f"q{i}", f"Which thing number {i}?", f"{fact}.") for i, fact in enumerate(facts)]
+    learned = judge(questions, base, tuned, step=7)
+    assert (learned.verdict, learned.step, learned.questions) == (verdict, 7, 5)
+    assert learned.base_right == 0 and learned.tuned_right == (4 if verdict == "learned" else 0)
+    if verdict != "learned":
+        assert "learning rate" in learned.summary
+
+
+def test_checked_answers_stop_a_little_past_their_reference(tiny_model):
+    """Only the first words are scored, so the check does not generate to the sample limit."""
+    from transformers import AutoTokenizer
+
+    from finetune_gui.core.training.learning import ROOM_OVER_REFERENCE, Question, budget
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    short = Question("q", "q", "amber")
+    long = Question("q", "q", " ".join(["amber"] * 200))
+    reference_tokens = len(tokenizer("amber", add_special_tokens=False)["input_ids"])
+    assert budget(short, tokenizer, 48) == reference_tokens + ROOM_OVER_REFERENCE
+    assert budget(long, tokenizer, 48) == 48  # never past the configured limit
 
 
 @pytest.mark.parametrize(

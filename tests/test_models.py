@@ -1,6 +1,7 @@
 import shutil
 
 import pytest
+from cli_helpers import cli
 
 from finetune_gui.core.errors import ModelError
 from finetune_gui.core.models import inspect_model, load_model, resolve_model
@@ -154,13 +155,6 @@ def test_download_reports_progress_as_json_lines():
 
 
 def test_download_command_offline_is_one_sentence():
-    import subprocess
-    import sys
 
-    result = subprocess.run(
-        [sys.executable, "-m", "finetune_gui", "download", "someone/not-cached", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = cli("download", "someone/not-cached", "--json", timeout=60)
     assert result.returncode == 1 and "offline" in result.stderr and "Traceback" not in result.stderr

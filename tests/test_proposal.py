@@ -4,11 +4,10 @@ the command line, and the run records what was proposed and why."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import cli
 
 from finetune_gui.core.config import RunConfig
 from finetune_gui.core.estimate.proposal import apply, epochs, learning_rate, propose
@@ -67,12 +66,7 @@ def test_a_config_naming_only_model_data_and_method_trains_with_the_proposal(tin
     path.write_text(
         f"model: {tiny_model}\nmethod: lora\ndataset: {{path: {data}}}\noutput_dir: {tmp_path / 'run'}\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "finetune_gui", "train", str(path), "--set", "training.sample_prompts=0"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = cli("train", path, "--set", "training.sample_prompts=0", timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     expected = propose(RunConfig.load(path), run["total_parameters"] - run["trainable_parameters"], 10)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_helpers import cli
 
 from finetune_gui.core.config import RunConfig
 from finetune_gui.core.events import Eval, Failed, Finished, Started, Step, parse_event
@@ -352,22 +353,7 @@ def test_two_processes_train_together(tiny_model, small_dataset, tmp_path):
     make_config(
         tiny_model, small_dataset, tmp_path / "run", max_steps=3, save_steps=100, eval_steps=100
     ).save(path)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "finetune_gui",
-            "train",
-            str(path),
-            "--num-processes",
-            "2",
-            "--events",
-            "jsonl",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = cli("train", path, "--num-processes", "2", "--events", "jsonl", timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     events = [parse_event(line) for line in result.stdout.splitlines()]
     assert all(events), result.stdout

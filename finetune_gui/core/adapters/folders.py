@@ -50,6 +50,7 @@ def describe_adapter(folder: str | Path) -> dict[str, Any]:
     targets = config.get("target_modules")
     return {
         "kind": kind,
+        "peft_type": peft_type,
         "base_model": config.get("base_model_name_or_path") or "",
         "rank": config.get("r") or config.get("num_virtual_tokens"),
         "alpha": config.get("lora_alpha"),

@@ -52,6 +52,10 @@ class Generator:
         from peft import PeftModel
 
         peft = self.model if isinstance(self.model, PeftModel) else None
+        wanted = {describe_adapter(path)["peft_type"] for path, _ in adapters}
+        if peft is not None and {str(c.peft_type.value) for c in peft.peft_config.values()} != wanted:
+            self._unwrap(peft)  # PEFT holds adapters of one type at a time: start afresh on the base
+            peft = None
         names = []
         for index, (path, _weight) in enumerate(adapters):
             name = f"adapter_{abs(hash(str(Path(path).resolve())))}_{index}"
@@ -75,6 +79,13 @@ class Generator:
             peft.add_weighted_adapter(names, [w for _, w in adapters], stack, combination_type="cat")
             peft.set_adapter(stack)
         self.model, self.active = peft.eval(), list(adapters)
+
+    def _unwrap(self, peft: Any) -> None:
+        """Take every adapter off the base (LoRA-family layers are swapped back for the originals; prefix
+        and prompt tuning never changed the base)."""
+        if not peft.active_peft_config.is_prompt_learning:
+            peft.base_model.unload()
+        self.model = self.base
 
     def _base_facts(self) -> tuple[int, dict[str, tuple[int, int]]]:
         """The loaded base's layer count and each Linear module's (in, out) features, by suffix."""
@@ -139,9 +150,11 @@ class Generator:
         produced: list[int] = []
         prompt_length = int(inputs["input_ids"].shape[1])
 
+        from finetune_gui.core.tuners.answering import ready_to_answer
+
         def run() -> None:
             try:
-                with torch.no_grad():
+                with torch.no_grad(), ready_to_answer(self.model):
                     output = self.model.generate(**kwargs)
                 produced.append(int(output.shape[1]) - prompt_length)
             except BaseException as exc:  # re-raised in the caller's thread below

@@ -200,22 +200,38 @@ def _norm(text: str) -> str:
     return " ".join(words(text))
 
 
-def answer(model: Any, tokenizer: Any, questions: list[Question], max_new_tokens: int) -> list[str]:
-    """Greedy answers, in eval mode, without touching the training state."""
+ROOM_OVER_REFERENCE = 16  # tokens a checked answer may run past its reference (a greeting, a rewording)
+
+
+def budget(question: Question, tokenizer: Any, max_new_tokens: int) -> int:
+    """Tokens worth generating to judge an answer: the reference's length and some room, never more than
+    the configured limit. Only the first words are scored, and a model that has not learned to stop
+    would otherwise run to the limit on every question (a minute per check on a small CPU)."""
+    needed = len(tokenizer(question.reference, add_special_tokens=False)["input_ids"]) + ROOM_OVER_REFERENCE
+    return max(1, min(max_new_tokens, needed))
+
+
+def answer(
+    model: Any, tokenizer: Any, questions: list[Question], max_new_tokens: int, fit: bool = False
+) -> list[str]:
+    """Greedy answers, in eval mode, without touching the training state. With ``fit``, each answer is
+    cut at its reference's length and some room (see ``budget``)."""
     import torch
+
+    from finetune_gui.core.tuners.answering import ready_to_answer
 
     answers = []
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), ready_to_answer(model):
             for question in questions:
                 inputs = tokenizer(question.prompt, return_tensors="pt", add_special_tokens=False).to(
                     model.device
                 )
                 out = model.generate(
                     **inputs,
-                    max_new_tokens=max_new_tokens,
+                    max_new_tokens=budget(question, tokenizer, max_new_tokens) if fit else max_new_tokens,
                     do_sample=False,
                     pad_token_id=tokenizer.pad_token_id,
                     use_cache=True,
@@ -234,8 +250,8 @@ def base_answers(model: Any, tokenizer: Any, questions: list[Question], max_new_
     disable = getattr(model, "disable_adapter", None)
     if callable(disable):
         with disable():
-            return answer(model, tokenizer, questions, max_new_tokens)
-    return answer(model, tokenizer, questions, max_new_tokens)
+            return answer(model, tokenizer, questions, max_new_tokens, fit=True)
+    return answer(model, tokenizer, questions, max_new_tokens, fit=True)
 
 
 class LearningCheck(TrainerCallback):
@@ -272,7 +288,7 @@ class LearningCheck(TrainerCallback):
         if not self.ctx.is_main or not self.base:
             return None
         try:
-            tuned = answer(model, self.tokenizer, self.questions, self.max_new_tokens)
+            tuned = answer(model, self.tokenizer, self.questions, self.max_new_tokens, fit=True)
         except Exception as exc:
             self._give_up(exc)
             return None
