@@ -7,12 +7,12 @@ base model's, word for word, although training (a plain forward pass) had learne
 prompt was prepended again before every new token: one right word, then garbage. Here the prefix goes
 into generate's cache at the first step, and the soft prompt's repeats are cut.
 
-**DoRA at LoRA's speed.** In eval mode PEFT recomputes, for every adapted layer and every generated
-token, the dense update B·A and the adapted weight's norm, although neither can change while nothing
-trains: scoring a DoRA adapter's answers took about 7× as long as a LoRA one's on the demo model on a
-CPU. PEFT can cache both (``peft.helpers.DoraCaching``): the same answers, 3× faster there. The dense
-updates take as much memory as the adapted weights, so the cache is used only where that fits with room
-to spare, and dropped when the answer is done."""
+**DoRA without per-token recomputation.** In eval mode PEFT recomputes, for every adapted layer and
+every generated token, the dense update B·A and the adapted weight's norm, although neither can change
+while nothing trains: scoring a DoRA adapter's answers took about 7× as long as a LoRA one's on the
+demo model on a CPU. PEFT can cache both (``peft.helpers.DoraCaching``): the same answers, 3× faster
+there. The dense updates take as much memory as the adapted weights, so the cache is used only where
+that fits with room to spare, and dropped when the answer is done."""
 
 from __future__ import annotations
 
