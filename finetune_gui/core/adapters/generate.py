@@ -33,7 +33,8 @@ class Generator:
             if hasattr(self.model, "disable_adapter_layers"):
                 self.model.disable_adapter_layers()
             return
-        methods = [for_kind(describe_adapter(path)["kind"]) for path, _ in adapters]
+        described = [describe_adapter(path) for path, _ in adapters]
+        methods = [for_kind(d["kind"]) for d in described]
         layers, linear = self._base_facts()
         for path, _weight in adapters:
             check_fits(path, layers, linear, self.source.spec)
@@ -52,7 +53,7 @@ class Generator:
         from peft import PeftModel
 
         peft = self.model if isinstance(self.model, PeftModel) else None
-        wanted = {describe_adapter(path)["peft_type"] for path, _ in adapters}
+        wanted = {d["peft_type"] for d in described}
         if peft is not None and {str(c.peft_type.value) for c in peft.peft_config.values()} != wanted:
             self._unwrap(peft)  # PEFT holds adapters of one type at a time: start afresh on the base
             peft = None
