@@ -8,11 +8,15 @@ the run ends with a saved, loadable state.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
 from pathlib import Path
 from typing import TextIO
+
+# Set by the launcher of several workers: when the run (not each worker) started, in ns.
+STARTED_ENV = "FINETUNE_GUI_RUN_STARTED_NS"
 
 
 class RunControl:
@@ -62,17 +66,22 @@ class RunControl:
         thread.start()
         return thread
 
-    def watch_file(self, path: Path, poll_s: float = 0.3) -> threading.Thread:
-        """Apply the word in ``path`` whenever it changes (the run folder's control file)."""
+    def watch_file(self, path: Path, since_ns: int, poll_s: float = 0.3) -> threading.Thread:
+        """Apply the word in ``path`` whenever it changes (the run folder's control file).
+
+        A word written before ``since_ns`` (the run's start, ``run_started_ns``) is an earlier session's
+        and is ignored: a run stopped from the window and resumed later found the old
+        ``stop`` still in the file and stopped again after one step, unless the file happened to be
+        deleted before the watcher's first look (the resume flow that waited 180 s in some runs)."""
 
         def watcher() -> None:
-            seen: float | None = None
+            seen: int | None = None
             while not self._stop.is_set():
                 try:
-                    changed = path.stat().st_mtime_ns
+                    changed: int | None = path.stat().st_mtime_ns
                 except OSError:
                     changed = None
-                if changed is not None and changed != seen:
+                if changed is not None and changed != seen and changed >= since_ns:
                     seen = changed
                     try:
                         word = path.read_text(encoding="utf-8").strip()
@@ -95,3 +104,13 @@ class RunControl:
 
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
+
+
+def run_started_ns(default_ns: int) -> int:
+    """When this run started, in the clock file times use: the window sets it just before it spawns the
+    run and the launcher of ``--num-processes`` passes its own to every worker (so all ranks agree on
+    what is stale); otherwise ``default_ns``. File times lag the clock by up to a tick, so the mark is set
+    a little earlier; an earlier session's words are seconds older."""
+    inherited = os.environ.get(STARTED_ENV, "")
+    started = int(inherited) if inherited.isdigit() else default_ns
+    return started - 100_000_000

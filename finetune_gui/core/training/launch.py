@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from finetune_gui.core.processes import self_command
+from finetune_gui.core.training.control import STARTED_ENV
 from finetune_gui.core.training.distributed import RDZV_ENV
 
 
@@ -41,6 +42,7 @@ def launch(child_args: list[str], world_size: int) -> int:
     folder = Path(tempfile.mkdtemp(prefix="finetune-gui-rdzv-"))
     rdzv = str(folder / "rendezvous")
     command = self_command("train", *child_args)
+    os.environ.setdefault(STARTED_ENV, str(time.time_ns()))  # every rank: the run's start, not its own
     workers = [
         subprocess.Popen(
             command,

@@ -24,7 +24,7 @@ from finetune_gui.core.hardware import DevicePlan
 from finetune_gui.core.methods import METHODS, optimizer_for
 from finetune_gui.core.runs import RunFolder
 from finetune_gui.core.training import failures
-from finetune_gui.core.training.control import RunControl
+from finetune_gui.core.training.control import RunControl, run_started_ns
 from finetune_gui.core.training.inputs import Data, load_data, to_dataset
 
 # Test-only switches: raise an out-of-memory error, or an unexpected one, at this step; sleep this long
@@ -181,15 +181,16 @@ def _open(ctx: RunContext, resume: bool) -> Any:
 
 
 def _begin(ctx: RunContext) -> None:
-    """The run takes over its folder: the resolved config, the metrics up to the checkpoint, a cleared
-    control file, the events file; from here on a failure is recorded in run.json."""
+    """The run takes over its folder: the resolved config, the metrics up to the checkpoint, the control
+    file watched, the events file; from here on a failure is recorded in run.json."""
     from finetune_gui.core.training.sinks import TeeSink
 
     folder = ctx.folder
-    ctx.control.watch_file(folder.control_path)
+    # Not cleared first: a word the window wrote while the run loaded is this run's (Stop during loading);
+    # the watcher itself ignores words older than the run.
+    ctx.control.watch_file(folder.control_path, run_started_ns(int(ctx.started_at * 1e9)))
     if not ctx.is_main:
         return
-    folder.clear_request()
     ctx.config.save(folder.config_path)
     if ctx.checkpoint is not None:
         folder.truncate_metrics(ctx.start_step)

@@ -11,6 +11,8 @@ stopped and saved after the window that started it is gone. ``detach`` lets the 
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -30,6 +32,7 @@ from finetune_gui.core.events import (
     event_from_dict,
 )
 from finetune_gui.core.runs import RunFolder, process_alive
+from finetune_gui.core.training.control import STARTED_ENV
 from finetune_gui.core.training.failures import exit_code_sentence
 from finetune_gui.gui.child import ChildProcess
 
@@ -81,8 +84,13 @@ class TrainingController(QObject):
             args.append("--resume")
         if num_processes > 1:
             args += ["--num-processes", str(num_processes)]
+        # The words of an earlier session (its Stop) must not reach this one: cleared, and the run is told
+        # when it started, so it ignores anything older.
+        self.folder.clear_request()
+        run_env = dict(os.environ if env is None else env)
+        run_env[STARTED_ENV] = str(time.time_ns())
         self.child = ChildProcess(
-            args, self, env=env, log_path=self.folder.log_path, survives_window=True, torch_process=True
+            args, self, env=run_env, log_path=self.folder.log_path, survives_window=True, torch_process=True
         )
         self.child.line_received.connect(self._on_line)
         self.child.ended.connect(self._on_child_ended)
