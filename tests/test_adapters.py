@@ -401,3 +401,81 @@ def test_peft_combinations_and_adapter_folder_export(tiny_model, two_loras, tmp_
         folder / "README.md"
     ).read_text()
     assert (folder / "BASE_MODEL.txt").read_text().strip() == str(tiny_model)
+
+
+def test_a_single_adapter_merged_at_a_weight_is_verified_against_that_weight(tiny_model, two_loras, tmp_path):
+    """0.7 × one adapter: the reference is the adapter at 0.7, so a right merge is verified and a merge
+    at another weight than the reference's is not."""
+    from finetune_gui.core.adapters.merge import merge, verify
+
+    a, _ = two_loras
+    out = merge(str(tiny_model), [(str(a), 0.7)], tmp_path / "merged")
+    report = verify(str(tiny_model), [(str(a), 0.7)], out)
+    assert report["verified"] and report["max_abs_diff"] < 1e-4, report["message"]
+    assert not verify(str(tiny_model), [(str(a), 1.0)], out)["verified"]
+
+
+def snapped_base(tiny_model, folder):
+    """The tiny model with every 2-D weight rounded onto the q4_1 grid, as the demo model's are (it is a
+    dequantized Q4_1 file)."""
+    import shutil
+
+    import numpy as np
+    from gguf import GGMLQuantizationType, quants
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(tiny_model, folder)
+    tensors = load_file(str(folder / "model.safetensors"))
+    q41 = GGMLQuantizationType.Q4_1
+    for key, value in tensors.items():
+        if value.ndim == 2 and value.shape[-1] % 32 == 0:
+            array = value.float().numpy().astype(np.float32)
+            tensors[key] = torch.from_numpy(quants.dequantize(quants.quantize(array, q41), q41)).to(
+                value.dtype
+            )
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    return folder
+
+
+def test_an_export_that_snaps_the_fine_tune_back_to_the_base_is_not_verified(tiny_model, tmp_path):
+    """The demo model's trap on the tiny model: a base on the q4_1 grid and a small fine-tune. Its q4_1
+    export rounds the changes away (NOT verified, and the sentence says what to choose); q8_0 keeps them."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = snapped_base(tiny_model, tmp_path / "grid-base")
+    torch.manual_seed(3)
+    model = AutoModelForCausalLM.from_pretrained(base)
+    peft = get_peft_model(
+        model, LoraConfig(r=4, lora_alpha=4, target_modules="all-linear", init_lora_weights=False)
+    )
+    with torch.no_grad():  # a small fine-tune: changes well inside one q4_1 step
+        for name, param in peft.named_parameters():
+            if "lora_B" in name:
+                param.mul_(0.02)
+    peft.save_pretrained(tmp_path / "small")
+    verdicts = {}
+    for kind in ("q4_1", "q8_0"):
+        result = cli(
+            "merge",
+            "--base",
+            base,
+            "--adapter",
+            tmp_path / "small",
+            "--output",
+            tmp_path / kind,
+            "--format",
+            "gguf",
+            "--gguf-type",
+            kind,
+            timeout=300,
+        )
+        assert "Traceback" not in result.stderr
+        report = json.loads(result.stdout)
+        verdicts[kind] = (result.returncode, report["gguf"])
+    code, q41 = verdicts["q4_1"]
+    assert code != 0 and not q41["verified"] and q41["kept"] < 0.5, q41["message"]
+    assert q41["message"].startswith("NOT verified: q4_1 keeps only") and "q8_0" in q41["message"]
+    code, q80 = verdicts["q8_0"]
+    assert code == 0 and q80["verified"] and q80["kept"] > 0.9, q80["message"]
+    assert "tensors: all" in q80["message"] and "answers:" in q80["message"]

@@ -70,9 +70,11 @@ def export_gguf(
     outtype: str = "f16",
     name: str = "",
     notes: list[str] | None = None,
+    f32_reference: Path | None = None,
 ) -> Path:
     """Write ``out_file`` as ``outtype``, its ``general.name`` set to ``name``; what the converter noted
-    for the user is added to ``notes``."""
+    for the user is added to ``notes``. With ``f32_reference``, the converter's f32 file of the same
+    model is left there too (the block types are quantized from it anyway), for ``verify_gguf``."""
     if outtype not in GGUF_TYPES:
         raise UserError(f"GGUF type {outtype!r} is not offered; choose one of {', '.join(GGUF_TYPES)}.")
     kind = GGUF_TYPES[outtype]
@@ -94,6 +96,8 @@ def export_gguf(
             said += _convert(model_dir, intermediate, "f32" if kind.block else "f16", name)
             if kind.block:
                 requantize(intermediate, partial, outtype, name)
+                if f32_reference is not None:
+                    intermediate.replace(f32_reference)
             else:
                 k_quantize(intermediate, partial, outtype)
         except BaseException:
@@ -102,7 +106,15 @@ def export_gguf(
         finally:
             intermediate.unlink(missing_ok=True)
     partial.replace(out_file)
+    if f32_reference is not None and not f32_reference.is_file():
+        write_f32(model_dir, f32_reference, name)
     return out_file
+
+
+def write_f32(model_dir: str | Path, target: Path, name: str = "") -> Path:
+    """The converter's f32 GGUF of ``model_dir``: the reference a written GGUF is read back against."""
+    _convert(model_dir, target, "f32", name or Path(model_dir).name)
+    return target
 
 
 def _convert(model_dir: str | Path, target: Path, outtype: str, name: str) -> list[str]:
@@ -180,31 +192,74 @@ def default_system_prompt(model_dir: Path) -> str:
     return ""
 
 
-def verify_gguf(model_dir: str | Path, gguf_file: str | Path, outtype: str = "f16") -> dict[str, Any]:
-    """Load the GGUF back (transformers dequantizes it) and compare it with the merged model on an
-    ordinary paragraph: perplexity, and the top next token at every position."""
+def verify_gguf(
+    model_dir: str | Path,
+    gguf_file: str | Path,
+    outtype: str = "f16",
+    *,
+    merged_f32: Path | None = None,
+    base_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Is the written GGUF the fine-tuned model? Two levels, each named in the verdict:
+
+    - tensors (any architecture): every tensor read back with the ``gguf`` package and compared with the
+      converter's f32 file of the merged model (``merged_f32``, written here when not given), and, when
+      ``base_dir`` is given, how much of the fine-tune's change to the weights it keeps;
+    - answers (where transformers reads this architecture's GGUF): perplexity and the top next token on
+      an ordinary paragraph, against the merged model.
+
+    A type that snaps the fine-tune back toward the base is NOT verified, whatever perplexity says."""
+    import tempfile
+
+    from finetune_gui.core.adapters.gguf_check import compare
+
+    model_dir, gguf_file = Path(model_dir), Path(gguf_file)
+    with tempfile.TemporaryDirectory(dir=gguf_file.parent, prefix=".verify-") as tmp:
+        merged_reference = merged_f32 or write_f32(model_dir, Path(tmp) / "merged-f32.gguf")
+        base_reference = write_f32(base_dir, Path(tmp) / "base-f32.gguf") if base_dir else None
+        tensors = compare(gguf_file, merged_reference, base_reference, _family(outtype))
+    answers = _answers(model_dir, gguf_file, outtype)
+    verified = tensors.matches and tensors.keeps_fine_tune and answers.get("verified", True)
+    parts = [f"tensors: {tensors.sentence(outtype)}"]
+    if not tensors.keeps_fine_tune:
+        parts.insert(
+            0,
+            f"{outtype} keeps only {max(tensors.kept or 0.0, 0.0):.0%} of your fine-tune's changes on this model "
+            "(its rounding snaps them back toward the base): export q8_0 or f16 instead",
+        )
+    parts.append(answers["sentence"])
+    return {
+        "verified": verified,
+        "tensors": tensors.to_dict(),
+        "kept": tensors.kept,
+        **{k: v for k, v in answers.items() if k not in ("sentence", "verified")},
+        "answers_checked": "verified" in answers,
+        "size_bytes": gguf_file.stat().st_size,
+        "message": f"{'verified' if verified else 'NOT verified'}: " + "; ".join(parts),
+    }
+
+
+def _answers(model_dir: Path, gguf_file: Path, outtype: str) -> dict[str, Any]:
+    """Load the GGUF with transformers (which dequantizes it) and compare it with the merged model on an
+    ordinary paragraph: perplexity, and the top next token at every position. Where transformers cannot
+    read this architecture's GGUF the answers are not checked, and the verdict says so."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
-    model_dir, gguf_file = Path(model_dir), Path(gguf_file)
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    reference = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
     try:
         exported = AutoModelForCausalLM.from_pretrained(
             str(gguf_file.parent), gguf_file=gguf_file.name, quantization_config=GgufConfig(dequantize=True)
         ).eval()
-    except Exception as exc:  # the file was written but does not load: that is the verification's answer
-        return {
-            "verified": False,
-            "message": f"NOT verified: the GGUF does not load back ({type(exc).__name__}: {exc})",
-        }
+    except Exception as exc:
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        return {"sentence": f"answers not checked: transformers cannot load this GGUF here ({reason})"}
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    reference = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
     base_ppl, base_top = perplexity(reference, tokenizer)
     ppl, top = perplexity(exported, tokenizer)
     agreement = (base_top == top).float().mean().item()
     ratio = ppl / base_ppl
-    limit = TOLERANCE[_family(outtype)]
-    ok = ratio <= limit
-    verdict = "verified" if ok else "NOT verified"
+    ok = ratio <= TOLERANCE[_family(outtype)]
     closeness = "" if ratio <= CLOSE else " (a large loss for this model: a larger type stays closer)"
     return {
         "verified": ok,
@@ -213,10 +268,9 @@ def verify_gguf(model_dir: str | Path, gguf_file: str | Path, outtype: str = "f1
         "perplexity_ratio": round(ratio, 3),
         "top1_agreement": agreement,
         "positions": int(top.shape[0]),
-        "size_bytes": gguf_file.stat().st_size,
-        "message": f"{verdict}: the {outtype} GGUF's perplexity on an ordinary paragraph is {ppl:.2f} against "
-        f"{base_ppl:.2f} for the merged model (×{ratio:.2f}){closeness}; its top next token agrees on "
-        f"{agreement:.0%} of {int(top.shape[0])} positions",
+        "sentence": f"answers: perplexity on an ordinary paragraph {ppl:.2f} against {base_ppl:.2f} for the "
+        f"merged model (×{ratio:.2f}){closeness}, top next token agrees on {agreement:.0%} of "
+        f"{int(top.shape[0])} positions",
     }
 
 

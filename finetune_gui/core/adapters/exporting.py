@@ -128,14 +128,26 @@ def _write(
     gguf_name = None
     if fmt == "gguf":
         from finetune_gui.core.adapters.export import export_gguf, modelfile, verify_gguf
+        from finetune_gui.core.models import materialize, resolve_model
 
         report_progress(f"Writing the GGUF ({gguf_type})", 0.8)
         notes: list[str] = []
-        gguf = export_gguf(model_dir, folder / f"{name}-{gguf_type}.gguf", gguf_type, name, notes)
-        gguf_name = gguf.name
-        (folder / "Modelfile").write_text(modelfile(model_dir, gguf.name), encoding="utf-8")
-        report_progress("Verifying the GGUF", 0.9)
-        report["gguf"] = {"path": str(gguf), "type": gguf_type, **verify_gguf(model_dir, gguf, gguf_type)}
+        with tempfile.TemporaryDirectory(dir=folder, prefix=".reference-") as tmp:
+            merged_f32 = Path(tmp) / "merged-f32.gguf"
+            gguf = export_gguf(
+                model_dir, folder / f"{name}-{gguf_type}.gguf", gguf_type, name, notes, merged_f32
+            )
+            gguf_name = gguf.name
+            (folder / "Modelfile").write_text(modelfile(model_dir, gguf.name), encoding="utf-8")
+            report_progress("Verifying the GGUF", 0.9)
+            checked = verify_gguf(
+                model_dir,
+                gguf,
+                gguf_type,
+                merged_f32=merged_f32,
+                base_dir=materialize(resolve_model(base)).path,
+            )
+        report["gguf"] = {"path": str(gguf), "type": gguf_type, **checked}
         report["gguf"]["notes"] = notes
         report["modelfile"] = str(folder / "Modelfile")
         report["ollama"] = f"ollama create {model_card.ollama_name(name)} -f Modelfile"

@@ -327,14 +327,16 @@ VERIFY_PROMPT = [{"role": "user", "content": "Write one sentence about the sea."
 
 
 def reference_model(base: str, adapters: list[tuple[str, float]]) -> Any:
-    """The adapters applied on the base by PEFT itself (weighted 'cat' combination for stacks)."""
+    """The adapters applied on the base by PEFT itself, at their weights: one adapter at weight 1 as it
+    is, anything else (a stack, or one adapter scaled) as PEFT's weighted 'cat' combination. A scaled
+    single adapter was once compared at full weight, so every right 0.7 merge said "NOT verified"."""
     import torch
     from peft import PeftModel
 
     from finetune_gui.core.models import load_model, materialize, resolve_model
 
     model = load_model(materialize(resolve_model(base)), dtype=torch.float32)
-    if len(adapters) == 1:
+    if len(adapters) == 1 and adapters[0][1] == 1.0:
         return PeftModel.from_pretrained(model, adapters[0][0]).eval()
     names = [f"a{i}" for i in range(len(adapters))]
     peft = PeftModel.from_pretrained(model, adapters[0][0], adapter_name=names[0])
