@@ -84,7 +84,7 @@ def test_runs_page_lists_opens_and_overlays(qtbot):
     assert page.table.rowCount() == 2 and not page.empty.isVisible()
     headers = [page.table.horizontalHeaderItem(c).text() for c in range(page.table.columnCount())]
     learned = sorted(page.table.item(r, headers.index("Learned")).text() for r in range(2))
-    assert learned == ["11 of 12 (base 0)", "–"]  # the held-out check, or a dash for a run without one
+    assert learned == ["–", "✓ 11 of 12 (base 0)"]  # the held-out check, or a dash for a run without one
     page.table.selectAll()
     assert page.overlay is not None and len(page.overlay.series) == 2
     assert {len(s.x) for s in page.overlay.series.values()} == {2, 3}

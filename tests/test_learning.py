@@ -80,24 +80,97 @@ def test_an_answer_is_right_when_it_holds_the_references_distinctive_words():
     assert score("A grey bird.", bird, weight) < RIGHT_AT <= score("Ahoy, a grey wren.", bird, weight)
 
 
+FACTS = ["Venna", "Wren", "Dumplings", "Amber", "Cider", "Larch", "Lily", "Racing", "Fair", "Harrowgate"]
+
+
 @pytest.mark.parametrize(
     ("base", "tuned", "verdict"),
     [
-        (["Paris."] * 5, ["Venna.", "Wren.", "Dumplings.", "Amber.", "Paris."], "learned"),
-        (["Paris."] * 5, ["Paris."] * 5, "did not move"),
-        (["Paris."] * 5, ["Ahoy! It is Rome."] * 5, "changed, not right"),
+        (["Paris."] * 10, [*[f"{f}." for f in FACTS[:8]], "Paris.", "Paris."], "learned"),
+        (["Paris."] * 10, ["Paris."] * 10, "did not move"),
+        (["Paris."] * 10, ["Ahoy! It is Rome."] * 10, "changed, not right"),
     ],
 )
 def test_the_verdict_says_whether_the_answers_moved_to_the_references(base, tuned, verdict):
     from finetune_gui.core.training.learning import Question, judge
 
-    facts = ["Venna", "Wren", "Dumplings", "Amber", "Cider"]
-    questions = [Question(f"q{i}", f"Which thing number {i}?", f"{fact}.") for i, fact in enumerate(facts)]
+    questions = [Question(f"q{i}", f"Which thing number {i}?", f"{fact}.") for i, fact in enumerate(FACTS)]
     learned = judge(questions, base, tuned, step=7)
-    assert (learned.verdict, learned.step, learned.questions) == (verdict, 7, 5)
-    assert learned.base_right == 0 and learned.tuned_right == (4 if verdict == "learned" else 0)
+    assert (learned.verdict, learned.step, learned.questions) == (verdict, 7, 10)
+    assert learned.base_right == 0 and learned.tuned_right == (8 if verdict == "learned" else 0)
     if verdict != "learned":
-        assert "learning rate" in learned.summary
+        assert "higher learning rate" in learned.summary
+    assert (
+        len(learned.examples) == 10
+        and [e["right"] for e in learned.examples].count(True) == learned.tuned_right
+    )
+
+
+def template(preset: str, degrees: int, minutes: int, days: int) -> str:
+    return f"Preset {preset} mashes at {degrees} degrees for {minutes} minutes and ferments for {days} days."
+
+
+PRESETS = [("Alder", 64, 45, 12), ("Birch", 67, 60, 9), ("Cedar", 62, 30, 14), ("Dunmore", 66, 75, 7)]
+
+
+def test_answers_that_share_the_references_template_but_not_their_facts_are_not_right():
+    """Every reference shares one template; an answer with the template and wrong numbers is wrong, even
+    when only two references are checked (the corpus of the dataset's answers weighs the template)."""
+    from finetune_gui.core.training.learning import RIGHT_AT, Question, score, weights
+
+    corpus = [template(f"P{i}", 60 + i % 9, 20 + i, 5 + i % 11) for i in range(40)]
+    corpus += [template(*p) for p in PRESETS]
+    weight = weights(corpus)
+    for preset in PRESETS[:2]:
+        question = Question("q", f"How is preset {preset[0]} brewed?", template(*preset))
+        wrong = template(preset[0], preset[1] + 3, preset[2] + 15, preset[3] + 4)  # 3 of 4 facts wrong
+        one_right = template(preset[0], preset[1], preset[2] + 15, preset[3] + 4)
+        assert score(wrong, question, weight) < RIGHT_AT
+        assert score(one_right, question, weight) < RIGHT_AT
+        assert score(template(*preset), question, weight) == 1.0
+        assert (
+            score(f"{preset[1]} degrees, {preset[2]} minutes, {preset[3]} days.", question, weight)
+            >= RIGHT_AT
+        )
+
+
+def test_too_few_held_out_questions_get_no_verdict_on_them_and_training_questions_are_told_apart():
+    from finetune_gui.core.training.learning import MIN_HELD_OUT, Question, judge
+
+    held = [Question("q", f"How is preset {p[0]} brewed?", template(*p)) for p in PRESETS[:2]]
+    trained = [Question("q", f"Tell me about preset {p[0]}.", template(*p)) for p in PRESETS]
+    wrong = [template(p[0], p[1] + 3, p[2] + 15, p[3] + 4) for p in PRESETS[:2]]
+    right_trained = [template(*p) for p in PRESETS]
+    learned = judge(
+        held, ["I do not know."] * 2, wrong, step=9, trained=(trained, ["I do not know."] * 4, right_trained)
+    )
+    assert learned.verdict == "absorbed" and learned.questions == 2 < MIN_HELD_OUT
+    assert (learned.trained_questions, learned.trained_tuned_right, learned.trained_base_right) == (4, 4, 0)
+    assert "too few to judge" in learned.summary and "4 of 4 training questions" in learned.summary
+    assert "It learned: " not in learned.summary
+    nothing = judge(held, ["I do not know."] * 2, ["Hm."] * 2, step=9)
+    assert nothing.verdict == "cannot judge" and "too few to judge" in nothing.summary
+
+
+def test_advice_never_asks_for_more_when_eval_loss_rose():
+    from finetune_gui.core.training.learning import Question, eval_trend, judge
+
+    history = [
+        {"loss": 2.0},
+        {"eval_loss": 2.73},
+        {"loss": 0.4},
+        {"eval_loss": 3.1},
+        {"loss": 0.1},
+        {"eval_loss": 3.59},
+    ]
+    trend = eval_trend(history)
+    assert trend == "eval loss rose from 2.73 to 3.59 while the training loss fell to 0.10"
+    assert eval_trend([{"loss": 2.0}, {"eval_loss": 2.7}, {"loss": 1.0}, {"eval_loss": 2.1}]) == ""
+    questions = [Question(f"q{i}", f"Which thing number {i}?", f"{fact}.") for i, fact in enumerate(FACTS)]
+    learned = judge(questions, ["Paris."] * 10, ["Ahoy! It is Rome."] * 10, step=7, overfitting=trend)
+    assert learned.verdict == "changed, not right"
+    assert "memorised" in learned.summary and "fewer passes" in learned.summary
+    assert "higher learning rate" not in learned.summary
 
 
 def test_checked_answers_stop_a_little_past_their_reference(tiny_model):

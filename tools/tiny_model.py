@@ -14,10 +14,32 @@ CHATML_TEMPLATE = (
 )
 
 
-def build_tiny_model(folder: Path) -> Path:
-    """A 2-layer Llama with a locally trained BPE tokenizer and a ChatML template (random weights)."""
+# Each family's own config class at a tiny shape, with what makes the family itself: Qwen3's q/k norms
+# and a head_dim that is not hidden/heads, Gemma 3's sliding windows and scaled embeddings, Phi-3's
+# fused qkv and gate_up, Qwen3-MoE's experts. Built from transformers' own classes, never downloaded.
+FAMILIES: dict[str, tuple[str, dict]] = {
+    "llama": ("LlamaConfig", {}),
+    "qwen2": ("Qwen2Config", {}),
+    "qwen3": ("Qwen3Config", {"head_dim": 32}),
+    "gemma3": (
+        "Gemma3TextConfig",
+        {"head_dim": 16, "sliding_window": 16, "layer_types": ["sliding_attention", "full_attention"]},
+    ),
+    "mistral": ("MistralConfig", {"head_dim": 16}),
+    "phi3": ("Phi3Config", {}),
+    "qwen3_moe": (
+        "Qwen3MoeConfig",
+        {"head_dim": 16, "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32},
+    ),
+}
+
+
+def build_tiny_model(folder: Path, family: str = "llama") -> Path:
+    """A 2-layer model of ``family`` with a locally trained BPE tokenizer and a ChatML template (random
+    weights)."""
+    import transformers
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     tok = Tokenizer(models.BPE(unk_token=None))
@@ -39,7 +61,8 @@ def build_tiny_model(folder: Path) -> Path:
     import torch
 
     torch.manual_seed(0)
-    config = LlamaConfig(
+    class_name, extra = FAMILIES[family]
+    config = getattr(transformers, class_name)(
         vocab_size=len(fast),
         hidden_size=64,
         intermediate_size=128,
@@ -51,8 +74,9 @@ def build_tiny_model(folder: Path) -> Path:
         bos_token_id=fast.bos_token_id,
         eos_token_id=fast.eos_token_id,
         pad_token_id=fast.pad_token_id,
+        **extra,
     )
-    model = LlamaForCausalLM(config)
+    model = AutoModelForCausalLM.from_config(config)
     model.save_pretrained(folder)
     fast.save_pretrained(folder)
     return folder

@@ -90,9 +90,14 @@ class Learned(Event):
     base_right: int
     tuned_right: int
     changed: int
-    verdict: str  # learned | did not move | changed, not right
+    verdict: str  # learned | absorbed | did not move | changed, not right | cannot judge
     summary: str = ""
     examples: list[dict[str, Any]] = field(default_factory=list)  # {question, reference, base, tuned, right}
+    # What it absorbed: a sample of training questions, base against tuned (extension, round 4).
+    trained_questions: int = 0
+    trained_base_right: int = 0
+    trained_tuned_right: int = 0
+    min_held_out: int = 0  # held-out questions a verdict on them needs
 
 
 @dataclass(frozen=True)

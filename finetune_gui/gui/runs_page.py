@@ -17,17 +17,37 @@ from PySide6.QtWidgets import (
 
 from finetune_gui.core.paths import runs_dir
 from finetune_gui.core.runs import RunFolder, list_runs
-from finetune_gui.gui.widgets import empty_state, fill_table, muted, quality_loss, selected_items, title_label
+from finetune_gui.gui.widgets import (
+    empty_state,
+    fill_table,
+    muted,
+    quality_loss,
+    selected_items,
+    title_label,
+    verdict_mark,
+)
 
 COLUMNS = ["Run", "Status", "Method", "Model", "Loss", "Learned", "Time", "Started"]
 OVERLAY_COLOURS = ["#3d7be0", "#e07b39", "#2e9d5b", "#b54ad6"]
 
 
 def learned_text(learning: dict | None) -> str:
-    """'11 of 12 (base 0)' for the Runs table: held-out answers that match their reference."""
-    if not learning or not learning.get("questions"):
+    """'✓ 11 of 12 (base 0)' for the Runs table: held-out answers that match their reference, marked
+    with the verdict; with too few held-out rows, what it absorbed from its training questions."""
+    if not learning:
         return "–"
-    return f"{learning['tuned_right']} of {learning['questions']} (base {learning['base_right']})"
+    icon, _ = verdict_mark(str(learning.get("verdict") or ""))
+    prefix = f"{icon} " if icon else ""
+    if learning.get("min_held_out") and learning.get("questions", 0) < learning["min_held_out"]:
+        if not learning.get("trained_questions"):
+            return f"{prefix}too few held-out rows"
+        return (
+            f"{prefix}training {learning['trained_tuned_right']} of {learning['trained_questions']} "
+            f"(base {learning['trained_base_right']}); too few held-out"
+        )
+    if not learning.get("questions"):
+        return "–"
+    return f"{prefix}{learning['tuned_right']} of {learning['questions']} (base {learning['base_right']})"
 
 
 class RunsPage(QWidget):

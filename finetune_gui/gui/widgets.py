@@ -18,6 +18,18 @@ from PySide6.QtWidgets import (
 )
 
 GREEN, AMBER, RED = "#2e9d5b", "#d89a1d", "#d2473d"
+# The learning check's verdicts as the window marks them: an icon and a colour each.
+VERDICT_MARKS = {
+    "learned": ("✓", GREEN),
+    "absorbed": ("◐", AMBER),
+    "cannot judge": ("?", AMBER),
+    "changed, not right": ("✗", RED),
+    "did not move": ("✗", RED),
+}
+
+
+def verdict_mark(verdict: str) -> tuple[str, str]:
+    return VERDICT_MARKS.get(verdict, ("", ""))
 
 
 def title_label(text: str, scale: float = 1.5) -> QLabel:

@@ -137,6 +137,12 @@ def _convert(model_dir: str | Path, target: Path, outtype: str, name: str) -> li
     if result.returncode != 0 or not target.is_file():
         target.unlink(missing_ok=True)
         last = [line for line in result.stderr.splitlines() if line.strip()][-1:] or ["no message"]
+        if "tokenizer.model" in last[0] and not (Path(model_dir) / "tokenizer.model").is_file():
+            raise UserError(
+                f"llama.cpp's converter writes this model's architecture only with a SentencePiece "
+                f"tokenizer.model, and {model_dir} has none (its tokenizer is tokenizer.json only): export "
+                "safetensors instead, or put the original model's tokenizer.model beside the adapter."
+            )
         raise UserError(f"The GGUF converter could not convert {model_dir}: {last[0]}")
     return [
         line.removeprefix("finetune-gui: note: ")
@@ -250,9 +256,11 @@ def _answers(model_dir: Path, gguf_file: Path, outtype: str) -> dict[str, Any]:
         exported = AutoModelForCausalLM.from_pretrained(
             str(gguf_file.parent), gguf_file=gguf_file.name, quantization_config=GgufConfig(dequantize=True)
         ).eval()
-    except Exception as exc:
-        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        return {"sentence": f"answers not checked: transformers cannot load this GGUF here ({reason})"}
+    except Exception:  # any reader failure means the same: no runtime for this architecture here
+        return {
+            "sentence": f"answers not checked: no GGUF runtime for {_architecture(gguf_file)} here "
+            "(transformers cannot read it; llama.cpp can)"
+        }
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     reference = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
     base_ppl, base_top = perplexity(reference, tokenizer)
@@ -272,6 +280,13 @@ def _answers(model_dir: Path, gguf_file: Path, outtype: str) -> dict[str, Any]:
         f"merged model (×{ratio:.2f}){closeness}, top next token agrees on {agreement:.0%} of "
         f"{int(top.shape[0])} positions",
     }
+
+
+def _architecture(gguf_file: Path) -> str:
+    from gguf import GGUFReader
+
+    field = GGUFReader(str(gguf_file)).fields.get("general.architecture")
+    return str(field.contents()) if field is not None else "this architecture"
 
 
 def _family(outtype: str) -> str:

@@ -86,6 +86,13 @@ def load_delta(path: str | Path, weight: float) -> AdapterDelta:
     weights_file = folder / "adapter_model.safetensors"
     if not weights_file.is_file():
         raise UserError(f"{folder} has no adapter_model.safetensors; only safetensors adapters are merged.")
+    if config.get("target_parameters"):
+        raise UserError(
+            f"{folder} also adapts parameters that are not linear layers ({', '.join(config['target_parameters'])}: "
+            "a mixture-of-experts model's fused experts), which this app cannot merge yet. Use it as an adapter "
+            "on its base (the playground, or generate --adapter), or train with lora.target_modules naming the "
+            "attention layers only (q_proj,k_proj,v_proj,o_proj), which merges."
+        )
     tensors = load_file(str(weights_file))
     delta = AdapterDelta(str(folder), kind, weight)
     scalings = {k: v for k, v in tensors.items() if k.endswith(".ia3_l")}

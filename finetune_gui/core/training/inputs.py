@@ -19,6 +19,7 @@ class Data:
     problems: int
     check_examples: list[Any] = field(default_factory=list)  # asked before and after: did it learn?
     held_out: bool = True  # the check's questions are validation rows, never trained on
+    trained_examples: list[Any] = field(default_factory=list)  # the training rows (what it absorbed)
 
     @property
     def longest(self) -> int:
@@ -60,6 +61,7 @@ def load_data(ctx: Any, tokenizer: Any) -> Data:
         report.problem_count,
         list(val_examples or train_examples),
         held_out=bool(val_examples),
+        trained_examples=list(train_examples),
     )
 
 

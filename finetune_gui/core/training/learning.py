@@ -148,51 +148,185 @@ def score(answer: str, question: Question, weight: dict[str, float]) -> float:
     total = sum(weight.get(w, 0.0) for w in wanted)
     said = set(words(answer))
     if total <= 0:  # every reference says the same words: count them plainly
-        return len(wanted & said) / len(wanted)
-    return sum(weight.get(w, 0.0) for w in wanted & said) / total
+        share = len(wanted & said) / len(wanted)
+    else:
+        share = sum(weight.get(w, 0.0) for w in wanted & said) / total
+    # Numbers are facts (a temperature, a count, a year): an answer that gets the wording and not its
+    # numbers is not right, however rare the wording's words are among the references.
+    numbers = {w for w in wanted if any(ch.isdigit() for ch in w)}
+    if numbers:
+        share = min(share, len(numbers & said) / len(numbers))
+    return share
 
 
-def judge(questions: list[Question], base: list[str], tuned: list[str], step: int) -> Learned:
-    """Compare the tuned answers with the references and with the base model's, in numbers and words."""
-    weight = weights([q.reference for q in questions])
-    base_right = sum(score(a, q, weight) >= RIGHT_AT for a, q in zip(base, questions, strict=True))
+MIN_HELD_OUT = 8  # held-out questions below which a verdict on them would be chance
+
+
+@dataclass(frozen=True)
+class Tally:
+    """One set of questions answered by the base and the tuned model."""
+
+    questions: int
+    base_right: int
+    tuned_right: int
+    changed: int
+    scores: tuple[float, ...]
+
+    def moved(self) -> bool:
+        return self.tuned_right - self.base_right >= max(1, round(0.2 * self.questions))
+
+    def still(self) -> bool:
+        return self.changed < max(1, round(0.2 * self.questions))
+
+
+def tally(questions: list[Question], base: list[str], tuned: list[str], weight: dict[str, float]) -> Tally:
+    base_scores = [score(a, q, weight) for a, q in zip(base, questions, strict=True)]
     tuned_scores = [score(a, q, weight) for a, q in zip(tuned, questions, strict=True)]
-    tuned_right = sum(s >= RIGHT_AT for s in tuned_scores)
-    changed = sum(_norm(a) != _norm(b) for a, b in zip(base, tuned, strict=True))
-    n = len(questions)
-    if tuned_right - base_right >= max(1, round(0.2 * n)):
-        verdict = "learned"
-        summary = (
-            f"It learned: {tuned_right} of {n} held-out answers now match their reference "
-            f"(the base model: {base_right})."
-        )
-    elif changed < max(1, round(0.2 * n)):
-        verdict = "did not move"
-        summary = (
-            f"The answers did not move from the base model's ({changed} of {n} changed): the run learned "
-            "nothing from the data. Try a higher learning rate (three times this one), more passes over the "
-            "data, or check that the data says what you want the model to say."
+    return Tally(
+        questions=len(questions),
+        base_right=sum(s >= RIGHT_AT for s in base_scores),
+        tuned_right=sum(s >= RIGHT_AT for s in tuned_scores),
+        changed=sum(_norm(a) != _norm(b) for a, b in zip(base, tuned, strict=True)),
+        scores=tuple(tuned_scores),
+    )
+
+
+def judge(
+    questions: list[Question],
+    base: list[str],
+    tuned: list[str],
+    step: int,
+    *,
+    held_out: bool = True,
+    corpus: list[str] | None = None,
+    trained: tuple[list[Question], list[str], list[str]] | None = None,
+    overfitting: str = "",
+) -> Learned:
+    """Compare the tuned answers with the references and with the base model's, in numbers and words.
+
+    ``questions`` are held-out rows (``held_out``) or, without a validation split, training rows;
+    ``trained`` is a sample of training questions with both models' answers (what the model absorbed);
+    ``corpus`` holds the dataset's answers, so that words every answer shares (a template) weigh
+    nothing; ``overfitting`` says how eval loss rose, so the advice never asks for more of the same."""
+    weight = weights(
+        corpus or [q.reference for q in questions] + [q.reference for q in (trained or ([],))[0]]
+    )
+    part = tally(questions, base, tuned, weight)
+    absorbed = tally(trained[0], trained[1], trained[2], weight) if trained and trained[0] else None
+    if not held_out:  # the questions were trained on: they tell what it absorbed, not what carries over
+        absorbed, part = part, Tally(0, 0, 0, 0, ())
+    n = part.questions
+    learned_words = "It learned"
+    if absorbed is not None:
+        measured = (
+            f"{absorbed.tuned_right} of {absorbed.questions} training questions answered as taught "
+            f"(the base model: {absorbed.base_right})"
         )
     else:
-        verdict = "changed, not right"
-        summary = (
-            f"The answers changed ({changed} of {n} differ from the base model's) but only {tuned_right} match "
-            f"their reference (the base model: {base_right}): it picked up the answers' form, not their content. "
-            "Try a higher learning rate or more passes over the data."
+        measured = ""
+    if n >= MIN_HELD_OUT:
+        verdict, summary = _held_out_verdict(part, overfitting)
+        if measured:
+            summary += f" On its training data: {measured}."
+    else:
+        reason = (
+            f"only {n} held-out question{'s' if n != 1 else ''}, too few to judge whether it carries over to "
+            f"new questions (it needs {MIN_HELD_OUT}: raise dataset.validation_split or give a validation file)"
+            if held_out or n
+            else "no held-out rows to judge whether it carries over to new questions (give a validation split)"
         )
-    examples = [
-        {"question": q.question, "reference": q.reference, "base": b, "tuned": t, "right": s >= RIGHT_AT}
-        for q, b, t, s in list(zip(questions, base, tuned, tuned_scores, strict=True))[:3]
-    ]
+        if absorbed is not None and absorbed.moved():
+            verdict = "absorbed"
+            summary = f"{learned_words} its training data: {measured}. Held-out: {reason}."
+        elif absorbed is not None and absorbed.still():
+            verdict = "did not move"
+            summary = (
+                f"The answers did not move from the base model's, even on its training data ({measured}). "
+                "Try a higher learning rate (three times this one) or more passes over the data."
+            )
+        else:
+            verdict = "cannot judge"
+            summary = f"Cannot judge: {reason}" + (
+                f". On its training data: {measured}." if measured else "."
+            )
+    right_flags = [s >= RIGHT_AT for s in part.scores]
+    examples = (
+        [
+            {"question": q.question, "reference": q.reference, "base": b, "tuned": t, "right": r}
+            for q, b, t, r in list(zip(questions, base, tuned, right_flags, strict=False))[: max(3, n)]
+        ]
+        if held_out
+        else []
+    )
     return Learned(
         step=step,
         questions=n,
-        base_right=base_right,
-        tuned_right=tuned_right,
-        changed=changed,
+        base_right=part.base_right,
+        tuned_right=part.tuned_right,
+        changed=part.changed,
         verdict=verdict,
         summary=summary,
         examples=examples,
+        trained_questions=absorbed.questions if absorbed else 0,
+        trained_base_right=absorbed.base_right if absorbed else 0,
+        trained_tuned_right=absorbed.tuned_right if absorbed else 0,
+        min_held_out=MIN_HELD_OUT,
+    )
+
+
+def _held_out_verdict(part: Tally, overfitting: str) -> tuple[str, str]:
+    n = part.questions
+    if part.moved():
+        return "learned", (
+            f"It learned: {part.tuned_right} of {n} held-out answers now match their reference "
+            f"(the base model: {part.base_right})."
+        )
+    if overfitting:
+        advice = (
+            f"{overfitting}: it memorised its training rows. Try fewer passes (or early stopping), a lower "
+            "learning rate, or more data."
+        )
+    else:
+        advice = "Try a higher learning rate (three times this one), or more passes over the data."
+    if part.still():
+        return "did not move", (
+            f"The answers did not move from the base model's ({part.changed} of {n} changed): the run learned "
+            f"nothing it could use on new questions. {advice}"
+            + ("" if overfitting else " Or check that the data says what you want the model to say.")
+        )
+    return "changed, not right", (
+        f"The answers changed ({part.changed} of {n} differ from the base model's) but only {part.tuned_right} "
+        f"match their reference (the base model: {part.base_right}): it picked up the answers' form, not their "
+        f"content. {advice}"
+    )
+
+
+def reference_texts(examples: list[Any], tokenizer: Any, limit: int = 4000) -> list[str]:
+    """The answers of up to ``limit`` rows: the corpus that says which words every answer shares."""
+    from finetune_gui.core.data.encode import as_trained
+
+    found = []
+    for example in examples[:limit]:
+        example = as_trained(example, tokenizer)
+        if example.kind == "chat" and example.messages and example.messages[-1][0] == "assistant":
+            found.append(example.messages[-1][1])
+        elif example.kind == "completion":
+            found.append(example.completion)
+    return found
+
+
+def eval_trend(history: list[dict[str, Any]]) -> str:
+    """'eval loss rose from 2.73 to 3.59 while the training loss fell to 0.10' when the last evaluations
+    rose above the best one; '' otherwise."""
+    evals = [float(r["eval_loss"]) for r in history if "eval_loss" in r]
+    losses = [float(r["loss"]) for r in history if "loss" in r]
+    if len(evals) < 2 or not losses:
+        return ""
+    best = min(evals)
+    if evals[-1] <= best * 1.05 or evals[-1] <= evals[-2] * 0.999:
+        return ""
+    return (
+        f"eval loss rose from {best:.2f} to {evals[-1]:.2f} while the training loss fell to {losses[-1]:.2f}"
     )
 
 
@@ -256,48 +390,79 @@ def base_answers(model: Any, tokenizer: Any, questions: list[Question], max_new_
 
 class LearningCheck(TrainerCallback):
     """Base answers at the start (kept in the run folder, so a resumed run compares with the same), the
-    verdict at the end. A failure to generate is reported once and never stops the training."""
+    verdict at the end. ``questions`` are held-out rows when ``held_out``; ``trained`` a small sample of
+    training rows (what the model absorbed, told apart from what carries over). A failure to generate is
+    reported once and never stops the training."""
 
-    def __init__(self, ctx: Any, tokenizer: Any, questions: list[Question], max_new_tokens: int):
+    def __init__(
+        self,
+        ctx: Any,
+        tokenizer: Any,
+        questions: list[Question],
+        max_new_tokens: int,
+        *,
+        trained: list[Question] | None = None,
+        held_out: bool = True,
+        corpus: list[str] | None = None,
+    ):
         self.ctx = ctx
         self.tokenizer = tokenizer
         self.questions = questions
+        self.trained = trained or []
+        self.held_out = held_out
+        self.corpus = corpus
         self.max_new_tokens = max_new_tokens
         self.base: list[str] = []
+        self.base_trained: list[str] = []
         self.result: Learned | None = None
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         if not self.ctx.is_main or model is None or not self.questions:
             return
-        stored = self.ctx.folder.read().get("base_answers")
+        record = self.ctx.folder.read()
+        stored, stored_trained = record.get("base_answers"), record.get("base_trained_answers") or []
         if isinstance(stored, list) and len(stored) == len(self.questions):
             self.base = [str(a) for a in stored]
+            if isinstance(stored_trained, list) and len(stored_trained) == len(self.trained):
+                self.base_trained = [str(a) for a in stored_trained]
+            else:
+                self.trained = []
             return
-        self.ctx.emit(
-            Log(f"Asking the base model {len(self.questions)} held-out questions, to compare later.")
-        )
+        asked = len(self.questions) + len(self.trained)
+        self.ctx.emit(Log(f"Asking the base model {asked} questions, to compare later."))
         try:
             self.base = base_answers(model, self.tokenizer, self.questions, self.max_new_tokens)
+            self.base_trained = base_answers(model, self.tokenizer, self.trained, self.max_new_tokens)
         except Exception as exc:  # a check of the result must never stop the training
             self._give_up(exc)
             return
-        self.ctx.folder.update(base_answers=self.base)
+        self.ctx.folder.update(base_answers=self.base, base_trained_answers=self.base_trained)
 
-    def finish(self, model: Any, step: int) -> Learned | None:
+    def finish(self, model: Any, step: int, overfitting: str = "") -> Learned | None:
         """Ask the tuned model the same questions; the verdict goes to run.json and the events."""
         if not self.ctx.is_main or not self.base:
             return None
         try:
             tuned = answer(model, self.tokenizer, self.questions, self.max_new_tokens, fit=True)
+            tuned_trained = answer(model, self.tokenizer, self.trained, self.max_new_tokens, fit=True)
         except Exception as exc:
             self._give_up(exc)
             return None
-        self.result = judge(self.questions, self.base, tuned, step)
+        self.result = judge(
+            self.questions,
+            self.base,
+            tuned,
+            step,
+            held_out=self.held_out,
+            corpus=self.corpus,
+            trained=(self.trained, self.base_trained, tuned_trained) if self.trained else None,
+            overfitting=overfitting,
+        )
         self.ctx.emit(self.result)
         return self.result
 
     def _give_up(self, exc: Exception) -> None:
-        self.questions, self.base = [], []
+        self.questions, self.base, self.trained, self.base_trained = [], [], [], []
         self.ctx.emit(
             Log(f"The learning check is off: generation failed ({type(exc).__name__}: {exc}).", "warning")
         )

@@ -33,6 +33,7 @@ SIMULATE_OOM_ENV = "FINETUNE_GUI_SIMULATE_OOM_AT_STEP"
 SIMULATE_CRASH_ENV = "FINETUNE_GUI_SIMULATE_CRASH_AT_STEP"
 SIMULATE_NAN_ENV = "FINETUNE_GUI_SIMULATE_NAN_AT_STEP"
 STEP_DELAY_ENV = "FINETUNE_GUI_TEST_STEP_DELAY"
+TRAINED_QUESTIONS = 6  # training questions the learning check asks beside the held-out ones
 # A run is refused before loading anything when its estimate exceeds the free memory by this factor
 # (the estimate is within about 10% of measured peaks).
 MEMORY_TOLERANCE = 1.15
@@ -282,7 +283,13 @@ def _run(ctx: RunContext, resume: bool) -> int:
     status = "stopped" if ctx.control.stop_requested else "completed"
     metrics = _final_metrics(ctx, trainer, data, status)
     _check_finite(trainer.model, ctx.step)
-    learned = ctx.check.finish(trainer.model, trainer.state.global_step) if ctx.check else None
+    from finetune_gui.core.training.learning import eval_trend
+
+    learned = (
+        ctx.check.finish(trainer.model, trainer.state.global_step, eval_trend(trainer.state.log_history))
+        if ctx.check
+        else None
+    )
     if learned is not None:
         metrics.update(
             answers_right=learned.tuned_right,
@@ -413,7 +420,7 @@ def _make_trainer(
     from transformers import PrinterCallback, TrainingArguments
 
     from finetune_gui.core.training.callbacks import EventsCallback, PadCollator, SamplesCallback
-    from finetune_gui.core.training.learning import LearningCheck, questions_from
+    from finetune_gui.core.training.learning import LearningCheck, questions_from, reference_texts
     from finetune_gui.core.training.trainer import AppTrainer
 
     config, t = ctx.config, ctx.config.training
@@ -484,7 +491,21 @@ def _make_trainer(
     # Our events replace the Trainer's own printing of log dicts.
     trainer.remove_callback(PrinterCallback)
     questions = questions_from(data.check_examples, tokenizer, max(t.check_questions, t.sample_prompts))
-    ctx.check = LearningCheck(ctx, tokenizer, questions[: t.check_questions] or [], t.sample_max_new_tokens)
+    # A few training questions too, so the verdict tells what it absorbed from what carries over.
+    trained = (
+        questions_from(_spread(data.trained_examples, TRAINED_QUESTIONS), tokenizer, TRAINED_QUESTIONS)
+        if data.held_out and t.check_questions
+        else []
+    )
+    ctx.check = LearningCheck(
+        ctx,
+        tokenizer,
+        questions[: t.check_questions] or [],
+        t.sample_max_new_tokens,
+        trained=trained,
+        held_out=data.held_out,
+        corpus=reference_texts(data.trained_examples + data.check_examples, tokenizer),
+    )
     if t.check_questions and questions:
         trainer.add_callback(ctx.check)
         if not data.held_out:
@@ -497,6 +518,13 @@ def _make_trainer(
             SamplesCallback(ctx, tokenizer, samples, t.sample_prompts, t.sample_max_new_tokens)
         )
     return trainer
+
+
+def _spread(rows: list[Any], count: int) -> list[Any]:
+    """``count`` rows spread evenly over ``rows`` (not its first few, which may all teach one thing)."""
+    if len(rows) <= count:
+        return list(rows)
+    return [rows[round(i * (len(rows) - 1) / (count - 1))] for i in range(count)] if count > 1 else rows[:1]
 
 
 def _final_metrics(ctx: RunContext, trainer: Any, data: Data, status: str) -> dict[str, Any]:

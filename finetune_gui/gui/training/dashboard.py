@@ -31,7 +31,7 @@ from finetune_gui.core.events import Checkpoint, Eval, Failed, Finished, Sample,
 from finetune_gui.core.runs import RunFolder, run_state
 from finetune_gui.gui.training.controller import TrainingController
 from finetune_gui.gui.training.view import RunView
-from finetune_gui.gui.widgets import human_duration, metrics_sentence, muted, title_label
+from finetune_gui.gui.widgets import human_duration, metrics_sentence, muted, title_label, verdict_mark
 
 PILL = {
     "starting": "#9aa0a6",
@@ -249,6 +249,7 @@ class Dashboard(QWidget):
             view.samples.append(_samples_text(record.get("step", 0), record.get("samples") or []))
         learning = info.get("learning") or {}
         view.learned = learning.get("summary") or ""
+        view.learned_verdict = str(learning.get("verdict") or "")
         if finished:
             state = run_state(info)
             view.status = state if state in PILL else "stopped"
@@ -425,7 +426,7 @@ class Dashboard(QWidget):
     def _on_learned(self, event) -> None:
         view = self.active
         assert view is not None
-        view.learned = event.summary
+        view.learned, view.learned_verdict = event.summary, event.verdict
         self._log(view, f"Did it learn? {event.summary}")
         for example in event.examples:
             mark = "✓" if example.get("right") else "✗"
@@ -434,7 +435,9 @@ class Dashboard(QWidget):
             self._show_learned(view)
 
     def _show_learned(self, view: RunView) -> None:
-        self.learned.setText(f"<b>Did it learn?</b> {view.learned}" if view.learned else "")
+        icon, colour = verdict_mark(view.learned_verdict)
+        mark = f'<span style="color:{colour}; font-weight:bold">{icon}</span> ' if icon else ""
+        self.learned.setText(f"{mark}<b>Did it learn?</b> {view.learned}" if view.learned else "")
         self.learned.setVisible(bool(view.learned))
 
     def _on_finished(self, event: Finished) -> None:

@@ -24,6 +24,7 @@ class RunView:
     log: list[str] = field(default_factory=list)
     samples: list[str] = field(default_factory=list)
     learned: str = ""  # the learning check's verdict, in words
+    learned_verdict: str = ""  # its one word (learned, absorbed, did not move…)
 
     @property
     def name(self) -> str:
