@@ -183,3 +183,66 @@ def test_hub_id_offline_says_so(qtbot, window):
     window.setup.model.choose("someone/not-cached-model")
     qtbot.waitUntil(lambda: window.setup.model.error.isVisible(), timeout=60_000)
     assert "offline" in window.setup.model.error.text()
+
+
+def choose(qtbot, box, text):
+    """Pick an entry of a combo box as a user does (the box emits activated, as a click would)."""
+    index = box.findText(text)
+    assert index >= 0, (text, [box.itemText(i) for i in range(box.count())])
+    box.setCurrentIndex(index)
+    box.activated.emit(index)
+
+
+def test_a_question_answer_csv_is_mapped_in_the_window_and_the_review_has_the_mapping(
+    qtbot, window, tiny_model, tmp_path
+):
+    setup, state = window.setup, window.state
+    state.set_hardware(CPU_HARDWARE)
+    setup.go(1)
+    setup.model.choose(str(tiny_model))
+    qtbot.waitUntil(lambda: state.shape is not None, timeout=90_000)
+    # Columns no format knows: refused in one sentence, and the page offers the mapping.
+    odd = tmp_path / "odd.csv"
+    odd.write_text("thema,wert\n" + "".join(f"Frage {i}?,Antwort {i}.\n" for i in range(20)))
+    drop(window, odd)
+    qtbot.waitUntil(lambda: bool(setup.dataset.error.text()), timeout=90_000)
+    assert (
+        "Found columns thema, wert" in setup.dataset.error.text() and "{{" not in setup.dataset.error.text()
+    )
+    mapping = setup.dataset.mapping
+    assert not mapping.isHidden() and not setup.next.isEnabled()
+    choose(qtbot, mapping.pickers[0], "thema")
+    choose(qtbot, mapping.pickers[1], "wert")
+    qtbot.waitUntil(lambda: bool(state.dataset_report), timeout=90_000)
+    assert state.dataset_report["rows"] == 20 and setup.next.isEnabled()
+    assert state.config.dataset.columns == {"instruction": "thema", "output": "wert"}
+    assert (
+        "Frage 0?" in setup.dataset.preview.toPlainText()
+        and "Antwort 0." in setup.dataset.preview.toPlainText()
+    )
+
+    # question,answer: proposed at once, said on the page, and changeable there.
+    qa = tmp_path / "qa.csv"
+    qa.write_text(
+        "question,answer,note\n"
+        + "".join(f"What is fact {i}?,Fact {i} is true.,seen {i}\n" for i in range(20))
+    )
+    drop(window, qa)
+    qtbot.waitUntil(
+        lambda: bool(state.dataset_report) and state.config.dataset.path == str(qa), timeout=90_000
+    )
+    assert "Read column question as instruction and answer as output" in setup.dataset.facts.text()
+    assert [p.currentText() for p in mapping.pickers] == ["question", "answer"]
+    assert "Fact 0 is true." in json.dumps(state.dataset_report["formatted_sample"])
+    choose(qtbot, mapping.pickers[1], "note")
+    qtbot.waitUntil(lambda: bool(state.dataset_report), timeout=90_000)
+    assert state.config.dataset.columns == {"instruction": "question", "output": "note"}
+    assert "seen 0" in json.dumps(state.dataset_report["formatted_sample"])
+    choose(qtbot, mapping.pickers[1], "answer")
+    qtbot.waitUntil(lambda: bool(state.dataset_report), timeout=90_000)
+    setup.go(3)
+    setup.method.select("lora")
+    setup.go(5)
+    review = yaml.safe_load(setup.review.yaml.toPlainText())
+    assert review["dataset"]["columns"] == {"instruction": "question", "output": "answer"}
+    assert review["dataset"]["format"] == "alpaca"

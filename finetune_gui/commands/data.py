@@ -19,14 +19,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", help="a model whose tokenizer gives token-length statistics")
     p.add_argument("--max-seq-len", type=int, default=512, help="cut-off for the truncation count")
+    p.add_argument(
+        "--columns",
+        help="map the format's fields to your columns, e.g. instruction=question,output=answer "
+        "(default: detected, or proposed for common column names)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=inspect)
 
 
 def inspect(args: argparse.Namespace) -> int:
     from finetune_gui.core.data.inspect import inspect as inspect_dataset
+    from finetune_gui.core.data.inspect import parse_columns
 
-    result = inspect_dataset(args.path, args.format, args.model, args.max_seq_len)
+    columns = parse_columns(args.columns) if args.columns else None
+    result = inspect_dataset(args.path, args.format, args.model, args.max_seq_len, columns)
     if args.json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
         return 0
@@ -35,6 +42,8 @@ def inspect(args: argparse.Namespace) -> int:
         f"{result['path']}: {result['format']} · {result['rows']:,} usable rows of {result['total_rows']:,}"
     )
     print(f"columns: {', '.join(result['columns']) or '-'}")
+    if result["columns_sentence"]:
+        print(result["columns_sentence"])
     if skipped:
         kinds = ", ".join(f"{n} {k}" for k, n in result["problem_kinds"].items())
         print(f"{skipped:,} rows skipped ({kinds}):")

@@ -14,6 +14,14 @@ from typing import Any
 from finetune_gui.core.errors import DataError
 
 FORMATS = ("alpaca", "sharegpt", "messages", "prompt_completion", "text")
+# The fields a column mapping fills for each format, the one it needs first (the window's pickers).
+MAPPED_FIELDS: dict[str, tuple[str, ...]] = {
+    "alpaca": ("instruction", "output", "input", "system"),
+    "prompt_completion": ("prompt", "completion"),
+    "text": ("text",),
+    "messages": ("messages",),
+    "sharegpt": ("conversations",),
+}
 EXPECTED = "instruction/output, messages, conversations, prompt/completion or text"
 
 # The fields that identify each format (any one set of them is enough).
@@ -68,6 +76,10 @@ def apply_columns(row: dict[str, Any], columns: dict[str, str] | None) -> dict[s
     for field_name, column in columns.items():
         if column in row:
             renamed[field_name] = row[column]
+    for column in set(columns.values()) - set(columns):
+        # A column read under another name is gone under its own: 'input' mapped to the instruction
+        # must not come back as alpaca's context and say the question twice.
+        renamed.pop(column, None)
     return renamed
 
 
@@ -96,8 +108,64 @@ def detect_format(rows: Iterable[Any]) -> str:
     found = ", ".join(c for c, _ in seen_columns.most_common(12))
     raise DataError(
         f"Found columns {found}; expected {EXPECTED}. Choose a format and map your columns to it "
-        "(dataset.columns, e.g. {{instruction: question, output: answer}})."
+        "(dataset.columns, e.g. {instruction: question, output: answer})."
     )
+
+
+# Common names for a question and its answer, proposed as a mapping onto alpaca's instruction/output
+# when a file has none of the formats' own fields. Lower-cased; the first pair found wins.
+QUESTION_NAMES = (
+    "question",
+    "query",
+    "input",
+    "prompt",
+    "human",
+    "user",
+    "instruction",
+    "q",
+    "source",
+    "frage",
+    "pregunta",
+    "domanda",
+    "vraag",
+    "pergunta",
+    "context",
+)
+ANSWER_NAMES = (
+    "answer",
+    "response",
+    "output",
+    "completion",
+    "assistant",
+    "gpt",
+    "bot",
+    "reply",
+    "a",
+    "target",
+    "antwort",
+    "respuesta",
+    "risposta",
+    "antwoord",
+    "resposta",
+    "label",
+)
+SYSTEM_NAMES = ("system", "system_prompt", "instructions")
+
+
+def propose_columns(columns: list[str]) -> dict[str, str] | None:
+    """A mapping {field: column} onto alpaca's instruction/output for a file whose header names a
+    question and an answer in common words (question/answer, input/output, query/response, frage/antwort…);
+    None when no such pair is there."""
+    by_name = {c.strip().lower(): c for c in columns}
+    question = next((by_name[n] for n in QUESTION_NAMES if n in by_name), None)
+    answer = next((by_name[n] for n in ANSWER_NAMES if n in by_name and by_name[n] != question), None)
+    if question is None or answer is None:
+        return None
+    mapping = {"instruction": question, "output": answer}
+    system = next((by_name[n] for n in SYSTEM_NAMES if n in by_name), None)
+    if system is not None and system not in (question, answer):
+        mapping["system"] = system
+    return mapping
 
 
 def _text(row: dict[str, Any], key: str, *, required: bool = True) -> str:

@@ -15,13 +15,23 @@ def shortened(text: str) -> str:
     return text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + f" … ({len(text):,} characters)"
 
 
-def inspect(path: str, fmt: str = "auto", model: str | None = None, max_seq_len: int = 512) -> dict[str, Any]:
+def inspect(
+    path: str,
+    fmt: str = "auto",
+    model: str | None = None,
+    max_seq_len: int = 512,
+    columns: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """``columns`` maps the format's fields to the file's columns ({field: column}); without it, a file
+    with none of the formats' fields is read through a mapping proposed for common column names."""
     from finetune_gui.core.data.scan import scan_dataset
 
     if fmt != "auto" and fmt not in FORMATS:
         raise DataError(f"Unknown format {fmt!r}; use auto or one of {', '.join(FORMATS)}.")
-    report = scan_dataset(path, fmt, keep_examples=bool(model))
+    report = scan_dataset(path, fmt, columns or None, keep_examples=bool(model))
     result = report.to_dict()
+    result["columns_used"] = columns or report.columns_applied or {}
+    result["columns_sentence"] = report.columns_sentence()
     result["sample"] = _short_values(result.get("sample"))
     result["token_stats"] = None
     if model:
@@ -46,3 +56,17 @@ def _short_values(value: Any) -> Any:
     if isinstance(value, list):
         return [_short_values(v) for v in value]
     return value
+
+
+def parse_columns(text: str) -> dict[str, str]:
+    """``instruction=question,output=answer`` (what --columns takes) as {field: column}."""
+    mapping = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        field, sep, column = part.partition("=")
+        if not sep or not field.strip() or not column.strip():
+            raise DataError(
+                f"--columns takes FIELD=COLUMN pairs separated by commas (e.g. instruction=question,"
+                f"output=answer); {part!r} is not one."
+            )
+        mapping[field.strip()] = column.strip()
+    return mapping

@@ -54,6 +54,15 @@ class ScanReport:
     sample: dict[str, Any] | None = None
     files: int = 1
     examples: list[Example] | None = None  # with keep_examples: the usable rows, duplicates dropped
+    columns_applied: dict[str, str] | None = None  # a mapping proposed for common column names, used
+
+    def columns_sentence(self) -> str:
+        """'Read column question as instruction and answer as output (proposed for their names; set
+        dataset.columns to change it).' or ''."""
+        if not self.columns_applied:
+            return ""
+        pairs = " and ".join(f"{column} as {field}" for field, column in self.columns_applied.items())
+        return f"Read column {pairs} (proposed for their names; set dataset.columns to change it)."
 
     @property
     def usable(self) -> bool:
@@ -72,6 +81,7 @@ class ScanReport:
             "problem_kinds": self.problem_kinds,
             "usable": self.usable,
             "sample": self.sample,
+            "columns_applied": self.columns_applied,
         }
 
 
@@ -102,10 +112,11 @@ def _fingerprint(example: Example) -> int:
 
 def _detect(
     path: Path, fmt: str, columns: dict[str, str] | None, rows: Iterator[tuple[Location, Any]]
-) -> tuple[str, list[str], list[tuple[Location, Any]]]:
-    """The dataset's format (detected from the first rows when 'auto'), the columns seen there, and those
-    first rows, which the caller validates like the rest: the file is read once."""
-    from finetune_gui.core.data.formats import apply_columns
+) -> tuple[str, list[str], list[tuple[Location, Any]], dict[str, str] | None]:
+    """The dataset's format (detected from the first rows when 'auto'), the columns seen there, those
+    first rows (which the caller validates like the rest: the file is read once) and the column mapping
+    to read them with: the given one, or one proposed for common names when the file needs one."""
+    from finetune_gui.core.data.formats import apply_columns, propose_columns
 
     head = list(itertools.islice(rows, DETECT_ROWS))
     parsed = [row for _, row in head if not isinstance(row, RowError)]
@@ -116,11 +127,19 @@ def _detect(
                 if str(key) not in columns_seen:
                     columns_seen.append(str(key))
     if fmt != "auto":
-        return fmt, columns_seen, head
+        return fmt, columns_seen, head, columns
     if not parsed:
         raise DataError(_nothing_found(path))
-    detected = detect_format(apply_columns(r, columns) if isinstance(r, dict) else r for r in parsed)
-    return detected, columns_seen, head
+    try:
+        detected = detect_format(apply_columns(r, columns) if isinstance(r, dict) else r for r in parsed)
+    except DataError:
+        proposed = None if columns else propose_columns(columns_seen)
+        if proposed is None:
+            raise
+        # question/answer, input/output, frage/antwort…: the same mapping the window proposes.
+        detected = detect_format(apply_columns(r, proposed) if isinstance(r, dict) else r for r in parsed)
+        return detected, columns_seen, head, proposed
+    return detected, columns_seen, head, columns
 
 
 def _nothing_found(path: Path) -> str:
@@ -188,8 +207,11 @@ def scan_dataset(
     usable, de-duplicated examples are kept on the report (``report.examples``) for training."""
     path = Path(path).expanduser()
     rows_in = read_rows(path)
-    fmt, columns_seen, head = _detect(path, fmt, columns, rows_in)
+    fmt, columns_seen, head, mapping = _detect(path, fmt, columns, rows_in)
     report = ScanReport(str(path), fmt, columns=columns_seen, files=len(dataset_files(path)))
+    if mapping and not columns:
+        report.columns_applied = dict(mapping)
+    columns = mapping
     kinds: Counter[str] = Counter()
     index = _RowIndex()
     examples: list[Example] = []
@@ -272,3 +294,16 @@ def load_examples(
     """The usable, de-duplicated examples for training, with their scan report (one pass)."""
     report = scan_dataset(path, fmt, columns, keep_examples=True, cancelled=cancelled)
     return report.examples or [], report
+
+
+def columns_of(path: str | Path, rows: int = DETECT_ROWS) -> list[str]:
+    """The column names of a dataset's first rows (what a mapping can choose from), in their order;
+    [] when the rows are not objects or the file cannot be read. Reads only the head of the file."""
+    names: list[str] = []
+    try:
+        for _, row in itertools.islice(read_rows(Path(path).expanduser()), rows):
+            if isinstance(row, dict):
+                names += [str(k) for k in row if str(k) not in names]
+    except (OSError, DataError):
+        return []
+    return names

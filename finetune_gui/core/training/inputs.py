@@ -30,6 +30,9 @@ class Data:
 def load_data(ctx: Any, tokenizer: Any) -> Data:
     cfg = ctx.config.dataset
     examples, report = load_examples(cfg.path, cfg.format, cfg.columns)
+    if report.columns_applied:  # recorded in the run's config.yaml, and used for the validation file
+        cfg.columns = dict(report.columns_applied)
+        ctx.log(report.columns_sentence())
     if report.problem_count:
         first = "; ".join(p.describe() for p in report.problems[:3])
         ctx.log(f"{report.problem_count:,} of {report.total:,} rows skipped. {first}", "warning")

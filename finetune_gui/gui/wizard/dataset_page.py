@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QComboBox,
     QDoubleSpinBox,
     QFileDialog,
     QHBoxLayout,
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from finetune_gui.core.config import field_help
+from finetune_gui.core.data.formats import FORMATS, MAPPED_FIELDS
 from finetune_gui.core.data.readers import SUFFIXES
 from finetune_gui.gui.core_client import CoreJob
 from finetune_gui.gui.theme import ACCENT
@@ -66,6 +68,10 @@ class DatasetPage(WizardPage):
         self.facts = QLabel()
         self.facts.setWordWrap(True)
         self.body.addWidget(self.facts)
+        self.mapping = ColumnMapping()
+        self.mapping.changed.connect(self._on_mapping)
+        self.mapping.hide()
+        self.body.addWidget(self.mapping)
         self.split_view = QSplitter(Qt.Orientation.Horizontal)
         left = QWidget()
         left_layout = QVBoxLayout(left)
@@ -125,9 +131,12 @@ class DatasetPage(WizardPage):
     def _on_split(self, value: float) -> None:
         self.state.config.dataset.validation_split = round(value, 3)
 
-    def load(self, path: str) -> None:
+    def load(self, path: str, fmt: str = "auto", columns: dict[str, str] | None = None) -> None:
+        """Scan ``path``: as detected (a new file), or with the format and columns chosen on the page."""
         self._cancel()
         show_error(self.error, "")
+        if path != self.state.config.dataset.path:
+            self.mapping.hide()
         self.state.set_dataset(path, None)
         self.completeness_changed.emit()
         args = [
@@ -137,7 +146,11 @@ class DatasetPage(WizardPage):
             "--json",
             "--max-seq-len",
             str(self.state.config.training.max_seq_len),
+            "--format",
+            fmt,
         ]
+        if columns:
+            args += ["--columns", ",".join(f"{k}={v}" for k, v in columns.items())]
         if self.state.config.model:
             args += ["--model", self.state.config.model]
         self.busy.start(f"Scanning {path}…")
@@ -158,7 +171,15 @@ class DatasetPage(WizardPage):
         show_error(self.error, message)
         self.split_view.hide()
         self.facts.setText("")
+        from finetune_gui.core.data.scan import columns_of
+
+        columns = columns_of(self.state.config.dataset.path)  # a mapping may make the file usable
+        if columns:
+            self.mapping.show_for(columns, self.mapping.format(), self.mapping.chosen())
         self.completeness_changed.emit()
+
+    def _on_mapping(self) -> None:
+        self.load(self.state.config.dataset.path, self.mapping.format(), self.mapping.chosen())
 
     def _on_report(self, path: str, report: dict) -> None:
         self.busy.stop()
@@ -169,7 +190,12 @@ class DatasetPage(WizardPage):
         if skipped:
             kinds = ", ".join(f"{n} {k}" for k, n in report.get("problem_kinds", {}).items())
             text += f" · {skipped:,} skipped ({kinds}); they are listed below and training uses the rest"
+        if report.get("columns_sentence"):
+            text += "<br>" + html.escape(report["columns_sentence"])
         self.facts.setText(text)
+        columns = report.get("columns") or []
+        if columns and report.get("format") in MAPPED_FIELDS:
+            self.mapping.show_for(columns, report["format"], report.get("columns_used") or {})
         self._show_problems(report.get("problems", []))
         self._show_preview(report)
         self._show_histogram(report.get("token_stats"))
@@ -217,3 +243,74 @@ class DatasetPage(WizardPage):
             f"Tokens per example: median {stats['median']:.0f}, 95% under {stats['p95']:.0f}, longest {stats['max']}. "
             f"{stats['truncated']} rows ({stats['truncated_pct']}%) will be truncated at {stats['max_seq_len']}."
         )
+
+
+NONE = "—"
+
+
+class ColumnMapping(QWidget):
+    """The format and which column fills each of its fields; ``changed`` when the user picks another."""
+
+    changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(QLabel("Format"))
+        self.format_box = QComboBox()
+        self.format_box.addItems(list(FORMATS))
+        self.format_box.setToolTip(field_help("dataset.format"))
+        row.addWidget(self.format_box)
+        self.labels: list[QLabel] = []
+        self.pickers: list[QComboBox] = []
+        for _ in range(2):
+            label = QLabel()
+            picker = QComboBox()
+            picker.setToolTip(field_help("dataset.columns"))
+            row.addWidget(label)
+            row.addWidget(picker)
+            self.labels.append(label)
+            self.pickers.append(picker)
+            picker.activated.connect(lambda _i: self.changed.emit())
+        row.addStretch(1)
+        self.format_box.activated.connect(self._on_format)
+        self.columns: list[str] = []
+
+    def show_for(self, columns: list[str], fmt: str, mapping: dict[str, str]) -> None:
+        self.columns = list(columns)
+        self.format_box.setCurrentText(fmt if fmt in MAPPED_FIELDS else "alpaca")
+        self._fill(mapping)
+        self.show()
+
+    def format(self) -> str:
+        return self.format_box.currentText()
+
+    def chosen(self) -> dict[str, str]:
+        """{field: column} for the fields given a column other than the field's own name."""
+        fields = MAPPED_FIELDS.get(self.format(), ())
+        mapping = {}
+        for field, picker in zip(fields, self.pickers, strict=False):
+            column = picker.currentText()
+            if not picker.isHidden() and column not in ("", NONE) and column != field:
+                mapping[field] = column
+        return mapping
+
+    def _fill(self, mapping: dict[str, str]) -> None:
+        fields = MAPPED_FIELDS.get(self.format(), ())
+        for index, (label, picker) in enumerate(zip(self.labels, self.pickers, strict=True)):
+            visible = index < min(2, len(fields))
+            label.setVisible(visible)
+            picker.setVisible(visible)
+            if not visible:
+                continue
+            field = fields[index]
+            label.setText(f"{field.replace('_', ' ').capitalize()} column")
+            picker.clear()
+            picker.addItems([NONE, *self.columns])
+            wanted = mapping.get(field) or (field if field in self.columns else NONE)
+            picker.setCurrentText(wanted)
+
+    def _on_format(self, _index: int) -> None:
+        self._fill({})
+        self.changed.emit()

@@ -69,6 +69,9 @@ class WizardState(QObject):
         self.dataset_report = report
         if report:
             self.config.dataset.format = report.get("format", "auto")
+            # The mapping the scan read the file with (chosen on the page, or proposed for its column
+            # names) is the one the run uses and the review's YAML shows.
+            self.config.dataset.columns = dict(report.get("columns_used") or {}) or None
         self.dataset_changed.emit()
         self.recompute()
 
