@@ -101,7 +101,9 @@ class DatasetPage(WizardPage):
         self.split_view.setStretchFactor(1, 2)
         self.split_view.setSizes([600, 420])
         self.split_view.hide()
-        self.body.addWidget(self.split_view, 1)
+        self.body.addWidget(self.split_view, 100)
+        # Without a preview (a refused file) the rows above stay together at the top.
+        self.body.addStretch(1)
         # Token lengths depend on the model's tokenizer: a new model means a new scan.
         state.model_changed.connect(self._rescan)
 
