@@ -212,10 +212,18 @@ def test_parquet(tmp_path):
 
 def test_format_override_and_column_mapping(tmp_path):
     path = write(tmp_path, "q.jsonl", jl({"question": "What?", "answer": "That."}))
-    with pytest.raises(DataError, match="Found columns question, answer"):
-        scan_dataset(path)
-    report = scan_dataset(path, "alpaca", {"instruction": "question", "output": "answer"})
+    proposed = scan_dataset(path)  # common names: the proposed mapping is applied and said
+    assert proposed.columns_applied == {"instruction": "question", "output": "answer"}
+    assert proposed.rows == 1 and proposed.sample["messages"][1]["content"] == "That."
+    assert "Read column question as instruction and answer as output" in proposed.columns_sentence()
+    odd = write(tmp_path, "odd.jsonl", jl({"thema": "What?", "wert": "That."}))
+    with pytest.raises(DataError, match=r"Found columns thema, wert.*\{instruction: question"):
+        scan_dataset(odd)
+    report = scan_dataset(odd, "alpaca", {"instruction": "thema", "output": "wert"})
     assert report.rows == 1 and report.sample["messages"][1]["content"] == "That."
+    assert report.columns_applied is None  # the user's own mapping, not a proposal
+    inputs = write(tmp_path, "io.jsonl", jl({"input": "Hi?", "output": "Ho."}))
+    assert scan_dataset(inputs).sample["messages"][0]["content"] == "Hi?"  # not said twice as context
 
 
 def test_chat_preview_masks_only_the_answer(tiny_model):
