@@ -348,7 +348,9 @@ def test_adapters_stack_merge_then_playground_send_and_stop(qtbot, tiny_model, t
     click(qtbot, page, "Merge and export…")
     qtbot.waitUntil(lambda: "Written to" in page.result.text() or page.error.isVisible(), timeout=240_000)
     assert "verified: max difference" in page.result.text(), page.error.text()
-    assert "q4_1 GGUF's perplexity" in page.result.text() and "ollama create blend" in page.result.text()
+    text = page.result.text()
+    assert "tensors: all" in text and "keeps" in text and "answers: perplexity" in text, text
+    assert "ollama create blend" in text
     assert (exports / "blend" / "blend-q4_1.gguf").is_file() and (exports / "blend" / "README.md").is_file()
     assert (
         button(page, "Copy the ollama command").isVisible() and button(page, "Open export folder").isVisible()

@@ -111,6 +111,35 @@ def export_gguf(
     return out_file
 
 
+CACHED_BASE_BYTES = 2 * 2**30  # bases up to this much safetensors keep their f32 reference in the cache
+
+
+def base_f32(base_dir: Path, scratch: Path) -> Path:
+    """The converter's f32 GGUF of a base model, for the check of how much of a fine-tune an export
+    keeps. Small bases (the demo model: 0.5 GB as f32) keep it in the cache, keyed by their weights'
+    path and times, so a second export of the same base does not convert it again; larger ones write it
+    to ``scratch`` for this export only (an 8 B base would be 32 GB)."""
+    import hashlib
+
+    from finetune_gui.core.paths import cache_dir
+
+    weights = sorted(base_dir.glob("*.safetensors"))
+    size = sum(w.stat().st_size for w in weights)
+    if not weights or size > CACHED_BASE_BYTES:
+        return write_f32(base_dir, scratch / "base-f32.gguf")
+    stamp = "|".join(f"{w.name}:{w.stat().st_mtime_ns}:{w.stat().st_size}" for w in weights)
+    key = hashlib.sha1(f"{base_dir.resolve()}|{stamp}".encode()).hexdigest()[:16]
+    cached = cache_dir() / "gguf-reference" / f"{key}-f32.gguf"
+    if not cached.is_file():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_name(cached.name + ".partial")
+        try:
+            write_f32(base_dir, partial).replace(cached)
+        finally:
+            partial.unlink(missing_ok=True)
+    return cached
+
+
 def write_f32(model_dir: str | Path, target: Path, name: str = "") -> Path:
     """The converter's f32 GGUF of ``model_dir``: the reference a written GGUF is read back against."""
     _convert(model_dir, target, "f32", name or Path(model_dir).name)
@@ -222,7 +251,7 @@ def verify_gguf(
     model_dir, gguf_file = Path(model_dir), Path(gguf_file)
     with tempfile.TemporaryDirectory(dir=gguf_file.parent, prefix=".verify-") as tmp:
         merged_reference = merged_f32 or write_f32(model_dir, Path(tmp) / "merged-f32.gguf")
-        base_reference = write_f32(base_dir, Path(tmp) / "base-f32.gguf") if base_dir else None
+        base_reference = base_f32(Path(base_dir), Path(tmp)) if base_dir else None
         tensors = compare(gguf_file, merged_reference, base_reference, _family(outtype))
     answers = _answers(model_dir, gguf_file, outtype)
     verified = tensors.matches and tensors.keeps_fine_tune and answers.get("verified", True)
