@@ -86,13 +86,6 @@ def load_delta(path: str | Path, weight: float) -> AdapterDelta:
     weights_file = folder / "adapter_model.safetensors"
     if not weights_file.is_file():
         raise UserError(f"{folder} has no adapter_model.safetensors; only safetensors adapters are merged.")
-    if config.get("target_parameters"):
-        raise UserError(
-            f"{folder} also adapts parameters that are not linear layers ({', '.join(config['target_parameters'])}: "
-            "a mixture-of-experts model's fused experts), which this app cannot merge yet. Use it as an adapter "
-            "on its base (the playground, or generate --adapter), or train with lora.target_modules naming the "
-            "attention layers only (q_proj,k_proj,v_proj,o_proj), which merges."
-        )
     tensors = load_file(str(weights_file))
     delta = AdapterDelta(str(folder), kind, weight)
     scalings = {k: v for k, v in tensors.items() if k.endswith(".ia3_l")}
@@ -268,7 +261,8 @@ def merge(
         raise UserError(
             f"{base_dir} has no safetensors weights to merge into; convert the model to safetensors first."
         )
-    deltas = [load_delta(path, weight) for path, weight in adapters]
+    fused = [path for path, _ in adapters if adapts_parameters(path)]
+    deltas = [] if fused else [load_delta(path, weight) for path, weight in adapters]
     check_stack(deltas)
     output = Path(output).expanduser()
     if output.exists() and any(output.iterdir()):
@@ -280,7 +274,10 @@ def merge(
     staging.mkdir(parents=True)
     used: set[str] = set()
     try:
-        for index, shard in enumerate(shards):
+        if fused:
+            report("Merging the adapters (experts included) in memory", 0.0)
+            _merge_with_peft(base_dir, adapters, staging)
+        for index, shard in enumerate(shards if not fused else []):
             report(f"Merging {shard.name}", index / len(shards))
             _write_streaming(shard, staging / shard.name, deltas, used)
         expected = {k for d in deltas for k in (*d.lora, *d.ia3)}
@@ -299,6 +296,40 @@ def merge(
         raise
     report("Merged", 1.0)
     return output
+
+
+def adapts_parameters(path: str | Path) -> bool:
+    """A LoRA adapter that also adapts bare parameters (``target_parameters``): a mixture-of-experts
+    model's fused experts, which are no Linear layers, so their change is no B·A of a stored tensor."""
+    try:
+        config = json.loads((Path(path) / "adapter_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bool(config.get("target_parameters"))
+
+
+def _merge_with_peft(base_dir: Path, adapters: list[tuple[str, float]], target: Path) -> None:
+    """Adapters of fused experts merge through PEFT, in memory: transformers fuses the per-expert weights
+    on load and splits them again on save (the saved names are the base's), and PEFT knows the fused
+    layout of each family's experts. Each adapter's weight scales its B matrices (ΔW = s·B·A is linear
+    in B). This holds the whole model in fp32, unlike the streaming merge."""
+    import torch
+    from peft import PeftModel
+
+    from finetune_gui.core.models import load_model, materialize, resolve_model
+
+    source = materialize(resolve_model(str(base_dir)))
+    model = load_model(source, dtype=torch.float32)
+    names = [f"a{i}" for i in range(len(adapters))]
+    peft = PeftModel.from_pretrained(model, adapters[0][0], adapter_name=names[0])
+    for name, (path, _weight) in zip(names[1:], adapters[1:], strict=True):
+        peft.load_adapter(path, adapter_name=name)
+    _scale_b(peft, names, [w for _, w in adapters])
+    merged = peft.merge_and_unload(adapter_names=names)
+    dtype = getattr(merged.config, "dtype", None)
+    if isinstance(dtype, torch.dtype) and dtype != torch.float32:
+        merged = merged.to(dtype)
+    merged.save_pretrained(str(target))
 
 
 MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors.index.json")
@@ -349,9 +380,26 @@ def reference_model(base: str, adapters: list[tuple[str, float]]) -> Any:
     peft = PeftModel.from_pretrained(model, adapters[0][0], adapter_name=names[0])
     for name, (path, _weight) in zip(names[1:], adapters[1:], strict=True):
         peft.load_adapter(path, adapter_name=name)
+    if any(adapts_parameters(path) for path, _ in adapters):
+        # PEFT cannot combine adapters of bare parameters: all stay active (their changes add up in the
+        # forward pass, not through a merge), each scaled by its weight.
+        _scale_b(peft, names, [w for _, w in adapters])
+        peft.base_model.set_adapter(names)
+        return peft.eval()
     peft.add_weighted_adapter(names, [w for _, w in adapters], "stack", combination_type="cat")
     peft.set_adapter("stack")
     return peft.eval()
+
+
+def _scale_b(peft: Any, names: list[str], weights: list[float]) -> None:
+    """Scale each named adapter's B matrices by its weight: ΔW = s·B·A is linear in B."""
+    import torch
+
+    with torch.no_grad():
+        for param_name, param in peft.named_parameters():
+            for name, weight in zip(names, weights, strict=True):
+                if f"lora_B.{name}." in param_name and weight != 1.0:
+                    param.mul_(weight)
 
 
 def verify(base: str, adapters: list[tuple[str, float]], merged: str | Path) -> dict[str, Any]:
