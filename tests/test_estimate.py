@@ -255,3 +255,51 @@ def test_method_cards_read_measured_figures(tmp_path, monkeypatch):
         assert "4 held-out questions" in method_figures.source_note()
     finally:
         method_figures.measured.cache_clear()
+
+
+def shape_from_config_json(name, folder):
+    """What `estimate MODEL` reads: a folder holding only the model's published config.json."""
+    from known_models import write_config
+    from transformers import AutoConfig
+
+    return model_shape(AutoConfig.from_pretrained(write_config(name, folder / name.replace(" ", "_"))))
+
+
+@pytest.mark.parametrize("name", ["Qwen3-4B", "Gemma-3-4B (text)", "Mistral-7B", "Phi-4", "Qwen3-30B-A3B"])
+def test_each_familys_published_parameter_count_from_its_config(name, tmp_path):
+    """Head dims that are not hidden/heads, q/k norms, fused qkv, untied heads, experts: each family's
+    own class counts them, within 0.5% of the published total."""
+    from known_models import PUBLISHED_PARAMETERS
+
+    shape = shape_from_config_json(name, tmp_path)
+    assert abs(shape.parameters / PUBLISHED_PARAMETERS[name] - 1) < 0.005, shape.parameters
+
+
+def test_a_mixture_of_experts_counts_all_weights_for_memory_and_the_active_ones_for_time(tmp_path):
+    from known_models import PUBLISHED_ACTIVE
+
+    from finetune_gui.core.estimate import seconds_per_step
+
+    moe = shape_from_config_json("Qwen3-30B-A3B", tmp_path)
+    assert abs(moe.active_parameters / PUBLISHED_ACTIVE["Qwen3-30B-A3B"] - 1) < 0.03
+    assert moe.expert_parameters > 0.9 * moe.parameters
+    s = Settings(batch_size=1, seq_len=1024)
+    dense = replace(moe, active_parameters=0, expert_parameters=0)
+    assert seconds_per_step("lora", moe, s) == pytest.approx(
+        seconds_per_step("lora", dense, s) * moe.active_parameters / moe.parameters
+    )
+    lora = estimate_method("lora", moe, s, None)
+    assert lora.breakdown["weights"] >= 2 * moe.parameters / GIB  # every expert is in memory
+    for vram in (12.0, 16.0, 24.0):
+        result = estimate(moe, s, vram)
+        assert result.recommended is None and result.reason.startswith(f"No method fits in {vram:.1f} GB")
+        assert not any("QLoRA" in line for line in result.suggestions)
+        assert "QLoRA saves nothing here" in result.methods["qlora"].note
+        assert "experts (29.0 B of its 30.5 B parameters) stay unquantized" in result.methods["qlora"].note
+    roomy = estimate(moe, s, 90.0)
+    assert roomy.recommended == "lora" and roomy.methods["qlora"].total_gib >= roomy.methods["lora"].total_gib
+
+
+def test_qlora_is_still_recommended_where_its_saving_happens(llama7b):
+    result = estimate(llama7b, Settings(batch_size=1, seq_len=512), 12.0)
+    assert result.recommended == "qlora" and not result.methods["qlora"].note

@@ -166,7 +166,10 @@ def estimate_method(method: str, shape: ModelShape, s: Settings, budget_gib: flo
     """The method's peak in the configured memory mode; 'auto' is standard where that fits, lean where
     only lean fits (methods that train every weight)."""
     if not METHODS[method].trains_all_weights:
-        return _estimate_mode(method, shape, replace(s, memory_mode="standard"), budget_gib)
+        result = _estimate_mode(method, shape, replace(s, memory_mode="standard"), budget_gib)
+        if METHODS[method].quantized_base and shape.expert_parameters > 0.2 * shape.parameters:
+            result.note = result.note or experts_note(shape)
+        return result
     if s.memory_mode in ("standard", "lean"):
         result = _estimate_mode(method, shape, s, budget_gib)
         other = _estimate_mode(
@@ -184,6 +187,15 @@ def estimate_method(method: str, shape: ModelShape, s: Settings, budget_gib: flo
     by_mode = {result.memory_mode: result.total_gib, other.memory_mode: other.total_gib}
     result.standard_gib, result.lean_gib = by_mode["standard"], by_mode["lean"]
     return result
+
+
+def experts_note(shape: ModelShape) -> str:
+    """Why 4-bit saves little on a mixture of experts: bitsandbytes quantizes Linear layers, and the
+    experts are fused tensors (kept in fp32 for k-bit training, so QLoRA can need more than LoRA)."""
+    return (
+        f"4-bit reaches only the Linear layers: this model's experts ({shape.expert_parameters / 1e9:.1f} B of "
+        f"its {shape.parameters / 1e9:.1f} B parameters) stay unquantized, so QLoRA saves nothing here"
+    )
 
 
 def _estimate_mode(method: str, shape: ModelShape, s: Settings, budget_gib: float | None) -> MethodEstimate:

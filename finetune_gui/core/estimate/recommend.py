@@ -22,8 +22,26 @@ def _gb(value: float) -> str:
 
 def recommend(result: Any, shape: Any, settings: Any, budget_gib: float | None) -> None:
     """Fill ``result.recommended``, ``result.reason`` and, when nothing fits, ``result.suggestions``."""
+    plain = next(
+        (
+            m
+            for m in result.methods.values()
+            if METHODS[m.method].adapter_kind == "lora" and not METHODS[m.method].quantized_base
+        ),
+        None,
+    )
+
+    def saves(m: Any) -> bool:
+        """A quantized base is recommended only where its saving happens (not on the experts of a
+        mixture of experts, which 4-bit does not reach)."""
+        return not METHODS[m.method].quantized_base or plain is None or m.total_gib < 0.9 * plain.total_gib
+
     candidates = sorted(
-        (m for m in result.methods.values() if METHODS[m.method].recommend_rank is not None and m.runnable),
+        (
+            m
+            for m in result.methods.values()
+            if METHODS[m.method].recommend_rank is not None and m.runnable and saves(m)
+        ),
         key=lambda m: METHODS[m.method].recommend_rank or 0,
     )
     if budget_gib is None:

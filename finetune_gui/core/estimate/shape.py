@@ -21,6 +21,14 @@ class ModelShape:
     kv_dim: int  # num_key_value_heads × head_dim
     vocab: int
     attention: str = "sdpa"  # sdpa | eager | flash
+    # Mixture of experts: weights in the experts' fused tensors (no Linear layers, so 4-bit quantization
+    # does not reach them), and the parameters one token uses (what time, not memory, follows).
+    expert_parameters: int = 0
+    active_parameters: int = 0
+
+    @property
+    def per_token_parameters(self) -> int:
+        return self.active_parameters or self.parameters
 
     @property
     def other(self) -> int:
@@ -60,8 +68,22 @@ def model_shape(config: Any, trust_remote_code: bool = False) -> ModelShape:
             suffix = name.rsplit(".", 1)[-1]
             n_in, n_out, count = shapes.get(suffix, (module.in_features, module.out_features, 0))
             shapes[suffix] = (n_in, n_out, count + 1)
+    parameters = sum(p.numel() for p in model.parameters())
+    experts = sum(
+        p.numel() for name, p in model.named_parameters() if p.ndim == 3 and ".experts." in f".{name}"
+    )
+    total_experts = next(
+        (
+            getattr(text, k)
+            for k in ("num_experts", "num_local_experts", "n_routed_experts")
+            if getattr(text, k, None)
+        ),
+        0,
+    )
+    per_token = getattr(text, "num_experts_per_tok", None) or 0
+    active = parameters - experts + experts * per_token // total_experts if experts and total_experts else 0
     return ModelShape(
-        parameters=sum(p.numel() for p in model.parameters()),
+        parameters=parameters,
         embedding=embed.weight.numel() if embed is not None else 0,
         lm_head=0 if (head is None or tied) else head.weight.numel(),
         decoder_linear=decoder_linear,
@@ -73,4 +95,6 @@ def model_shape(config: Any, trust_remote_code: bool = False) -> ModelShape:
         kv_dim=kv_heads * head_dim,
         vocab=text.vocab_size,
         attention=getattr(config, "_attn_implementation", None) or "sdpa",
+        expert_parameters=experts,
+        active_parameters=active,
     )

@@ -22,6 +22,6 @@ def seconds_per_step(
     factor = 6.0 if METHODS[method].trains_all_weights else 4.0
     if s.gradient_checkpointing:
         factor += 2.0
-    flops = factor * shape.parameters * tokens
+    flops = factor * shape.per_token_parameters * tokens  # a mixture of experts: the active ones
     rate = GPU_FLOPS.get(s.dtype, 12e12) if s.device == "cuda" else CPU_FLOPS_PER_CORE * max(1, cpu_cores)
     return flops / rate
