@@ -451,6 +451,12 @@ def test_an_export_that_snaps_the_fine_tune_back_to_the_base_is_not_verified(tin
             if "lora_B" in name:
                 param.mul_(0.02)
     peft.save_pretrained(tmp_path / "small")
+    # Before the export: the same measure on the merged weights in memory names the type that loses it.
+    from finetune_gui.core.adapters.gguf_types import options_for
+
+    before = options_for(str(base), ["q4_1", "q8_0"], [(str(tmp_path / "small"), 1.0)])["types"]
+    assert before["q4_1"]["kept"] < 0.5 and not before["q4_1"]["close"]
+    assert before["q8_0"]["kept"] > 0.9 and before["q8_0"]["close"]
     verdicts = {}
     for kind in ("q4_1", "q8_0"):
         result = cli(

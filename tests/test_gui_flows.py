@@ -325,9 +325,18 @@ def test_adapters_stack_merge_then_playground_send_and_stop(qtbot, tiny_model, t
     assert page.table.rowCount() == 2
     select_rows(qtbot, page.table, [0, 1])
     assert "stack of 2" in page.detail_title.text() and len(page.sliders) == 2
-    for slider in page.sliders.values():
-        slider.setValue(50)
     assert page.export_name.text() in ("style-0.5+facts-0.5", "facts-0.5+style-0.5")  # proposed, editable
+    # Moved weights: the proposed name follows them (it kept 0.5/0.5 before), and the figures are
+    # measured again for this stack.
+    names = {entry["path"]: entry["name"] for entry in page.entries}
+    for slider, value in zip(page.sliders.values(), (70, 30), strict=True):
+        slider.setValue(value)
+    weights = {
+        names[path]: value / 100 for (path, _), value in zip(page.sliders.items(), (70, 30), strict=True)
+    }
+    assert page.export_name.text() == "+".join(f"{n}-{w:g}" for n, w in weights.items())
+    stack = dict(page.stack())
+    assert sorted(stack.values()) == [0.3, 0.7]
     qtbot.waitUntil(
         lambda: (
             "recommended"
@@ -336,7 +345,11 @@ def test_adapters_stack_merge_then_playground_send_and_stop(qtbot, tiny_model, t
         timeout=120_000,
     )
     labels = [page.export_choice.itemText(i) for i in range(page.export_choice.count())]
-    assert any(label.startswith("GGUF q4_1") and "MB · perplexity ×" in label for label in labels)
+    assert any(
+        label.startswith("GGUF q4_1") and "MB · perplexity ×" in label and "% of the fine-tune" in label
+        for label in labels
+    ), labels
+    assert tuple(page.stack()) in {key[1] for key in page.options}  # measured for these weights
     page.export_choice.setCurrentIndex(
         next(i for i, label in enumerate(labels) if label.startswith("GGUF q4_1"))
     )
@@ -376,7 +389,7 @@ def test_adapters_stack_merge_then_playground_send_and_stop(qtbot, tiny_model, t
     playground = window.playground
     assert window.pages.currentWidget() is playground
     qtbot.waitUntil(lambda: playground.ready, timeout=120_000)
-    assert "0.5 × " in playground.boxes["tuned"].title()
+    assert "0.7 × " in playground.boxes["tuned"].title() and "0.3 × " in playground.boxes["tuned"].title()
     from PySide6.QtCore import Qt
 
     qtbot.keyClicks(playground.prompt, "Hello")

@@ -44,22 +44,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("gguf-options", help="each GGUF type's size and quality loss for a model")
     p.add_argument("model", help="the (merged or base) model folder")
     p.add_argument("--types", help="comma-separated types (default: every type available here)")
+    p.add_argument(
+        "--adapter",
+        action="append",
+        default=[],
+        metavar="PATH[:WEIGHT]",
+        help="measure on this fine-tune (the adapters merged) and say how much of it each type keeps",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=gguf_options)
 
 
 def gguf_options(args: argparse.Namespace) -> int:
     from finetune_gui.core.adapters.gguf_types import options_for
+    from finetune_gui.core.adapters.merge import parse_adapter_arg
 
-    report = options_for(args.model, args.types.split(",") if args.types else None)
+    adapters = [parse_adapter_arg(a) for a in args.adapter]
+    report = options_for(args.model, args.types.split(",") if args.types else None, adapters or None)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
     for name, entry in report["types"].items():
         mark = " (recommended)" if name == report["recommended"] else ""
+        kept = f"  keeps {entry['kept']:.0%} of the fine-tune" if "kept" in entry else ""
         print(
-            f"{name:<7} {entry['size_bytes'] / 2**20:8.1f} MB  perplexity ×{entry['perplexity_ratio']:.2f}{mark}  "
-            f"{entry['note']}"
+            f"{name:<7} ~{entry['size_bytes'] / 2**20:7.1f} MB  perplexity ×{entry['perplexity_ratio']:.2f}{kept}"
+            f"{mark}  {entry['note']}"
         )
     return 0
 

@@ -60,7 +60,15 @@ def gguf_exports(options: dict | None) -> list[tuple[str, list[str]]]:
         label = f"GGUF {name} + Ollama"
         entry = measured.get(name)
         if entry:
-            label += f" · {entry['size_bytes'] / 2**20:,.0f} MB · perplexity ×{entry['perplexity_ratio']:.2f}"
+            # Sizes are estimated from the tensors; quality is measured on this fine-tune when the report
+            # was made with its adapters (on the base otherwise, and then said so).
+            label += (
+                f" · ~{entry['size_bytes'] / 2**20:,.0f} MB · perplexity ×{entry['perplexity_ratio']:.2f}"
+            )
+            if "kept" in entry:
+                label += f" · keeps {max(entry['kept'], 0.0):.0%} of the fine-tune"
+            elif not options.get("fine_tune"):
+                label += " (the base's)"
             if name == options.get("recommended"):
                 label += " · recommended"
         elif options is None:
@@ -176,7 +184,9 @@ class AdaptersPage(QWidget):
         export_row.addWidget(self.export_name, 1)
         export_row.addWidget(self.merge)
         self.detail.layout_.addLayout(export_row)
-        self.options: dict[str, dict] = {}  # base model → its gguf-options report
+        self.options: dict[tuple, dict] = {}  # (base, stack) → its gguf-options report
+        self.options_pending = False
+        self.proposed_name = ""
         self.options_job: CoreJob | None = None
         self.busy = BusyRow()
         self.busy.cancel_requested.connect(self._cancel)
@@ -272,6 +282,7 @@ class AdaptersPage(QWidget):
                 slider.setValue(100 // len(chosen))
                 value = QLabel(f"{slider.value() / 100:.2f}")
                 slider.valueChanged.connect(lambda v, label=value: label.setText(f"{v / 100:.2f}"))
+                slider.valueChanged.connect(self._on_weights)
                 line.addWidget(slider, 3)
                 line.addWidget(value)
                 self.weights_box.addWidget(row)
@@ -281,8 +292,9 @@ class AdaptersPage(QWidget):
         self.mergeable = mergeable
         self._fill_exports()
         if mergeable and stackable:
-            self._measure_gguf_options(str(chosen[0].get("base_model", "")))
-        self.export_name.setText(export_name(self.entries, self.stack()) if stackable else "")
+            self._measure_gguf_options()
+        self.proposed_name = export_name(self.entries, self.stack()) if stackable else ""
+        self.export_name.setText(self.proposed_name)
         self.merge.setText("Merge and export…" if mergeable else "Export…")
         self.merge.setEnabled(stackable and (mergeable or len(chosen) == 1))
         self.play.setEnabled(stackable)
@@ -300,10 +312,22 @@ class AdaptersPage(QWidget):
         if chosen:
             self.open_in_playground.emit([chosen[0].get("base_model", ""), self.stack()])
 
-    def _fill_exports(self) -> None:
+    def _options_key(self) -> tuple:
         chosen = self.selected()
         base = str(chosen[0].get("base_model", "")) if chosen else ""
-        options = self.options.get(base)
+        return (base, tuple(self.stack()) if chosen else ())
+
+    def _on_weights(self, _value: int) -> None:
+        """New weights: a new proposed name (unless the user typed their own), and each type's figures
+        measured again for this stack."""
+        if self.export_name.text() == self.proposed_name:
+            self.proposed_name = export_name(self.entries, self.stack())
+            self.export_name.setText(self.proposed_name)
+        self._fill_exports()
+        self._measure_gguf_options()
+
+    def _fill_exports(self) -> None:
+        options = self.options.get(self._options_key())
         self.exports = [SAFETENSORS_EXPORT, *gguf_exports(options)] if self.mergeable else [ADAPTER_EXPORT]
         previous = self.export_choice.currentText().split(" ·")[0]
         self.export_choice.clear()
@@ -312,23 +336,31 @@ class AdaptersPage(QWidget):
             if previous and label.split(" ·")[0] == previous:
                 self.export_choice.setCurrentIndex(index)
 
-    def _measure_gguf_options(self, base: str) -> None:
-        """Each GGUF type's size and quality loss for this base, measured once in a child process."""
-        if (
-            not base
-            or base in self.options
-            or (self.options_job is not None and self.options_job.is_running())
-        ):
+    def _measure_gguf_options(self) -> None:
+        """Each GGUF type's size, quality loss and share of the fine-tune kept, for this base and stack,
+        measured once per stack in a child process (a stack asked for while one is measured waits)."""
+        key = self._options_key()
+        base, stack = key
+        if not base or key in self.options:
             return
-        self.options_job = CoreJob(["gguf-options", base, "--json"], self, torch_process=True)
-        self.options_job.succeeded.connect(lambda report: self._on_options(base, report))
-        self.options_job.failed.connect(lambda _message: self._on_options(base, {"types": {}}))
+        if self.options_job is not None and self.options_job.is_running():
+            self.options_pending = True
+            return
+        self.options_pending = False
+        args = ["gguf-options", base, "--json"]
+        for path, weight in stack:
+            args += ["--adapter", f"{path}:{weight:g}"]
+        self.options_job = CoreJob(args, self, torch_process=True)
+        self.options_job.succeeded.connect(lambda report: self._on_options(key, report))
+        self.options_job.failed.connect(lambda _message: self._on_options(key, {"types": {}}))
         self.options_job.start()
 
-    def _on_options(self, base: str, report: dict) -> None:
-        self.options[base] = report
+    def _on_options(self, key: tuple, report: dict) -> None:
+        self.options[key] = report
         if self.selected():
             self._fill_exports()
+        if self.options_pending:
+            self._measure_gguf_options()
 
     def _merge_dialog(self) -> None:
         name = self.export_name.text().strip().replace("/", "-")

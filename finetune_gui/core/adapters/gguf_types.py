@@ -124,10 +124,16 @@ def k_quantize(source: Path, target: Path, name: str) -> Path:
 
 
 def size_estimate(state: dict[str, Any], name: str) -> int:
-    """Bytes of a GGUF of this type, from the model's tensors (2-D weights quantized, the rest f32)."""
+    """Bytes of a GGUF of this type, from the model's tensors (2-D weights quantized, the rest f32). A
+    tensor shared by two names (tied embeddings) is written once, so it is counted once."""
     bits = GGUF_TYPES[name].bits
     total = 0.0
+    seen: set[int] = set()
     for tensor in state.values():
+        pointer = tensor.untyped_storage().data_ptr() if hasattr(tensor, "untyped_storage") else id(tensor)
+        if pointer in seen:
+            continue
+        seen.add(pointer)
         shape = tuple(tensor.shape)
         count = tensor.numel()
         total += count * bits / 8 if quantizable(shape) or name in ("f16", "bf16", "f32") else count * 4
@@ -145,53 +151,99 @@ def perplexity(model: Any, tokenizer: Any, text: str = PARAGRAPH) -> tuple[float
     return float(torch.exp(loss)), logits[0, :-1].argmax(-1)
 
 
-def quality_report(model_dir: str | Path, names: list[str] | None = None) -> dict[str, Any]:
+def quality_report(
+    model_dir: str | Path, names: list[str] | None = None, adapters: list[tuple[str, float]] | None = None
+) -> dict[str, Any]:
     """For each available type: its estimated size and the perplexity it gives this model (weights
-    quantized and dequantized in memory), relative to the model's own; the smallest type that stays
-    within ×1.15 is recommended."""
-    import numpy as np
+    quantized and dequantized in memory), relative to the model's own; with ``adapters``, on the merged
+    fine-tune, and how much of the fine-tune's change each type keeps (``kept``). The smallest type that
+    stays within ×1.15 and keeps at least 80% of the fine-tune is recommended."""
     import torch
-    from gguf import quants
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from finetune_gui.core.adapters.gguf_check import KEEPS_AT
 
     model_dir = Path(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
-    original = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    base = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    original = _merged_state(base, adapters) if adapters else base
+    if adapters:
+        model.load_state_dict(original)
     reference, _ = perplexity(model, tokenizer)
-    report: dict[str, Any] = {"reference_perplexity": reference, "types": {}}
+    report: dict[str, Any] = {"reference_perplexity": reference, "types": {}, "fine_tune": bool(adapters)}
     for name in names or [n for n in GGUF_TYPES if available(n) and not GGUF_TYPES[n].k_quant]:
         kind = GGUF_TYPES[name]
         entry: dict[str, Any] = {"size_bytes": size_estimate(original, name), "note": kind.note}
-        if kind.block or name == "q8_0":
-            qtype = _ggml(name)
-            changed = {}
-            for key, tensor in original.items():
-                if quantizable(tuple(tensor.shape)):
-                    array = tensor.numpy().astype(np.float32)
-                    changed[key] = torch.from_numpy(quants.dequantize(quants.quantize(array, qtype), qtype))
-            model.load_state_dict({**original, **changed})
+        rounded = _rounded(original, name)
+        if rounded is not None:
+            model.load_state_dict({**original, **rounded})
             value, _ = perplexity(model, tokenizer)
             model.load_state_dict(original)
             entry["perplexity_ratio"] = round(value / reference, 3)
-        elif name in ("f16", "bf16"):
-            dtype = torch.float16 if name == "f16" else torch.bfloat16
-            model.load_state_dict({k: v.to(dtype).float() for k, v in original.items()})
-            value, _ = perplexity(model, tokenizer)
-            model.load_state_dict(original)
-            entry["perplexity_ratio"] = round(value / reference, 3)
+            if adapters:
+                entry["kept"] = _kept(base, original, rounded)
         else:
             entry["perplexity_ratio"] = 1.0
-        entry["close"] = entry["perplexity_ratio"] <= CLOSE
+            if adapters:
+                entry["kept"] = 1.0
+        entry["close"] = entry["perplexity_ratio"] <= CLOSE and entry.get("kept", 1.0) >= KEEPS_AT
         report["types"][name] = entry
     close = [(e["size_bytes"], n) for n, e in report["types"].items() if e["close"]]
     report["recommended"] = min(close)[1] if close else "q8_0"
     return report
 
 
-def options_for(model: str, names: list[str] | None = None) -> dict[str, Any]:
-    """``quality_report`` for a model the user names (a folder, a .gguf, a hub id), measured once and
-    kept in the cache: the export dialog asks it for the base before every export."""
+def _rounded(state: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """The tensors a GGUF of this type rounds, as they read back; None for f32 (nothing rounded)."""
+    import numpy as np
+    import torch
+    from gguf import quants
+
+    kind = GGUF_TYPES[name]
+    if kind.block or name == "q8_0":
+        qtype = _ggml(name)
+        return {
+            key: torch.from_numpy(
+                quants.dequantize(quants.quantize(t.numpy().astype(np.float32), qtype), qtype)
+            )
+            for key, t in state.items()
+            if quantizable(tuple(t.shape))
+        }
+    if name in ("f16", "bf16"):
+        dtype = torch.float16 if name == "f16" else torch.bfloat16
+        return {k: v.to(dtype).float() for k, v in state.items()}
+    return None
+
+
+def _merged_state(base: dict[str, Any], adapters: list[tuple[str, float]]) -> dict[str, Any]:
+    from finetune_gui.core.adapters.merge import check_stack, load_delta, merged_tensor
+
+    deltas = [load_delta(path, weight) for path, weight in adapters]
+    check_stack(deltas)
+    return {key: merged_tensor(key, tensor, deltas) for key, tensor in base.items()}
+
+
+def _kept(base: dict[str, Any], merged: dict[str, Any], rounded: dict[str, Any]) -> float:
+    """The share of the fine-tune's change that the rounded weights keep (gguf_check's measure)."""
+    num = den = 0.0
+    for key, value in merged.items():
+        delta = (value - base[key]).double()
+        size = float((delta * delta).sum())
+        if size == 0.0:
+            continue
+        after = rounded.get(key, value).double() - base[key].double()
+        num += float((after * delta).sum())
+        den += size
+    return round(num / den, 3) if den else 1.0
+
+
+def options_for(
+    model: str, names: list[str] | None = None, adapters: list[tuple[str, float]] | None = None
+) -> dict[str, Any]:
+    """``quality_report`` for a model the user names (a folder, a .gguf, a hub id), with the adapters
+    about to be merged, measured once and kept in the cache: the export dialog asks it before every
+    export."""
     import hashlib
     import json
 
@@ -204,14 +256,20 @@ def options_for(model: str, names: list[str] | None = None) -> dict[str, Any]:
             raise UserError(f"GGUF type {name!r} is not offered; choose from {', '.join(GGUF_TYPES)}.")
     folder = Path(materialize(resolve_model(model)).path)
     stamp = max((p.stat().st_mtime_ns for p in folder.glob("*.safetensors")), default=0)
-    key = hashlib.sha1(f"{folder.resolve()}|{stamp}|{','.join(names or [])}".encode()).hexdigest()[:16]
+    for path, _weight in adapters or []:
+        weights = Path(path) / "adapter_model.safetensors"
+        stamp = max(stamp, weights.stat().st_mtime_ns if weights.is_file() else 0)
+    stack = ",".join(f"{Path(p).resolve()}:{w:g}" for p, w in adapters or [])
+    key = hashlib.sha1(f"{folder.resolve()}|{stamp}|{','.join(names or [])}|{stack}".encode()).hexdigest()[
+        :16
+    ]
     cached = cache_dir() / "gguf-options" / f"{key}.json"
     if cached.is_file():
         try:
             return json.loads(cached.read_text(encoding="utf-8"))
         except ValueError:
             pass
-    report = quality_report(folder, names)
+    report = quality_report(folder, names, adapters)
     report["model"] = str(folder)
     write_json(cached, report)
     return report
