@@ -350,8 +350,12 @@ def test_adapters_stack_merge_then_playground_send_and_stop(qtbot, tiny_model, t
         for label in labels
     ), labels
     assert tuple(page.stack()) in {key[1] for key in page.options}  # measured for these weights
+    assert page.export_note.isHidden()  # safetensors writes only the merged model
     page.export_choice.setCurrentIndex(
         next(i for i, label in enumerate(labels) if label.startswith("GGUF q4_1"))
+    )
+    assert (
+        not page.export_note.isHidden() and "merged model as safetensors in model/" in page.export_note.text()
     )
     page.export_name.setText("")
     qtbot.keyClicks(page.export_name, "blend")

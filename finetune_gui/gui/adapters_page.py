@@ -62,9 +62,7 @@ def gguf_exports(options: dict | None) -> list[tuple[str, list[str]]]:
         if entry:
             # Sizes are estimated from the tensors; quality is measured on this fine-tune when the report
             # was made with its adapters (on the base otherwise, and then said so).
-            label += (
-                f" · ~{entry['size_bytes'] / 2**20:,.0f} MB · perplexity ×{entry['perplexity_ratio']:.2f}"
-            )
+            label += f" · ~{megabytes(entry['size_bytes'])} · perplexity ×{entry['perplexity_ratio']:.2f}"
             if "kept" in entry:
                 label += f" · keeps {max(entry['kept'], 0.0):.0%} of the fine-tune"
             elif not options.get("fine_tune"):
@@ -75,6 +73,12 @@ def gguf_exports(options: dict | None) -> list[tuple[str, list[str]]]:
             label += " · measuring…"
         found.append((label, ["--format", "gguf", "--gguf-type", name]))
     return found
+
+
+def megabytes(size: int) -> str:
+    """'86 MB', or '0.3 MB' for what is smaller than 10 MB (a tiny model's export is not 0 MB)."""
+    value = size / 2**20
+    return f"{value:,.1f} MB" if value < 10 else f"{value:,.0f} MB"
 
 
 def export_name(entries: list[dict], stack: list[tuple[str, float]]) -> str:
@@ -184,6 +188,11 @@ class AdaptersPage(QWidget):
         export_row.addWidget(self.export_name, 1)
         export_row.addWidget(self.merge)
         self.detail.layout_.addLayout(export_row)
+        # What else the export writes, said before it does (a GGUF export keeps the merged model too).
+        self.export_note = muted("")
+        self.export_note.hide()
+        self.detail.layout_.addWidget(self.export_note)
+        self.export_choice.currentIndexChanged.connect(self._on_export_choice)
         self.options: dict[tuple, dict] = {}  # (base, stack) → its gguf-options report
         self.options_pending = False
         self.proposed_name = ""
@@ -335,6 +344,20 @@ class AdaptersPage(QWidget):
         for index, (label, _args) in enumerate(self.exports):
             if previous and label.split(" ·")[0] == previous:
                 self.export_choice.setCurrentIndex(index)
+        self._on_export_choice(self.export_choice.currentIndex())
+
+    def _on_export_choice(self, index: int) -> None:
+        args = self.exports[index][1] if 0 <= index < len(self.exports) else []
+        note = ""
+        if "gguf" in args:
+            f16 = ((self.options.get(self._options_key()) or {}).get("types") or {}).get("f16")
+            size = f" (about {megabytes(f16['size_bytes'])})" if f16 else ""
+            note = (
+                f"The folder also keeps the merged model as safetensors in model/{size}: the GGUF is made "
+                "from it, and transformers loads it. Delete model/ after the export if you need only the GGUF."
+            )
+        self.export_note.setText(note)
+        self.export_note.setVisible(bool(note))
 
     def _measure_gguf_options(self) -> None:
         """Each GGUF type's size, quality loss and share of the fine-tune kept, for this base and stack,

@@ -234,6 +234,7 @@ def verify_gguf(
     *,
     merged_f32: Path | None = None,
     base_dir: str | Path | None = None,
+    examples: list[Any] | None = None,
 ) -> dict[str, Any]:
     """Is the written GGUF the fine-tuned model? Two levels, each named in the verdict:
 
@@ -241,7 +242,8 @@ def verify_gguf(
       converter's f32 file of the merged model (``merged_f32``, written here when not given), and, when
       ``base_dir`` is given, how much of the fine-tune's change to the weights it keeps;
     - answers (where transformers reads this architecture's GGUF): perplexity and the top next token on
-      an ordinary paragraph, against the merged model.
+      an ordinary paragraph, against the merged model; with the run's own ``examples`` and the base, the
+      top next token on their answers, against the merged model and against the base.
 
     A type that snaps the fine-tune back toward the base is NOT verified, whatever perplexity says."""
     import tempfile
@@ -253,7 +255,7 @@ def verify_gguf(
         merged_reference = merged_f32 or write_f32(model_dir, Path(tmp) / "merged-f32.gguf")
         base_reference = base_f32(Path(base_dir), Path(tmp)) if base_dir else None
         tensors = compare(gguf_file, merged_reference, base_reference, _family(outtype))
-    answers = _answers(model_dir, gguf_file, outtype)
+    answers = _answers(model_dir, gguf_file, outtype, examples or [], base_dir)
     verified = tensors.matches and tensors.keeps_fine_tune and answers.get("verified", True)
     parts = [f"tensors: {tensors.sentence(outtype)}"]
     if not tensors.keeps_fine_tune:
@@ -274,7 +276,9 @@ def verify_gguf(
     }
 
 
-def _answers(model_dir: Path, gguf_file: Path, outtype: str) -> dict[str, Any]:
+def _answers(
+    model_dir: Path, gguf_file: Path, outtype: str, examples: list[Any], base_dir: str | Path | None
+) -> dict[str, Any]:
     """Load the GGUF with transformers (which dequantizes it) and compare it with the merged model on an
     ordinary paragraph: perplexity, and the top next token at every position. Where transformers cannot
     read this architecture's GGUF the answers are not checked, and the verdict says so."""
@@ -298,17 +302,40 @@ def _answers(model_dir: Path, gguf_file: Path, outtype: str) -> dict[str, Any]:
     ratio = ppl / base_ppl
     ok = ratio <= TOLERANCE[_family(outtype)]
     closeness = "" if ratio <= CLOSE else " (a large loss for this model: a larger type stays closer)"
-    return {
-        "verified": ok,
+    result: dict[str, Any] = {
         "perplexity": round(ppl, 3),
         "reference_perplexity": round(base_ppl, 3),
         "perplexity_ratio": round(ratio, 3),
         "top1_agreement": agreement,
         "positions": int(top.shape[0]),
-        "sentence": f"answers: perplexity on an ordinary paragraph {ppl:.2f} against {base_ppl:.2f} for the "
-        f"merged model (×{ratio:.2f}){closeness}, top next token agrees on {agreement:.0%} of "
-        f"{int(top.shape[0])} positions",
     }
+    sentence = (
+        f"answers: perplexity on an ordinary paragraph {ppl:.2f} against {base_ppl:.2f} for the merged model "
+        f"(×{ratio:.2f}){closeness}, top next token agrees on {agreement:.0%} of {int(top.shape[0])} positions"
+    )
+    if examples and base_dir:
+        from finetune_gui.core.adapters.own_data import agreement, answer_tokens
+        from finetune_gui.core.models import load_model, materialize, resolve_model
+
+        base = load_model(materialize(resolve_model(str(base_dir))), dtype=torch.float32).eval()
+        merged_top, exported_top, base_top_own = answer_tokens(
+            [reference, exported, base], tokenizer, examples
+        )
+        own, like_base = agreement(exported_top, merged_top), agreement(exported_top, base_top_own)
+        fine_tune_shows = agreement(base_top_own, merged_top) < 0.98
+        result.update(own_agreement=own, own_base_agreement=like_base, own_examples=len(examples))
+        sentence += (
+            f"; on the answers of {len(examples)} of your run's own examples its top next token is the merged "
+            f"model's at {own:.0%} of the tokens and the base model's at {like_base:.0%}"
+        )
+        # The fine-tune shows where the base and the merged model differ: an export that answers there
+        # more like the base than like the fine-tune has lost it, whatever it reads elsewhere.
+        if fine_tune_shows and like_base >= own + 0.1:
+            ok = False
+            sentence += ": it answers like the base, not like your fine-tune"
+    result["verified"] = ok
+    result["sentence"] = sentence
+    return result
 
 
 def _architecture(gguf_file: Path) -> str:

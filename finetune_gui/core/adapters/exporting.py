@@ -128,6 +128,7 @@ def _write(
     gguf_name = None
     if fmt == "gguf":
         from finetune_gui.core.adapters.export import export_gguf, modelfile, verify_gguf
+        from finetune_gui.core.adapters.own_data import own_examples
         from finetune_gui.core.models import materialize, resolve_model
 
         report_progress(f"Writing the GGUF ({gguf_type})", 0.8)
@@ -146,6 +147,7 @@ def _write(
                 gguf_type,
                 merged_f32=merged_f32,
                 base_dir=materialize(resolve_model(base)).path,
+                examples=own_examples(adapters),
             )
         report["gguf"] = {"path": str(gguf), "type": gguf_type, **checked}
         report["gguf"]["notes"] = notes
