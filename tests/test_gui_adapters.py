@@ -97,3 +97,62 @@ def test_playground_send_compares_base_and_tuned_and_stop_ends_both(qtbot, libra
     qtbot.keyClicks(page.prompt, "Once more")
     assert page.send_button.isEnabled() and not page.error.isVisible()
     page.shutdown()
+
+
+def test_removing_an_adapter_never_deletes_a_folder_the_user_made_without_its_name_typed(
+    qtbot, tiny_model, tmp_path, monkeypatch
+):
+    from gui_helpers import answer_next_dialog, click, select_rows
+    from PySide6.QtWidgets import QInputDialog
+
+    from finetune_gui.core.adapters.library import AdapterLibrary
+    from finetune_gui.core.paths import runs_dir
+    from finetune_gui.gui.adapters_page import AdaptersPage
+
+    library = AdapterLibrary()
+    own = make_lora(tiny_model, tmp_path / "checkpoint-72", 4, 1)  # the user's folder, imported
+    library.add(own, base_model=str(tiny_model))
+    page = AdaptersPage()
+    qtbot.addWidget(page)
+    page.show()
+    select_rows(qtbot, page.table, [0])
+    answer_next_dialog("Remove from the library")  # the default
+    click(qtbot, page, "Delete…")
+    assert "Its folder stays where it is" in page.delete_dialog.text()
+    assert page.table.rowCount() == 0 and (own / "adapter_config.json").is_file()
+
+    library.add(own, base_model=str(tiny_model))
+    page.refresh()
+    select_rows(qtbot, page.table, [0])
+    monkeypatch.setattr(QInputDialog, "getText", lambda *_a, **_k: ("checkpoint", True))  # a wrong name
+    answer_next_dialog("Delete its folder too…")
+    click(qtbot, page, "Delete…")
+    assert (own / "adapter_config.json").is_file() and page.table.rowCount() == 1
+    assert "Nothing was deleted" in page.error.text()
+    monkeypatch.setattr(QInputDialog, "getText", lambda *_a, **_k: ("checkpoint-72", True))  # its name
+    answer_next_dialog("Delete its folder too…")
+    click(qtbot, page, "Delete…")
+    assert not own.exists() and page.table.rowCount() == 0
+
+    # A run's adapter in the app's data folder: the second button deletes it, no name to type.
+    run_adapter = make_lora(tiny_model, runs_dir() / "my-run" / "adapter", 4, 2)
+    library.add(run_adapter, base_model=str(tiny_model))
+    page.refresh()
+    select_rows(qtbot, page.table, [0])
+    monkeypatch.setattr(QInputDialog, "getText", lambda *_a, **_k: pytest.fail("no name is asked"))
+    answer_next_dialog("Delete its folder too")
+    click(qtbot, page, "Delete…")
+    assert not run_adapter.exists() and page.table.rowCount() == 0
+    page.options_job.cancel()  # selecting measured the GGUF types in a child; not needed here
+    qtbot.waitUntil(lambda: not page.options_job.is_running(), timeout=10_000)
+
+
+def test_the_library_refuses_to_delete_a_users_folder_without_its_name(tiny_model, tmp_path):
+    from finetune_gui.core.adapters.library import AdapterLibrary
+    from finetune_gui.core.errors import UserError
+
+    library = AdapterLibrary()
+    entry = library.add(make_lora(tiny_model, tmp_path / "mine", 4, 1))
+    with pytest.raises(UserError, match="type its name \\(mine\\)"):
+        library.remove(entry["id"], delete_files=True)
+    assert (tmp_path / "mine").is_dir() and library.entries()

@@ -486,17 +486,50 @@ class AdaptersPage(QWidget):
             self.refresh()
 
     def _delete(self) -> None:
+        """Remove from the library (the default, nothing deleted), or delete the files too: at once for a
+        run's adapter in the app's data folder, only after typing the folder's name for anything else."""
+        from finetune_gui.core.adapters.library import made_by_app
+
         chosen = self.selected()
         if len(chosen) != 1:
             return
-        answer = QMessageBox.question(
-            self,
-            "Delete adapter",
-            f"Remove {chosen[0]['name']} from the library and delete its folder?\n{chosen[0]['path']}",
+        entry, folder = chosen[0], Path(chosen[0]["path"])
+        ours = made_by_app(folder)
+        box = QMessageBox(self)
+        box.setWindowTitle("Remove adapter")
+        box.setText(
+            f"Remove {entry['name']} from the library? Its folder stays where it is:\n{folder}"
+            if not ours
+            else f"Remove {entry['name']} from the library, or delete its folder too?\n{folder}"
         )
-        if answer == QMessageBox.StandardButton.Yes:
-            self.library.remove(chosen[0]["id"], delete_files=True)
-            self.refresh()
+        remove = box.addButton("Remove from the library", QMessageBox.ButtonRole.AcceptRole)
+        delete = box.addButton(
+            "Delete its folder too" if ours else "Delete its folder too…",
+            QMessageBox.ButtonRole.DestructiveRole,
+        )
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(remove)
+        self.delete_dialog = box
+        box.exec()
+        clicked = box.clickedButton()
+        if clicked is remove:
+            self.library.remove(entry["id"])
+        elif clicked is delete:
+            typed = None
+            if not ours:
+                typed, ok = QInputDialog.getText(
+                    self,
+                    "Delete a folder you made",
+                    f"{folder} is not in this app's data folder. Type its name ({folder.name}) to delete it "
+                    "with everything in it.",
+                )
+                if not ok or typed != folder.name:
+                    show_error(self.error, f"Nothing was deleted: the name typed was not {folder.name}.")
+                    return
+            self.library.remove(entry["id"], delete_files=True, typed_name=typed)
+        else:
+            return
+        self.refresh()
 
     def _open_folder(self) -> None:
         chosen = self.selected()

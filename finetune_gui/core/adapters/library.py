@@ -122,14 +122,23 @@ class AdapterLibrary:
         self._write(entry)
         return entry
 
-    def remove(self, key: str, delete_files: bool = False) -> None:
+    def remove(self, key: str, delete_files: bool = False, typed_name: str | None = None) -> None:
+        """Take an adapter out of the library; with ``delete_files``, delete its folder too. A folder the
+        app did not create (outside its data folder: an imported adapter, the user's own checkpoint) is
+        deleted only when ``typed_name`` is that folder's name, as the user typed it to confirm."""
         import shutil
 
         target = self.get(key)
+        folder = Path(target["path"])
+        if delete_files and not made_by_app(folder) and typed_name != folder.name:
+            raise UserError(
+                f"{folder} is not in this app's data folder, so it is deleted only when you type its name "
+                f"({folder.name}) to confirm. It stays where it is."
+            )
         (self.records / f"{target['id']}.json").unlink(missing_ok=True)
         self._write_snapshot()
         if delete_files:
-            shutil.rmtree(target["path"], ignore_errors=True)
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _write(self, entry: dict[str, Any]) -> None:
         write_json(self.records / f"{entry['id']}.json", entry)
@@ -151,3 +160,14 @@ class AdapterLibrary:
         self.records.mkdir(parents=True, exist_ok=True)
         for entry in legacy:
             write_json(self.records / f"{entry['id']}.json", entry)
+
+
+def made_by_app(folder: str | Path) -> bool:
+    """Whether ``folder`` lies inside the app's data folder (a run's adapter), so the app made it."""
+    from finetune_gui.core.paths import data_dir
+
+    try:
+        Path(folder).resolve().relative_to(data_dir().resolve())
+    except ValueError:
+        return False
+    return True
