@@ -330,3 +330,26 @@ def test_inspect_cli_usable_and_not(tmp_path, tiny_model):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert run_inspect(str(tmp_path / "missing.csv")).returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "said", "not_said"),
+    [
+        ("[{'prompt': 'a', 'completion': 'b'}]", "double quotes", "cut off"),
+        ('[{"prompt": "a", "completion": "b"},]', "no comma after the last item", "cut off"),
+        ('[{"prompt": "a", "completion": "b"}, {"prompt": "c", "compl', "cut off", "double quotes"),
+        ('[{"prompt": "a", "completion": "b"}, {"prompt": ', "cut off", "comma"),
+    ],
+)
+def test_a_broken_json_file_says_what_is_wrong_with_it(tmp_path, text, said, not_said):
+    path = write(tmp_path, "d.json", text)
+    with pytest.raises(DataError) as caught:
+        scan_dataset(path)
+    message = str(caught.value)
+    assert said in message and not_said not in message and " at at " not in message
+
+
+def test_a_broken_json_line_says_its_column_once(tmp_path):
+    path = write(tmp_path, "d.jsonl", jl({"prompt": "a", "completion": "b"}) + '{"prompt": "unterminated\n')
+    problem = scan_dataset(path).problems[0].describe()
+    assert problem == "Line 2 is not valid JSON (unterminated string starting at column 12)."

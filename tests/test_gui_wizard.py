@@ -246,3 +246,23 @@ def test_a_question_answer_csv_is_mapped_in_the_window_and_the_review_has_the_ma
     review = yaml.safe_load(setup.review.yaml.toPlainText())
     assert review["dataset"]["columns"] == {"instruction": "question", "output": "answer"}
     assert review["dataset"]["format"] == "alpaca"
+
+
+def test_a_file_with_many_broken_rows_is_called_out_and_a_clean_one_is_not(qtbot, window, tmp_path):
+    setup, state = window.setup, window.state
+    setup.go(2)
+    good = [json.dumps({"prompt": f"Q{i}?", "completion": f"A{i}."}) for i in range(40)]
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(
+        "\n".join(line if i % 10 >= 3 else '{"prompt": "cut' for i, line in enumerate(good)) + "\n"
+    )
+    drop(window, broken)
+    qtbot.waitUntil(lambda: bool(state.dataset_report), timeout=90_000)
+    assert "12 of 40 rows (30%) cannot be used" in setup.dataset.facts.text()
+    clean = tmp_path / "clean.jsonl"
+    clean.write_text("\n".join(good) + "\n")
+    drop(window, clean)
+    qtbot.waitUntil(
+        lambda: bool(state.dataset_report) and state.config.dataset.path == str(clean), timeout=90_000
+    )
+    assert "cannot be used" not in setup.dataset.facts.text() and "40 rows" in setup.dataset.facts.text()

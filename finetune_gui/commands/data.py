@@ -42,6 +42,8 @@ def inspect(args: argparse.Namespace) -> int:
         f"{result['path']}: {result['format']} · {result['rows']:,} usable rows of {result['total_rows']:,}"
     )
     print(f"columns: {', '.join(result['columns']) or '-'}")
+    if result["skipped_sentence"]:
+        print(result["skipped_sentence"])
     if result["columns_sentence"]:
         print(result["columns_sentence"])
     if skipped:

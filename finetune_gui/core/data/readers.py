@@ -108,7 +108,29 @@ def read_jsonl(path: Path) -> Iterator[tuple[Location, Any]]:
         try:
             yield loc, json.loads(text)
         except json.JSONDecodeError as exc:
-            yield loc, RowError(f"is not valid JSON ({exc.msg} at column {exc.colno})")
+            yield loc, RowError(f"is not valid JSON ({json_problem(exc, text)})")
+
+
+def json_problem(exc: json.JSONDecodeError, text: str) -> str:
+    """What the JSON parser found, said once ('unterminated string starting at column 82'; the parser's
+    own message ends in 'at' and was printed as 'at at')."""
+    message = exc.msg[0].lower() + exc.msg[1:]
+    message = message.removesuffix(" at")
+    return f"{message} at column {exc.colno}"
+
+
+def _json_hint(exc: json.JSONDecodeError, text: str) -> str:
+    """The likely cause, from what stands where the parser stopped."""
+    stopped = text[exc.pos : exc.pos + 1]
+    before = text[: exc.pos].rstrip()[-1:]
+    if stopped == "'" or "'" in text[max(0, exc.pos - 1) : exc.pos + 1]:
+        return 'JSON takes double quotes (") around names and text, not single quotes.'
+    if before == "," and stopped in "]}":
+        return "JSON allows no comma after the last item of a list or object: remove it."
+    # A string that never ends ran to the end of the file (JSON strings cannot hold a line break).
+    if exc.pos >= len(text.rstrip()) - 1 or exc.msg.startswith("Unterminated string"):
+        return "The file ends in the middle: it may be cut off. Expected a JSON array of objects, or one object per line (.jsonl)."
+    return "Expected a JSON array of objects, or one object per line (.jsonl)."
 
 
 def _rows_of_json(data: Any) -> list[Any] | None:
@@ -143,8 +165,8 @@ def read_json(path: Path) -> Iterator[tuple[Location, Any]]:
             yield from read_jsonl(path)
             return
         raise DataError(
-            f"{path.name} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}. "
-            "The file may be cut off; expected a JSON array of objects, or one object per line (.jsonl)."
+            f"{path.name} is not valid JSON: {json_problem(exc, text)}, line {exc.lineno}. "
+            + _json_hint(exc, text)
         ) from None
     rows = _rows_of_json(data)
     if rows is None:

@@ -41,6 +41,9 @@ class Problem:
         return {**self.location.to_dict(), "message": self.describe()}
 
 
+LARGE_SHARE = 0.1  # a share of skipped rows worth a warning of its own
+
+
 @dataclass
 class ScanReport:
     path: str
@@ -55,6 +58,16 @@ class ScanReport:
     files: int = 1
     examples: list[Example] | None = None  # with keep_examples: the usable rows, duplicates dropped
     columns_applied: dict[str, str] | None = None  # a mapping proposed for common column names, used
+
+    def skipped_sentence(self) -> str:
+        """'12 of 40 rows (30%) cannot be used: …' when a large share is skipped; '' otherwise."""
+        if not self.total or self.problem_count < max(1, LARGE_SHARE * self.total):
+            return ""
+        share = self.problem_count / self.total
+        return (
+            f"{self.problem_count:,} of {self.total:,} rows ({share:.0%}) cannot be used, so training would see "
+            f"only {self.rows:,}: check the file (the first problems are listed) before you train on it."
+        )
 
     def columns_sentence(self) -> str:
         """'Read column question as instruction and answer as output (proposed for their names; set
@@ -82,6 +95,7 @@ class ScanReport:
             "usable": self.usable,
             "sample": self.sample,
             "columns_applied": self.columns_applied,
+            "skipped_sentence": self.skipped_sentence(),
         }
 
 

@@ -36,6 +36,8 @@ def load_data(ctx: Any, tokenizer: Any) -> Data:
     if report.problem_count:
         first = "; ".join(p.describe() for p in report.problems[:3])
         ctx.log(f"{report.problem_count:,} of {report.total:,} rows skipped. {first}", "warning")
+        if report.skipped_sentence():
+            ctx.log(report.skipped_sentence(), "warning")
     if cfg.validation_path:
         val_examples, _ = load_examples(cfg.validation_path, cfg.format, cfg.columns)
         train_examples = examples

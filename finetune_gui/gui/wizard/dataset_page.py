@@ -30,7 +30,7 @@ from finetune_gui.core.data.formats import FORMATS, MAPPED_FIELDS
 from finetune_gui.core.data.readers import SUFFIXES
 from finetune_gui.gui.core_client import CoreJob
 from finetune_gui.gui.theme import ACCENT
-from finetune_gui.gui.widgets import BusyRow, DropZone, error_label, muted, show_error
+from finetune_gui.gui.widgets import AMBER, BusyRow, DropZone, error_label, muted, show_error
 from finetune_gui.gui.wizard.page import WizardPage
 
 
@@ -192,6 +192,8 @@ class DatasetPage(WizardPage):
         if skipped:
             kinds = ", ".join(f"{n} {k}" for k, n in report.get("problem_kinds", {}).items())
             text += f" · {skipped:,} skipped ({kinds}); they are listed below and training uses the rest"
+        if report.get("skipped_sentence"):
+            text += f'<br><span style="color:{AMBER}">⚠ {html.escape(report["skipped_sentence"])}</span>'
         if report.get("columns_sentence"):
             text += "<br>" + html.escape(report["columns_sentence"])
         self.facts.setText(text)
