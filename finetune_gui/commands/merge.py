@@ -56,6 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def gguf_options(args: argparse.Namespace) -> int:
+    from finetune_gui.core.adapters.gguf_check import kept_words
     from finetune_gui.core.adapters.gguf_types import options_for
     from finetune_gui.core.adapters.merge import parse_adapter_arg
 
@@ -66,7 +67,7 @@ def gguf_options(args: argparse.Namespace) -> int:
         return 0
     for name, entry in report["types"].items():
         mark = " (recommended)" if name == report["recommended"] else ""
-        kept = f"  keeps {entry['kept']:.0%} of the fine-tune" if "kept" in entry else ""
+        kept = f"  {kept_words(entry['kept'])}" if "kept" in entry else ""
         print(
             f"{name:<7} ~{entry['size_bytes'] / 2**20:7.1f} MB  perplexity ×{entry['perplexity_ratio']:.2f}{kept}"
             f"{mark}  {entry['note']}"

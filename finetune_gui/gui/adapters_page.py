@@ -50,6 +50,7 @@ ADAPTER_EXPORT = ("adapter folder (this kind cannot merge)", ["--format", "adapt
 def gguf_exports(options: dict | None) -> list[tuple[str, list[str]]]:
     """One choice per GGUF type this machine can write, with its size and measured quality loss for this
     model once known (``gguf-options``), the recommended one marked."""
+    from finetune_gui.core.adapters.gguf_check import kept_words
     from finetune_gui.core.adapters.gguf_types import GGUF_TYPES, available
 
     found = []
@@ -64,7 +65,7 @@ def gguf_exports(options: dict | None) -> list[tuple[str, list[str]]]:
             # was made with its adapters (on the base otherwise, and then said so).
             label += f" · ~{megabytes(entry['size_bytes'])} · perplexity ×{entry['perplexity_ratio']:.2f}"
             if "kept" in entry:
-                label += f" · keeps {max(entry['kept'], 0.0):.0%} of the fine-tune"
+                label += f" · {kept_words(entry['kept'])}"
             elif not options.get("fine_tune"):
                 label += " (the base's)"
             if name == options.get("recommended"):

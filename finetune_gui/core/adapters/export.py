@@ -248,7 +248,7 @@ def verify_gguf(
     A type that snaps the fine-tune back toward the base is NOT verified, whatever perplexity says."""
     import tempfile
 
-    from finetune_gui.core.adapters.gguf_check import compare
+    from finetune_gui.core.adapters.gguf_check import KEEPS_AT, compare
 
     model_dir, gguf_file = Path(model_dir), Path(gguf_file)
     with tempfile.TemporaryDirectory(dir=gguf_file.parent, prefix=".verify-") as tmp:
@@ -259,11 +259,14 @@ def verify_gguf(
     verified = tensors.matches and tensors.keeps_fine_tune and answers.get("verified", True)
     parts = [f"tensors: {tensors.sentence(outtype)}"]
     if not tensors.keeps_fine_tune:
-        parts.insert(
-            0,
-            f"{outtype} keeps only {max(tensors.kept or 0.0, 0.0):.0%} of your fine-tune's changes on this model "
-            "(its rounding snaps them back toward the base): export q8_0 or f16 instead",
+        kept = tensors.kept or 0.0
+        what = (
+            f"keeps only {max(kept, 0.0):.0%} of your fine-tune's changes on this model (its rounding snaps "
+            "them back toward the base)"
+            if kept < KEEPS_AT
+            else f"moves the weights {kept:.0%} as far as your fine-tune did (its rounding distorts it)"
         )
+        parts.insert(0, f"{outtype} {what}: export q8_0 or f16 instead")
     parts.append(answers["sentence"])
     return {
         "verified": verified,

@@ -28,6 +28,18 @@ from typing import Any
 # q5_x ~2.5e-2, q4_x ~6e-2.
 ERROR_LIMIT = {"float": 1e-2, "q8_0": 2e-2, "5-bit": 8e-2, "4-bit": 0.16}
 KEEPS_AT = 0.8  # an export keeps the fine-tune when at least this share of its change survives
+OVERSHOOT_AT = 1.25  # and moves the weights no more than this far along it (rounding that distorts it)
+
+
+def keeps(kept: float | None) -> bool:
+    return kept is None or KEEPS_AT <= kept <= OVERSHOOT_AT
+
+
+def kept_words(kept: float) -> str:
+    """'keeps 6% of the fine-tune's change', or 'moves the weights 160% as far as the fine-tune did'."""
+    if kept > OVERSHOOT_AT:
+        return f"moves the weights {kept:.0%} as far as the fine-tune did (its rounding distorts it)"
+    return f"keeps {min(max(kept, 0.0), 1.0):.0%} of the fine-tune's change"
 
 
 @dataclass(frozen=True)
@@ -45,7 +57,7 @@ class TensorCheck:
 
     @property
     def keeps_fine_tune(self) -> bool:
-        return self.kept is None or self.kept >= KEEPS_AT
+        return keeps(self.kept)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,7 +84,7 @@ class TensorCheck:
             f"rounding (difference {self.error:.1e}, allowed {self.error_limit:.0e})"
         )
         if self.kept is not None:
-            text += f"; it keeps {max(self.kept, 0.0):.0%} of the fine-tune's change to the weights"
+            text += f"; it {kept_words(self.kept)} to the weights"
         elif self.changed_tensors == 0:
             text += "; the adapters change no weight"
         return text

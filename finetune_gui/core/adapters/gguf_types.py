@@ -161,7 +161,7 @@ def quality_report(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from finetune_gui.core.adapters.gguf_check import KEEPS_AT
+    from finetune_gui.core.adapters.gguf_check import keeps
 
     model_dir = Path(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
@@ -187,7 +187,7 @@ def quality_report(
             entry["perplexity_ratio"] = 1.0
             if adapters:
                 entry["kept"] = 1.0
-        entry["close"] = entry["perplexity_ratio"] <= CLOSE and entry.get("kept", 1.0) >= KEEPS_AT
+        entry["close"] = entry["perplexity_ratio"] <= CLOSE and keeps(entry.get("kept"))
         report["types"][name] = entry
     close = [(e["size_bytes"], n) for n, e in report["types"].items() if e["close"]]
     report["recommended"] = min(close)[1] if close else "q8_0"
