@@ -68,24 +68,25 @@ def test_each_family_trains_merges_and_exports_verified(family, small_dataset, t
     generator = Generator(str(model))
     generator.use_adapters([(adapter, 1.0)])
     assert isinstance("".join(generator.stream("Hello", max_new_tokens=4)), str)
-    for index, stack in enumerate(([(adapter, 0.7)], [(adapter, 0.7), (other, 0.3)])):
+    for index, stack in enumerate(([(adapter, 0.7)], [(adapter, 1.0)], [(adapter, 0.7), (other, 0.3)])):
         out = merge(str(model), stack, tmp_path / f"merged-{index}")
         report = verify(str(model), stack, out)
         assert report["verified"] and expect(name, "merge", report), report["message"]
     # The weights are right, not only the verdict: a merge is NOT verified against other weights.
     assert not verify(str(model), [(adapter, 1.0)], tmp_path / "merged-0")["verified"]
-    try:
-        result = export(str(model), [(adapter, 0.7)], tmp_path / "gguf", fmt="gguf", gguf_type="q4_1")
-    except UserError as exc:
-        assert not expect(name, "gguf", exc)
-        return
-    gguf = result["gguf"]
-    assert expect(name, "gguf", gguf) and gguf["verified"], gguf["message"]
-    assert gguf["kept"] > 0.9 and gguf["tensors"]["matches"], gguf["message"]
-    if name in ("qwen3", "qwen3_moe"):  # transformers cannot read these GGUF files back
-        assert "answers not checked: no GGUF runtime for" in gguf["message"]
-    else:
-        assert "answers: perplexity" in gguf["message"]
+    for kind in ("f16", "q4_1"):
+        try:
+            result = export(str(model), [(adapter, 0.7)], tmp_path / kind, fmt="gguf", gguf_type=kind)
+        except UserError as exc:
+            assert not expect(name, "gguf", exc)
+            return
+        gguf = result["gguf"]
+        assert expect(name, "gguf", gguf) and gguf["verified"], gguf["message"]
+        assert gguf["kept"] > 0.9 and gguf["tensors"]["matches"], gguf["message"]
+        if name in ("qwen3", "qwen3_moe"):  # transformers cannot read these GGUF files back
+            assert "answers not checked: no GGUF runtime for" in gguf["message"]
+        else:
+            assert "answers: perplexity" in gguf["message"]
 
 
 def test_the_user_guide_table_is_the_matrix():

@@ -156,3 +156,18 @@ def test_the_library_refuses_to_delete_a_users_folder_without_its_name(tiny_mode
     with pytest.raises(UserError, match="type its name \\(mine\\)"):
         library.remove(entry["id"], delete_files=True)
     assert (tmp_path / "mine").is_dir() and library.entries()
+
+
+def test_an_empty_playground_offers_neither_send_nor_stop(qtbot):
+    from PySide6.QtCore import Qt
+
+    from finetune_gui.gui.playground_page import PlaygroundPage
+
+    page = PlaygroundPage()
+    qtbot.addWidget(page)
+    page.show()
+    assert not page.send_button.isEnabled() and not page.stop_button.isEnabled()
+    qtbot.keyClicks(page.prompt, "Hello?")
+    assert not page.send_button.isEnabled()  # nothing to ask yet
+    qtbot.keyClick(page.prompt, Qt.Key.Key_Return)
+    assert not page.answering and page.child is None

@@ -86,6 +86,9 @@ def test_wizard_train_pause_resume_stop_then_resume_from_runs_in_a_new_window(
     board = window.dashboard
     assert window.pages.currentWidget() is board
     qtbot.waitUntil(lambda: board.point_count("loss", "train") >= 2, timeout=120_000)
+    # Runs lists the run while it trains, not only once it has ended.
+    listed = {r["name"]: r for r in window.runs.runs}
+    assert "flow-run" in listed and window.runs.table.rowCount() >= 1
 
     # Pause answers at once, then takes effect after the current step.
     click(qtbot, board, "Pause")

@@ -83,6 +83,8 @@ def test_whole_wizard_produces_the_expected_config(qtbot, window, tiny_model, tm
     assert setup.dataset.problems.rowCount() == 1 and "line 31" in setup.dataset.problems.item(0, 0).text()
     assert "messages" in setup.dataset.facts.text()
     assert "<span" in setup.dataset.preview.toHtml()
+    # the trained part in the accent's blue (an 8-digit hex was read as #AARRGGBB: a green)
+    assert "background-color:rgba(61,123,224,0.2)" in setup.dataset.preview.toHtml()
     setup.go(3)
     before = state.estimate.methods["lora"].total_gib
     setup.method.batch.setValue(64)
@@ -266,3 +268,57 @@ def test_a_file_with_many_broken_rows_is_called_out_and_a_clean_one_is_not(qtbot
         lambda: bool(state.dataset_report) and state.config.dataset.path == str(clean), timeout=90_000
     )
     assert "cannot be used" not in setup.dataset.facts.text() and "40 rows" in setup.dataset.facts.text()
+
+
+def test_an_implausible_learning_rate_is_said_and_next_stays_on(qtbot, window, tiny_model, tmp_path):
+    from gui_helpers import type_into
+
+    setup, state = window.setup, window.state
+    state.set_hardware(CPU_HARDWARE)
+    setup.go(1)
+    setup.model.choose(str(tiny_model))
+    qtbot.waitUntil(lambda: state.shape is not None, timeout=90_000)
+    drop(window, write_dataset(tmp_path))
+    qtbot.waitUntil(lambda: bool(state.dataset_report), timeout=90_000)
+    setup.go(3)
+    setup.method.select("lora")
+    setup.go(4)
+    rate = setup.settings.editors["training.learning_rate"]
+    type_into(qtbot, rate.widget, "5")
+    warning = setup.settings.warning
+    assert (
+        not warning.isHidden()
+        and "A learning rate of 5 is" in warning.text()
+        and "× what the app proposes" in warning.text()
+    )
+    assert setup.settings.is_complete() and setup.next.isEnabled()
+    type_into(qtbot, rate.widget, "1e-9")
+    assert "below what the app proposes" in warning.text()
+    proposed = state.proposal()
+    rate.reset()
+    assert warning.isHidden() and proposed is not None
+
+
+def test_dark_mode_draws_disabled_buttons_unlike_enabled_ones(qtbot, window):
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QGuiApplication, QPalette
+    from PySide6.QtWidgets import QApplication
+
+    from finetune_gui.gui.theme import apply_theme
+
+    app = QApplication.instance()
+    hints = QGuiApplication.styleHints()
+    before = hints.colorScheme()
+    hints.setColorScheme(Qt.ColorScheme.Dark)
+    try:
+        apply_theme(app)
+        back = window.setup.back  # disabled on the first step
+        assert not back.isEnabled()
+        palette = back.palette()
+        role = QPalette.ColorRole.ButtonText
+        assert palette.color(QPalette.ColorGroup.Disabled, role) != palette.color(
+            QPalette.ColorGroup.Active, role
+        )
+    finally:
+        hints.setColorScheme(before)
+        apply_theme(app)

@@ -71,3 +71,68 @@ def test_method_page_estimate_command_and_run_json_agree(qtbot, tiny_model, tmp_
     # The data's longest example (well under max_seq_len) sets the length, not max_seq_len.
     assert window.state.settings().seq_len < 512
     assert card.startswith(f"{from_page:.1f} GB")
+
+
+# Each field the estimate depends on, a value that moves it, and the method it belongs to.
+FIELDS = [
+    ("lora", "training.precision", "fp32"),
+    ("lora", "training.gradient_checkpointing", "on"),
+    ("lora", "training.optimizer", "adamw_8bit"),
+    ("lora", "training.batch_size", "7"),
+    ("lora", "training.max_seq_len", "64"),
+    ("lora", "lora.r", "64"),
+    ("lora", "lora.target_modules", "[q_proj, v_proj]"),
+    ("full", "training.memory_mode", "lean"),
+    ("full", "training.gradient_accumulation", "4"),
+    ("prefix", "prefix.num_virtual_tokens", "200"),
+    ("prompt", "prompt.num_virtual_tokens", "300"),
+    ("bottleneck", "adapter.bottleneck", "512"),
+]
+
+
+@pytest.mark.gui
+def test_the_review_pages_memory_figure_follows_every_field_the_estimate_depends_on(
+    qtbot, tiny_model, tmp_path
+):
+    """Typed in Settings, each field moves the Review page's figure to exactly what the one estimate
+    (estimate --config's function) gives for the config the review shows."""
+    from gui_helpers import type_into
+    from test_gui_wizard import GPU_HARDWARE
+
+    from finetune_gui.core.estimate import estimate_run
+    from finetune_gui.core.hardware import Hardware
+    from finetune_gui.gui.main_window import MainWindow
+
+    data = tmp_path / "data.jsonl"
+    data.write_text("\n".join(REPO_DATA.read_text().splitlines()[:12]) + "\n")
+    window = MainWindow(detect_hardware=False)
+    qtbot.addWidget(window)
+    window.show()
+    state, setup = window.state, window.setup
+    state.set_hardware(GPU_HARDWARE)
+    setup.go(1)
+    setup.model.choose(str(tiny_model))
+    qtbot.waitUntil(lambda: state.shape is not None, timeout=90_000)
+    setup.dataset.load(str(data))
+    qtbot.waitUntil(lambda: bool(state.dataset_report), timeout=90_000)
+    moved = []
+    for method, dotted, value in FIELDS:
+        setup.go(3)
+        setup.method.select(method)
+        setup.go(4)
+        before = state.estimate.methods[method].total_gib
+        editor = setup.settings.editors[dotted]
+        if hasattr(editor.widget, "setCurrentText"):
+            editor.widget.setCurrentText(value)
+        else:
+            type_into(qtbot, editor.widget, value)
+        assert not setup.settings.errors, setup.settings.errors
+        setup.go(5)
+        expected = estimate_run(
+            state.config, state.shape, Hardware.from_dict(GPU_HARDWARE), longest=state.longest
+        ).methods[method]
+        assert setup.review.rows["Memory"].text().startswith(f"{expected.total_gib:.1f} GB estimated"), dotted
+        assert state.estimate.methods[method].total_gib == expected.total_gib, dotted
+        moved.append(expected.total_gib != before)
+        editor.reset()
+    assert all(moved), [d for (_m, d, _v), m in zip(FIELDS, moved, strict=True) if not m]

@@ -42,10 +42,23 @@ def test_only_empty_fields_are_proposed_each_with_a_reason():
         "training.warmup_ratio",
         "training.eval_steps",
         "training.save_steps",
+        "training.early_stopping",
         "lora.r",
         "lora.alpha",
     }
     assert all(proposal.reasons[key] for key in proposal.values)
+    # Early stopping: on (keeping the best) for a long run with a validation set, off for a short one
+    # or without a validation set.
+    assert proposal.values["training.max_steps"] >= 100 and proposal.values["training.early_stopping"] == 2
+    assert "keep the best" in proposal.reasons["training.early_stopping"]
+    short = propose(config, 135_000_000, 20)
+    assert (
+        short.values["training.early_stopping"] == 0
+        and "short run" in short.reasons["training.early_stopping"]
+    )
+    config.dataset.validation_split = 0.0
+    assert propose(config, 135_000_000, 5_000).values["training.early_stopping"] == 0
+    config.dataset.validation_split = 0.05
     train_rows = 100 - 5  # the validation split holds 5% out
     assert proposal.values["training.max_steps"] == -(-epochs(train_rows) * train_rows // 4)
     assert proposal.values["lora.alpha"] == 2 * proposal.values["lora.r"] == 32

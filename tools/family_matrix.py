@@ -22,8 +22,8 @@ HEADINGS = {
     "qlora": "QLoRA",
     "dora": "DoRA",
     "full": "Full",
-    "merge": "Merge (0.7, and a stack)",
-    "gguf": "GGUF q4_1, verified",
+    "merge": "Merge (1, 0.7, a stack)",
+    "gguf": "GGUF f16 and q4_1, verified",
 }
 NAMES = {
     "llama": "Llama 3.x, SmolLM2",

@@ -2,7 +2,7 @@
 
 The server loads the base once and answers JSON commands on stdin, one per line:
   {"prompt": "...", "adapters": [["path", 1.0], ...], "max_new_tokens": 128, "temperature": 0.7, "top_p": 0.95,
-   "id": "base"}   → {"event": "token", "id": ..., "text": ...}… then {"event": "done", "id": ..., "stopped": bool}
+   "system": "..." (optional), "id": "base"}   → {"event": "token", "id": ..., "text": ...}… then {"event": "done", "id": ..., "stopped": bool}
   {"stop": true}   → ends the answer being generated, and every answer still waiting
 Each answer ends with {"event": "done", "id": ..., "stopped": bool, "end": "end" | "length" | "stopped"}
 ("length": cut at max_new_tokens).
@@ -25,6 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--adapter", action="append", default=[], metavar="PATH[:WEIGHT]", help="an adapter to apply"
     )
     p.add_argument("--prompt", required=True, help="the user's message (the chat template is applied)")
+    p.add_argument(
+        "--system",
+        help="the system prompt (default: the one the adapter's run trained with, else the template's)",
+    )
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.add_argument("--temperature", type=float, default=0.0, help="0 for greedy decoding")
     p.set_defaults(handler=generate)
@@ -39,12 +43,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 def generate(args: argparse.Namespace) -> int:
     from finetune_gui.core.adapters.generate import Generator
     from finetune_gui.core.adapters.merge import parse_adapter_arg
+    from finetune_gui.core.adapters.own_data import trained_system_prompt
 
+    adapters = [parse_adapter_arg(a) for a in args.adapter]
+    system = args.system if args.system is not None else trained_system_prompt(adapters)
+    if args.system is None and system:
+        print(
+            f"finetune-gui: note: asking with the system prompt the adapter trained with: {system}",
+            file=sys.stderr,
+        )
     generator = Generator(args.model)
-    if args.adapter:
-        generator.use_adapters([parse_adapter_arg(a) for a in args.adapter])
+    if adapters:
+        generator.use_adapters(adapters)
     for piece in generator.stream(
-        args.prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature
+        args.prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature, system=system or None
     ):
         print(piece, end="", flush=True)
     print()
@@ -112,6 +124,7 @@ def serve(args: argparse.Namespace) -> int:
                 temperature=float(command.get("temperature", 0.0)),
                 top_p=float(command.get("top_p", 0.95)),
                 stop=stop,
+                system=str(command.get("system") or "") or None,
             ):
                 send(event="token", id=ident, text=piece)
             send(event="done", id=ident, stopped=stop.is_set(), end=generator.last_end)

@@ -95,6 +95,16 @@ class TrainingConfig:
         min=1,
     )
     save_total_limit: int = _f(2, "Checkpoints kept on disk; older ones are deleted.", min=1)
+    early_stopping: int | None = _f(
+        None,
+        "Stop when the evaluation loss has not improved for this many evaluations, and keep the best "
+        "evaluation's weights as the result (0 turns it off); empty: 2 for long runs with a validation set.",
+        min=0,
+        max=100,
+    )
+    early_stopping_min_delta: float = _f(
+        0.0, "How much the evaluation loss must fall to count as an improvement.", min=0.0
+    )
     seed: int = _f(42, "Random seed for the data order, the split and initialisation.")
     warmup_ratio: float | None = _f(
         None,

@@ -78,6 +78,7 @@ class MainWindow(QMainWindow):
         self.setup.review.start_requested.connect(self.start_training)
         self.dashboard.status_text.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
         self.dashboard.run_ended.connect(self._on_run_ended)
+        self.dashboard.run_started.connect(lambda _path: self.runs.refresh())
         self.dashboard.resume_requested.connect(self.resume_run)
         self.adapters.open_in_playground.connect(self.open_playground)
         self.runs.open_requested.connect(self.open_run)

@@ -106,6 +106,13 @@ class PlaygroundPage(QWidget):
         form.addRow("Temperature", self.temperature)
         form.addRow("Top-p", self.top_p)
         form.addRow("Max new tokens", self.max_tokens)
+        self.system = QLineEdit()
+        self.system.setPlaceholderText("the model's own default")
+        self.system.setToolTip(
+            "The system prompt both models answer under. It starts as the one the adapter's run trained "
+            "with (a model tuned under one system prompt answers differently under another); edit it freely."
+        )
+        form.addRow("System prompt", self.system)
         row = QHBoxLayout()
         self.prompt = QLineEdit()
         self.prompt.setPlaceholderText("Ask both models the same question…")
@@ -131,6 +138,7 @@ class PlaygroundPage(QWidget):
         layout.addLayout(bottom)
         self.library: list[dict] = []
         self.refresh()
+        self._update_buttons()  # nothing loaded yet: no Send, no Stop
 
     # -- what is compared
     def refresh(self) -> None:
@@ -161,8 +169,12 @@ class PlaygroundPage(QWidget):
             self.open(str(entry.get("base_model") or self.base_model), [(entry["path"], 1.0)])
 
     def open(self, base_model: str, adapters: list[tuple[str, float]]) -> None:
-        """Compare ``adapters`` (one, or a weighted stack) with ``base_model``; the base loads once."""
+        """Compare ``adapters`` (one, or a weighted stack) with ``base_model``; the base loads once. The
+        system prompt becomes the one the adapters' run trained with (empty: the model's default)."""
+        from finetune_gui.core.adapters.own_data import trained_system_prompt
+
         self.adapters = list(adapters)
+        self.system.setText(trained_system_prompt(self.adapters) or "")
         if base_model != self.base_model or self.child is None:
             self._start(base_model)
         self.refresh()
@@ -209,6 +221,7 @@ class PlaygroundPage(QWidget):
                     "top_p": self.top_p.value(),
                     "id": key,
                     "adapters": [] if key == "base" else [list(a) for a in self.adapters],
+                    "system": self.system.text().strip() or None,
                 }
             )
             self.answering.add(key)

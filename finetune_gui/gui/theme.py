@@ -9,6 +9,12 @@ from PySide6.QtWidgets import QApplication
 ACCENT = "#3d7be0"
 
 
+def translucent(colour: str, alpha: float) -> str:
+    """'rgba(61, 123, 224, 0.2)' for '#3d7be0': Qt's rich text reads '#3d7be033' as #AARRGGBB (a green)."""
+    red, green, blue = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red}, {green}, {blue}, {alpha})"
+
+
 def is_dark() -> bool:
     hints = QGuiApplication.styleHints()
     return hints.colorScheme() == Qt.ColorScheme.Dark
@@ -32,6 +38,17 @@ def apply_theme(app: QApplication) -> None:
             (QPalette.ColorRole.PlaceholderText, "#9aa0a6"),
         ):
             palette.setColor(role, QColor(colour))
+        # setColor(role, …) paints every group alike, so a disabled button looked enabled: the Disabled
+        # group gets dimmed text and a flatter button of its own.
+        disabled = QPalette.ColorGroup.Disabled
+        for role, colour in (
+            (QPalette.ColorRole.WindowText, "#6f7378"),
+            (QPalette.ColorRole.Text, "#6f7378"),
+            (QPalette.ColorRole.ButtonText, "#6f7378"),
+            (QPalette.ColorRole.Button, "#232427"),
+            (QPalette.ColorRole.Base, "#1d1e20"),
+        ):
+            palette.setColor(disabled, role, QColor(colour))
     palette.setColor(QPalette.ColorRole.Highlight, QColor(ACCENT))
     palette.setColor(QPalette.ColorRole.HighlightedText, QColor("#ffffff"))
     palette.setColor(QPalette.ColorRole.Link, QColor(ACCENT))

@@ -195,8 +195,11 @@ def chat_template_text(model_dir: Path) -> str:
         return ""
 
 
-def modelfile(model_dir: str | Path, gguf_name: str, temperature: float = 0.7) -> str:
-    """An Ollama Modelfile whose TEMPLATE and stop tokens match the model's chat template."""
+def modelfile(
+    model_dir: str | Path, gguf_name: str, temperature: float = 0.7, system: str | None = None
+) -> str:
+    """An Ollama Modelfile whose TEMPLATE and stop tokens match the model's chat template; its SYSTEM is
+    ``system`` (the one the fine-tune trained with), else the template's own default."""
     template = chat_template_text(Path(model_dir))
     if "<|im_start|>" in template:
         body = CHATML
@@ -206,7 +209,7 @@ def modelfile(model_dir: str | Path, gguf_name: str, temperature: float = 0.7) -
         body = GEMMA
     else:
         body = PLAIN
-    system = default_system_prompt(Path(model_dir))
+    system = system or default_system_prompt(Path(model_dir))
     system_line = f'SYSTEM """{system}"""\n' if system else ""
     return f"FROM ./{gguf_name}\n{body}\n{system_line}PARAMETER temperature {temperature}\n"
 

@@ -128,7 +128,7 @@ def _write(
     gguf_name = None
     if fmt == "gguf":
         from finetune_gui.core.adapters.export import export_gguf, modelfile, verify_gguf
-        from finetune_gui.core.adapters.own_data import own_examples
+        from finetune_gui.core.adapters.own_data import own_examples, trained_system_prompt
         from finetune_gui.core.models import materialize, resolve_model
 
         report_progress(f"Writing the GGUF ({gguf_type})", 0.8)
@@ -139,7 +139,10 @@ def _write(
                 model_dir, folder / f"{name}-{gguf_type}.gguf", gguf_type, name, notes, merged_f32
             )
             gguf_name = gguf.name
-            (folder / "Modelfile").write_text(modelfile(model_dir, gguf.name), encoding="utf-8")
+            system = trained_system_prompt(adapters)
+            (folder / "Modelfile").write_text(
+                modelfile(model_dir, gguf.name, system=system), encoding="utf-8"
+            )
             report_progress("Verifying the GGUF", 0.9)
             checked = verify_gguf(
                 model_dir,

@@ -108,13 +108,16 @@ class Generator:
             else self.base
         )
 
-    def prompt_ids(self, prompt: str) -> Any:
+    def prompt_ids(self, prompt: str, system: str | None = None) -> Any:
+        """The prompt through the chat template, after ``system`` when given (the one the adapter trained
+        with: without it, a template such as SmolLM2's adds its own default)."""
         if getattr(self.tokenizer, "chat_template", None):
+            turns = [{"role": "system", "content": system}] if system else []
             text = self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+                [*turns, {"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
             )
         else:
-            text = prompt
+            text = f"{system}\n\n{prompt}" if system else prompt
         return self.tokenizer(text, return_tensors="pt", add_special_tokens=False)
 
     def stream(
@@ -124,12 +127,13 @@ class Generator:
         temperature: float = 0.0,
         top_p: float = 0.95,
         stop: threading.Event | None = None,
+        system: str | None = None,
     ) -> Iterator[str]:
         """Yield the answer piece by piece; ``stop`` ends it early."""
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
-        inputs = self.prompt_ids(prompt)
+        inputs = self.prompt_ids(prompt, system)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
 
         class Stop(StoppingCriteria):

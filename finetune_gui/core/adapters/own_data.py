@@ -13,6 +13,26 @@ from typing import Any
 OWN_EXAMPLES = 8
 
 
+def run_record(adapter: str | Path) -> dict[str, Any]:
+    """The run.json of the run an adapter came from ({} for an imported one)."""
+    import json
+
+    try:
+        record = json.loads((Path(adapter).parent / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def trained_system_prompt(adapters: list[tuple[str, float]]) -> str | None:
+    """The system prompt the first adapter from a run of this app trained with (None: none, or no run)."""
+    for path, _weight in adapters:
+        prompt = run_record(path).get("system_prompt")
+        if isinstance(prompt, str) and prompt.strip():
+            return prompt
+    return None
+
+
 def own_examples(adapters: list[tuple[str, float]], limit: int = OWN_EXAMPLES) -> list[Any]:
     """Up to ``limit`` examples, spread over the dataset of the first adapter that came from a run of
     this app; [] when none did or its dataset is gone."""

@@ -58,6 +58,30 @@ def learning_rate(method: str, parameters: int) -> float:
     return float(f"{m.default_learning_rate * factor:.2g}")
 
 
+IMPLAUSIBLE_RATE = 10.0  # a typed rate this many times above (or below) the proposal is worth a word
+
+
+def rate_warning(config: RunConfig, parameters: int) -> str:
+    """One sentence when a learning rate the user typed is far from the proposal (it stays allowed:
+    the user may mean it); '' when it is close, or left to the proposal."""
+    rate = config.training.learning_rate
+    if rate is None or rate <= 0:
+        return ""
+    proposed = learning_rate(config.method, parameters)
+    label = METHODS[config.method].label
+    if rate >= IMPLAUSIBLE_RATE * proposed:
+        return (
+            f"A learning rate of {rate:g} is {rate / proposed:,.0f}× what the app proposes for {label} on this "
+            f"model ({proposed:g}): the loss will likely jump or turn into NaN. Keep it only if you mean it."
+        )
+    if rate <= proposed / IMPLAUSIBLE_RATE:
+        return (
+            f"A learning rate of {rate:g} is {proposed / rate:,.0f}× below what the app proposes for {label} on "
+            f"this model ({proposed:g}): the run will likely learn nothing. Keep it only if you mean it."
+        )
+    return ""
+
+
 def epochs(train_rows: int) -> float:
     if train_rows >= 20_000:
         return 1.0
@@ -70,6 +94,10 @@ def epochs(train_rows: int) -> float:
 
 def lora_rank(parameters: int) -> int:
     return 32 if parameters > 3e9 else 16
+
+
+LONG_RUN_STEPS = 100  # runs this long get early stopping proposed (with a validation set)
+EARLY_STOPPING_PATIENCE = 2  # evaluations without improvement; the proposal evaluates five times a run
 
 
 def propose(config: RunConfig, parameters: int, rows: int, world_size: int = 1) -> Proposal:
@@ -113,6 +141,19 @@ def propose(config: RunConfig, parameters: int, rows: int, world_size: int = 1) 
         every = t.eval_steps or p.values.get("training.eval_steps") or max(1, steps // 5)
         p.values["training.save_steps"] = every
         p.reasons["training.save_steps"] = "a checkpoint at each evaluation"
+    if t.early_stopping is None:
+        validated = bool(config.dataset.validation_path) or config.dataset.validation_split > 0
+        long_run = steps is not None and steps >= LONG_RUN_STEPS
+        p.values["training.early_stopping"] = EARLY_STOPPING_PATIENCE if validated and long_run else 0
+        p.reasons["training.early_stopping"] = (
+            f"stop after {EARLY_STOPPING_PATIENCE} evaluations without a better eval loss, keep the best"
+            if validated and long_run
+            else (
+                "off: no validation set"
+                if not validated
+                else f"off: a short run (under {LONG_RUN_STEPS} steps)"
+            )
+        )
     if METHODS[config.method].settings_section == "lora":
         rank = config.lora.r
         if rank is None:

@@ -22,9 +22,27 @@ class Data:
     trained_examples: list[Any] = field(default_factory=list)  # the training rows (what it absorbed)
 
     @property
+    def system_prompt(self) -> str | None:
+        return training_system_prompt(self.trained_examples)
+
+    @property
     def longest(self) -> int:
         """The longest example in tokens (cut at max_seq_len), over training and validation data."""
         return max(self.train.longest, self.validation.longest if self.validation else 0)
+
+
+def training_system_prompt(examples: list[Any]) -> str | None:
+    """The system prompt the model trained with: the most common first system message of the chat
+    rows, or None when none has one. The playground, ``generate`` and the Modelfile ask with it, since a
+    model tuned under one system prompt answers differently under the template's default."""
+    from collections import Counter
+
+    found: Counter[str] = Counter()
+    for example in examples:
+        messages = getattr(example, "messages", ()) or ()
+        if messages and messages[0][0] == "system" and messages[0][1].strip():
+            found[messages[0][1]] += 1
+    return found.most_common(1)[0][0] if found else None
 
 
 def load_data(ctx: Any, tokenizer: Any) -> Data:

@@ -59,6 +59,7 @@ class RunContext:
     start_step: int = 0
     proposal: dict[str, Any] = field(default_factory=dict)  # what was proposed for empty fields, and why
     check: Any = None  # the LearningCheck: did it learn?
+    early: Any = None  # the EarlyStopping callback, when the run stops early and keeps its best
     memory_mode: str = "standard"  # what the run uses: lean only for methods that train every weight
 
     @property
@@ -282,6 +283,8 @@ def _run(ctx: RunContext, resume: bool) -> int:
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     status = "stopped" if ctx.control.stop_requested else "completed"
     metrics = _final_metrics(ctx, trainer, data, status)
+    # The best evaluation's weights are the result (the learning check asks them too).
+    early = ctx.early.restore_best(trainer.model, trainer.state.global_step) if ctx.early else None
     _check_finite(trainer.model, ctx.step)
     from finetune_gui.core.training.learning import eval_trend
 
@@ -305,6 +308,7 @@ def _run(ctx: RunContext, resume: bool) -> int:
             measured_peak_gib=_peak_memory_gib(plan.device),
             output=str(output),
             learning=_learning_record(learned),
+            early_stop=early.to_dict() if early else None,
             **_durations(ctx),
         )
         if METHODS[config.method].adapter_kind is not None:
@@ -490,6 +494,11 @@ def _make_trainer(
     )
     # Our events replace the Trainer's own printing of log dicts.
     trainer.remove_callback(PrinterCallback)
+    if has_eval and t.early_stopping:
+        from finetune_gui.core.training.early_stop import EarlyStopping
+
+        ctx.early = EarlyStopping(t.early_stopping, t.early_stopping_min_delta, ctx.log)
+        trainer.add_callback(ctx.early)
     questions = questions_from(data.check_examples, tokenizer, max(t.check_questions, t.sample_prompts))
     # A few training questions too, so the verdict tells what it absorbed from what carries over.
     trained = (
@@ -605,6 +614,7 @@ def _run_facts(
         "estimate_gib": ctx.estimate_gib,
         "memory_mode": ctx.memory_mode,
         "proposal": ctx.proposal,
+        "system_prompt": data.system_prompt,
         "versions": library_versions(),
         "error_kind": None,
         "error_message": None,

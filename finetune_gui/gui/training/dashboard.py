@@ -56,6 +56,7 @@ SERIES = {
 
 
 class Dashboard(QWidget):
+    run_started = Signal(str)  # run folder: its process has started training (Runs lists it now)
     run_ended = Signal(str, str)  # run folder, status
     status_text = Signal(str, int)  # for the window's status bar: text, milliseconds (0: until replaced)
     resume_requested = Signal(str)  # a run folder to resume (from the crash dialog)
@@ -349,6 +350,7 @@ class Dashboard(QWidget):
         if view.keep_up_to(event.start_step) and view is self.shown:
             self._display(view)  # the steps after the checkpoint are logged again
         self._set_status(view, "running")
+        self.run_started.emit(str(view.path))
         pct = 100.0 * event.trainable_parameters / max(1, event.total_parameters)
         self._log(
             view,

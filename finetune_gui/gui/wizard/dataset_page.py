@@ -29,7 +29,7 @@ from finetune_gui.core.config import field_help
 from finetune_gui.core.data.formats import FORMATS, MAPPED_FIELDS
 from finetune_gui.core.data.readers import SUFFIXES
 from finetune_gui.gui.core_client import CoreJob
-from finetune_gui.gui.theme import ACCENT
+from finetune_gui.gui.theme import ACCENT, translucent
 from finetune_gui.gui.widgets import AMBER, BusyRow, DropZone, error_label, muted, show_error
 from finetune_gui.gui.wizard.page import WizardPage
 
@@ -225,7 +225,8 @@ class DatasetPage(WizardPage):
             text = html.escape(piece["text"]).replace("\n", "↵<br>")
             if piece["trained"]:
                 parts.append(
-                    f'<span style="background:{ACCENT}33; border-bottom: 2px solid {ACCENT}">{text}</span>'
+                    f'<span style="background:{translucent(ACCENT, 0.2)}; border-bottom: 2px solid {ACCENT}">'
+                    f"{text}</span>"
                 )
             else:
                 parts.append(f'<span style="color:#777">{text}</span>')

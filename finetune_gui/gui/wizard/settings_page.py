@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 from finetune_gui.core.config import SECTIONS, RunConfig, coerce_value, field_help, field_label, in_words
 from finetune_gui.core.errors import ConfigError
 from finetune_gui.core.methods import METHODS
-from finetune_gui.gui.widgets import error_label, muted, show_error
+from finetune_gui.gui.widgets import AMBER, error_label, muted, show_error
 from finetune_gui.gui.wizard.page import WizardPage
 from finetune_gui.gui.wizard.state import WizardState
 
@@ -167,7 +167,12 @@ class SettingsPage(WizardPage):
         self.note = muted("")
         self.body.addWidget(self.note)
         self.error = error_label()
+        # A value far from the proposal: said in one sentence, Next stays on (the user may mean it).
+        self.warning = muted("")
+        self.warning.setStyleSheet(f"color: {AMBER};")
+        self.warning.hide()
         self.body.addWidget(self.error)
+        self.body.addWidget(self.warning)
         self.body.addWidget(scroll, 1)
 
     def _toggle_advanced(self, shown: bool) -> None:
@@ -249,18 +254,20 @@ class SettingsPage(WizardPage):
             _set(self.state.config, editor.dotted, _get(trial, editor.dotted))
             self._propose()
             self._show_values()
-            if editor.dotted in (
-                "training.batch_size",
-                "training.max_seq_len",
-                "lora.r",
-                "lora.target_modules",
-            ):
-                self.state.recompute()
+            # Every field may move the estimate (precision, checkpointing, optimizer, memory mode,
+            # accumulation, virtual tokens…): the state re-estimates on each change, never a chosen few.
+            self.state.recompute()
         self._show_errors()
         self.completeness_changed.emit()
 
     def _show_errors(self) -> None:
         show_error(self.error, "\n".join(self.errors.values()))
+        from finetune_gui.core.estimate.proposal import rate_warning
+
+        parameters = self.state.shape.parameters if self.state.shape is not None else 0
+        warning = rate_warning(self.state.config, parameters) if parameters else ""
+        self.warning.setText(f"⚠ {warning}" if warning else "")
+        self.warning.setVisible(bool(warning))
         for dotted, editor in self.editors.items():
             editor.widget.setStyleSheet("border: 1px solid #d2473d;" if dotted in self.errors else "")
 
