@@ -457,25 +457,29 @@ def test_an_export_that_snaps_the_fine_tune_back_to_the_base_is_not_verified(tin
     before = options_for(str(base), ["q4_1", "q8_0"], [(str(tmp_path / "small"), 1.0)])["types"]
     assert before["q4_1"]["kept"] < 0.5 and not before["q4_1"]["close"]
     assert before["q8_0"]["kept"] > 0.9 and before["q8_0"]["close"]
-    verdicts = {}
-    for kind in ("q4_1", "q8_0"):
-        result = cli(
-            "merge",
-            "--base",
-            base,
-            "--adapter",
-            tmp_path / "small",
-            "--output",
-            tmp_path / kind,
-            "--format",
-            "gguf",
-            "--gguf-type",
-            kind,
-            timeout=300,
-        )
-        assert "Traceback" not in result.stderr
-        report = json.loads(result.stdout)
-        verdicts[kind] = (result.returncode, report["gguf"])
+    # q4_1 through the command (its exit code says NOT verified), q8_0 in this process.
+    result = cli(
+        "merge",
+        "--base",
+        base,
+        "--adapter",
+        tmp_path / "small",
+        "--output",
+        tmp_path / "q4_1",
+        "--format",
+        "gguf",
+        "--gguf-type",
+        "q4_1",
+        timeout=300,
+    )
+    assert "Traceback" not in result.stderr
+    from finetune_gui.core.adapters.exporting import export
+
+    q80 = export(str(base), [(str(tmp_path / "small"), 1.0)], tmp_path / "q8_0", fmt="gguf", gguf_type="q8_0")
+    verdicts = {
+        "q4_1": (result.returncode, json.loads(result.stdout)["gguf"]),
+        "q8_0": (0 if q80["verified"] else 4, q80["gguf"]),
+    }
     code, q41 = verdicts["q4_1"]
     assert code != 0 and not q41["verified"] and q41["kept"] < 0.5, q41["message"]
     assert q41["message"].startswith("NOT verified: q4_1 keeps only") and "q8_0" in q41["message"]

@@ -303,3 +303,12 @@ def test_a_mixture_of_experts_counts_all_weights_for_memory_and_the_active_ones_
 def test_qlora_is_still_recommended_where_its_saving_happens(llama7b):
     result = estimate(llama7b, Settings(batch_size=1, seq_len=512), 12.0)
     assert result.recommended == "qlora" and not result.methods["qlora"].note
+
+
+def test_a_method_that_cannot_train_fused_experts_is_refused_before_the_run(tmp_path):
+    moe = shape_from_config_json("Qwen3-30B-A3B", tmp_path)
+    result = estimate(moe, Settings(batch_size=1, seq_len=1024), 200.0)
+    dora = result.methods["dora"]
+    assert not dora.runnable and not dora.fits and result.recommended != "dora"
+    assert dora.note.startswith("DoRA cannot be applied to this model")
+    assert result.methods["lora"].runnable

@@ -63,6 +63,15 @@ def test_each_family_trains_merges_and_exports_verified(family, small_dataset, t
     runs = {method: train(model, small_dataset, tmp_path / method, method) for method in METHODS}
     for method, outcome in runs.items():
         expect(name, method, outcome)
+    if cell(name, "dora") != WORKS:  # said before the run too: the method card and the estimate
+        from transformers import AutoConfig
+
+        from finetune_gui.core.estimate import Settings, estimate, model_shape
+
+        card = estimate(model_shape(AutoConfig.from_pretrained(model)), Settings(device="cpu"), 8.0).methods[
+            "dora"
+        ]
+        assert not card.runnable and card.note.startswith(cell(name, "dora")), card.note
     assert (runs["full"] / "model" / "config.json").is_file()
     adapter, other = str(runs["lora"] / "adapter"), str(runs["qlora"] / "adapter")
     generator = Generator(str(model))
@@ -74,7 +83,9 @@ def test_each_family_trains_merges_and_exports_verified(family, small_dataset, t
         assert report["verified"] and expect(name, "merge", report), report["message"]
     # The weights are right, not only the verdict: a merge is NOT verified against other weights.
     assert not verify(str(model), [(adapter, 1.0)], tmp_path / "merged-0")["verified"]
-    for kind in ("f16", "q4_1"):
+    # q4_1 for every family; f16 too where the read-back differs (qwen3: no transformers reader; gemma3:
+    # its norms are stored shifted), the others take the same f16 path as Llama's tests.
+    for kind in ("f16", "q4_1") if name in ("qwen3", "gemma3") else ("q4_1",):
         try:
             result = export(str(model), [(adapter, 0.7)], tmp_path / kind, fmt="gguf", gguf_type=kind)
         except UserError as exc:

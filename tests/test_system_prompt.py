@@ -37,13 +37,15 @@ def test_a_run_records_its_system_prompt_and_generate_and_the_modelfile_use_it(t
     ]
     data = tmp_path / "guide.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    from test_training import ListSink, make_config
+
+    from finetune_gui.core.training.control import RunControl
+    from finetune_gui.core.training.recipe import run_training
+
     run = tmp_path / "run"
-    (tmp_path / "run.yaml").write_text(
-        f"model: {tiny_model}\nmethod: lora\ndataset: {{path: {data}}}\noutput_dir: {run}\n"
-        "training: {max_steps: 2, check_questions: 0, sample_prompts: 0}\n"
-    )
-    trained = cli("train", tmp_path / "run.yaml", timeout=300)
-    assert trained.returncode == 0, trained.stderr[-2000:]
+    config = make_config(tiny_model, data, run, max_steps=2)
+    config.training.check_questions = config.training.sample_prompts = 0
+    assert run_training(config, sink=ListSink(), control=RunControl()) == 0
     assert json.loads((run / "run.json").read_text())["system_prompt"] == SYSTEM
 
     from finetune_gui.core.adapters.export import modelfile
@@ -61,20 +63,6 @@ def test_a_run_records_its_system_prompt_and_generate_and_the_modelfile_use_it(t
         "generate", "--model", tiny_model, "--adapter", adapter, "--prompt", "Hi?", "--max-new-tokens", "2"
     )
     assert said.returncode == 0 and f"the system prompt the adapter trained with: {SYSTEM}" in said.stderr
-    own = cli(
-        "generate",
-        "--model",
-        tiny_model,
-        "--adapter",
-        adapter,
-        "--prompt",
-        "Hi?",
-        "--system",
-        "Be brief.",
-        "--max-new-tokens",
-        "2",
-    )
-    assert own.returncode == 0 and "trained with" not in own.stderr
 
 
 @pytest.mark.gui

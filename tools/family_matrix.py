@@ -23,7 +23,7 @@ HEADINGS = {
     "dora": "DoRA",
     "full": "Full",
     "merge": "Merge (1, 0.7, a stack)",
-    "gguf": "GGUF f16 and q4_1, verified",
+    "gguf": "GGUF q4_1 (and f16), verified",
 }
 NAMES = {
     "llama": "Llama 3.x, SmolLM2",

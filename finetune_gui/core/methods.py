@@ -98,6 +98,7 @@ class Method:
     scales_with_size: bool = True  # its learning rate scales with model size (see the proposal's rule)
     virtual_tokens_in_sequence: bool = False  # its learned tokens lengthen every sequence (prompt tuning)
     virtual_keys: bool = False  # attention sees extra learned keys (prefix and prompt tuning)
+    fused_experts: bool = True  # works on a mixture of experts' fused expert tensors (PEFT's DoRA does not)
     past_key_values: bool = False  # it keeps learned key/values for every layer (prefix tuning)
 
 
@@ -142,6 +143,7 @@ METHODS: dict[str, Method] = {
             adapter_kind="dora",
             recommend_rank=2,
             lighter="qlora",
+            fused_experts=False,
         ),
         Method(
             "qlora",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -197,6 +197,11 @@ class AdaptersPage(QWidget):
         self.options: dict[tuple, dict] = {}  # (base, stack) → its gguf-options report
         self.options_pending = False
         self.proposed_name = ""
+        # Sliders move in many small steps: the figures are measured once the weights rest.
+        self.measure_later = QTimer(self)
+        self.measure_later.setSingleShot(True)
+        self.measure_later.setInterval(600)
+        self.measure_later.timeout.connect(self._measure_gguf_options)
         self.options_job: CoreJob | None = None
         self.busy = BusyRow()
         self.busy.cancel_requested.connect(self._cancel)
@@ -334,7 +339,15 @@ class AdaptersPage(QWidget):
             self.proposed_name = export_name(self.entries, self.stack())
             self.export_name.setText(self.proposed_name)
         self._fill_exports()
-        self._measure_gguf_options()
+        self.measure_later.start()
+
+    def closeEvent(self, event) -> None:
+        """A measurement still running is no longer wanted."""
+        self.measure_later.stop()
+        self.options_pending = False
+        if self.options_job is not None and self.options_job.is_running():
+            self.options_job.cancel()
+        super().closeEvent(event)
 
     def _fill_exports(self) -> None:
         options = self.options.get(self._options_key())

@@ -54,6 +54,13 @@ def estimate(
         if METHODS[name].quantized_base and not bitsandbytes:
             est.runnable, est.fits = False, False
             est.note = "Needs bitsandbytes, which does not work on this machine."
+        elif shape.expert_parameters and not METHODS[name].fused_experts:
+            # Said before the run starts (the run itself would stop with PEFT's own sentence).
+            est.runnable, est.fits = False, False
+            est.note = (
+                f"{METHODS[name].label} cannot be applied to this model: PEFT has no {METHODS[name].label} for a "
+                "mixture of experts' fused expert weights. Choose LoRA."
+            )
         elif budget_gib is not None:
             with_ckpt = replace(settings, gradient_checkpointing=est.gradient_checkpointing)
             est.largest_seq_len = largest_fit(name, shape, with_ckpt, budget_gib, "seq_len")
