@@ -491,9 +491,10 @@ def test_an_export_that_snaps_the_fine_tune_back_to_the_base_is_not_verified(tin
 def test_a_gguf_that_answers_like_the_base_on_the_runs_own_examples_is_not_verified(
     tiny_model, two_loras, small_dataset, tmp_path
 ):
-    """The answers check on the run's own examples, both ways: the base model's GGUF offered as the
-    export of a fine-tune (what a lost fine-tune looks like) answers like the base, and says so; the
-    merged model's own GGUF answers like the fine-tune."""
+    """The answers check on the run's own examples: the base model's GGUF offered as the export of a
+    fine-tune (what a lost fine-tune looks like) answers like the base, and says so. The other way (a
+    right export of a run's adapter answers like the fine-tune) runs for every family in
+    tests/test_families.py, whose adapters sit in their run folders."""
     from finetune_gui.core.adapters.export import export_gguf, verify_gguf
     from finetune_gui.core.adapters.merge import merge
     from finetune_gui.core.data.scan import load_examples
@@ -501,12 +502,7 @@ def test_a_gguf_that_answers_like_the_base_on_the_runs_own_examples_is_not_verif
     merged = merge(str(tiny_model), [(str(two_loras[0]), 1.0)], tmp_path / "merged")
     examples = load_examples(small_dataset)[0][:8]
     lost = export_gguf(tiny_model, tmp_path / "lost" / "lost-f16.gguf", "f16")
-    kept = export_gguf(merged, tmp_path / "kept" / "kept-f16.gguf", "f16")
     bad = verify_gguf(merged, lost, "f16", base_dir=tiny_model, examples=examples)
     assert not bad["verified"] and bad["own_base_agreement"] > bad["own_agreement"] + 0.1, bad["message"]
     assert "it answers like the base, not like your fine-tune" in bad["message"]
     assert bad["kept"] < 0.1
-    good = verify_gguf(merged, kept, "f16", base_dir=tiny_model, examples=examples)
-    assert (
-        good["verified"] and good["own_agreement"] > 0.95 and "answers like the base" not in good["message"]
-    )

@@ -171,3 +171,42 @@ def test_an_empty_playground_offers_neither_send_nor_stop(qtbot):
     assert not page.send_button.isEnabled()  # nothing to ask yet
     qtbot.keyClick(page.prompt, Qt.Key.Key_Return)
     assert not page.answering and page.child is None
+
+
+def test_a_merge_from_the_adapters_page_beside_a_training_run_takes_its_share_of_the_cores(
+    qtbot, library_with_two, tmp_path, monkeypatch
+):
+    """The torch-process flag comes from the command: a merge started beside a training run gets half
+    the threads (it once took every core, 10-30x slower for both)."""
+    import subprocess
+
+    from finetune_gui.core.processes import thread_count
+    from finetune_gui.gui import child as child_module
+    from finetune_gui.gui.adapters_page import AdaptersPage
+    from finetune_gui.gui.child import ChildProcess
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    training = ChildProcess(["train", "run.yaml", "--events", "jsonl"])
+    assert training.torch_process and not ChildProcess(["hardware", "--json"]).torch_process
+    seen = []
+    real = subprocess.Popen
+
+    def spy(command, **kwargs):
+        seen.append((command, kwargs.get("env") or {}))
+        return real(command, **kwargs)
+
+    monkeypatch.setattr(child_module.subprocess, "Popen", spy)
+    monkeypatch.setattr("finetune_gui.core.processes.others_running", lambda: 0)  # no runs outside
+    ChildProcess.running.add(training)  # a run the window is training
+    try:
+        page = AdaptersPage()
+        qtbot.addWidget(page)
+        page.show()
+        page.table.selectAll()
+        job = page.export(str(tmp_path / "merged"))
+        with qtbot.waitSignal(job.succeeded, timeout=120_000):
+            pass
+    finally:
+        ChildProcess.running.discard(training)
+    merges = [env for command, env in seen if "merge" in command]
+    assert merges and merges[0]["OMP_NUM_THREADS"] == str(thread_count(2))

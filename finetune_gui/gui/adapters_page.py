@@ -307,7 +307,7 @@ class AdaptersPage(QWidget):
         self.mergeable = mergeable
         self._fill_exports()
         if mergeable and stackable:
-            self._measure_gguf_options()
+            self.measure_later.start()  # once the selection and its weights rest
         self.proposed_name = export_name(self.entries, self.stack()) if stackable else ""
         self.export_name.setText(self.proposed_name)
         self.merge.setText("Merge and export…" if mergeable else "Export…")
@@ -387,7 +387,7 @@ class AdaptersPage(QWidget):
         args = ["gguf-options", base, "--json"]
         for path, weight in stack:
             args += ["--adapter", f"{path}:{weight:g}"]
-        self.options_job = CoreJob(args, self, torch_process=True)
+        self.options_job = CoreJob(args, self)
         self.options_job.succeeded.connect(lambda report: self._on_options(key, report))
         self.options_job.failed.connect(lambda _message: self._on_options(key, {"types": {}}))
         self.options_job.start()

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from finetune_gui.core.processes import child_env, self_command
+from finetune_gui.core.processes import TORCH_COMMANDS, child_env, self_command
 
 DRAIN_MS = 25
 TAIL_LINES = 400
@@ -50,7 +50,6 @@ class ChildProcess(QObject):
         log_path: str | Path | None = None,
         survives_window: bool = False,
         collect: bool = False,
-        torch_process: bool = False,
     ):
         super().__init__(parent)
         self.args = args
@@ -59,7 +58,10 @@ class ChildProcess(QObject):
         self.log_path = Path(log_path) if log_path else None
         self.survives_window = survives_window  # its own session: it outlives the window if asked
         self.collect = collect  # keep all of stdout (a command that prints one multi-line JSON)
-        self.torch_process = torch_process  # it trains or generates: thread counts are shared with it
+        # It trains, generates, merges or measures with torch: thread counts are shared with it. Derived
+        # from the command (core/processes.TORCH_COMMANDS), never passed: a merge started without the
+        # flag once took every core beside a training run.
+        self.torch_process = bool(args) and args[0] in TORCH_COMMANDS
         self.process: subprocess.Popen[bytes] | None = None
         self.stdout_text: list[str] = []
         self.stderr_tail: deque[str] = deque(maxlen=TAIL_LINES)

@@ -24,10 +24,10 @@ class CoreJob(QObject):
     cancelled = Signal()
     progressed = Signal(float, str)
 
-    def __init__(self, args: list[str], parent: QObject | None = None, *, torch_process: bool = False):
+    def __init__(self, args: list[str], parent: QObject | None = None):
         super().__init__(parent)
         self.args = args
-        self.child = ChildProcess(args, self, collect=True, torch_process=torch_process)
+        self.child = ChildProcess(args, self, collect=True)
         self.child.line_received.connect(self._on_line)
         self.child.ended.connect(self._on_ended)
 

@@ -194,9 +194,7 @@ class PlaygroundPage(QWidget):
         self.shutdown()
         self.base_model = base_model
         self.ready = False
-        self.child = ChildProcess(
-            ["generate-server", "--model", base_model], self, stdin=True, torch_process=True
-        )
+        self.child = ChildProcess(["generate-server", "--model", base_model], self, stdin=True)
         child = self.child
         child.line_received.connect(lambda event: child is self.child and self._on_line(event))
         child.ended.connect(lambda code, sentence: self._on_ended(child, code, sentence))

@@ -90,7 +90,7 @@ class TrainingController(QObject):
         run_env = dict(os.environ if env is None else env)
         run_env[STARTED_ENV] = str(time.time_ns())
         self.child = ChildProcess(
-            args, self, env=run_env, log_path=self.folder.log_path, survives_window=True, torch_process=True
+            args, self, env=run_env, log_path=self.folder.log_path, survives_window=True
         )
         self.child.line_received.connect(self._on_line)
         self.child.ended.connect(self._on_child_ended)
