@@ -15,7 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = commands.add_parser("inspect", help="detect, validate and summarise a dataset")
     p.add_argument("path", help="a dataset file or folder")
     p.add_argument(
-        "--format", default="auto", help="auto, alpaca, sharegpt, messages, prompt_completion or text"
+        "--format",
+        default="auto",
+        help="auto, alpaca, sharegpt, messages, prompt_completion, text or preference",
     )
     p.add_argument("--model", help="a model whose tokenizer gives token-length statistics")
     p.add_argument("--max-seq-len", type=int, default=512, help="cut-off for the truncation count")

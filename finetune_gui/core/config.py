@@ -18,13 +18,14 @@ from typing import Any, Union
 
 from finetune_gui.core.errors import ConfigError
 from finetune_gui.core.methods import METHOD_NAMES, METHODS, RENAMED
+from finetune_gui.core.objectives import OBJECTIVE_NAMES, OBJECTIVES
 
 SCHEMA_VERSION = 2
 # A config may expand (YAML aliases) to at most this many values, and an error message quotes at most
 # this many characters of a value: a hostile file must not hang the loader or write gigabytes of error.
 MAX_VALUES = 100_000
 QUOTE_CHARS = 60
-DATASET_FORMATS = ("auto", "alpaca", "sharegpt", "messages", "prompt_completion", "text")
+DATASET_FORMATS = ("auto", "alpaca", "sharegpt", "messages", "prompt_completion", "text", "preference")
 
 
 def _f(default: Any, help: str, **meta: Any) -> Any:
@@ -55,6 +56,12 @@ class DatasetConfig:
 
 @dataclass
 class TrainingConfig:
+    objective: str = _f(
+        "sft",
+        "What the model learns from: 'sft' imitates the answers of your examples; 'dpo' and 'orpo' learn "
+        "which of two answers you prefer, from rows with a prompt, a chosen and a rejected answer.",
+        choices=OBJECTIVE_NAMES,
+    )
     max_steps: int | None = _f(
         None,
         "Optimizer steps to train; empty trains for 'epochs', or, when both are empty, for the proposed "
@@ -203,6 +210,30 @@ class AdapterSettings:
 
 
 @dataclass
+class PreferenceSettings:
+    beta: float | None = _f(
+        None,
+        "How strongly the preference counts: DPO's beta (higher stays closer to the model before training), "
+        "ORPO's weight of the preference term beside learning the chosen answer; empty: 0.1.",
+        min=0.0,
+        max=10.0,
+        label="Preference strength (beta)",
+    )
+    loss: str = _f(
+        "sigmoid",
+        "DPO's loss: 'sigmoid' (the paper's), 'ipo' (squared, steadier on small or noisy data) or 'hinge'.",
+        choices=("sigmoid", "ipo", "hinge"),
+    )
+    reference: str = _f(
+        "auto",
+        "What DPO compares with: 'adapter_off' (the base, with the adapter switched off: no second copy), "
+        "'precomputed' (the model's scores before training, computed once and kept in the run folder); "
+        "'auto': adapter_off for PEFT adapters, precomputed for full fine-tuning and bottleneck adapters.",
+        choices=("auto", "adapter_off", "precomputed"),
+    )
+
+
+@dataclass
 class RunConfig:
     schema_version: int = _f(SCHEMA_VERSION, "Version of this file's layout; older files are migrated.")
     model: str = _f("", "A Hugging Face model folder, a .gguf file, or a hub id (downloaded when online).")
@@ -215,6 +246,9 @@ class RunConfig:
     adapter: AdapterSettings = field(
         default_factory=AdapterSettings, metadata={"help": "For bottleneck adapters."}
     )
+    preference: PreferenceSettings = field(
+        default_factory=PreferenceSettings, metadata={"help": "For the preference objectives (dpo, orpo)."}
+    )
     output_dir: str = _f("runs/my-run", "The run folder: config, metrics, checkpoints and the result.")
     trust_remote_code: bool = _f(False, "Run Python code shipped with the model. Only for models you trust.")
     allow_pickle_weights: bool = _f(
@@ -223,7 +257,25 @@ class RunConfig:
 
     def resolved_learning_rate(self) -> float:
         lr = self.training.learning_rate
-        return METHODS[self.method].default_learning_rate if lr is None else lr
+        if lr is not None:
+            return lr
+        return (
+            METHODS[self.method].default_learning_rate
+            * OBJECTIVES[self.training.objective].learning_rate_factor
+        )
+
+    def resolved_beta(self) -> float:
+        beta = self.preference.beta
+        return OBJECTIVES[self.training.objective].proposed_beta if beta is None else beta
+
+    def reference_kind(self) -> str:
+        """How DPO gets its reference: 'adapter_off' or 'precomputed' ('' for objectives without one)."""
+        if not OBJECTIVES[self.training.objective].reference:
+            return ""
+        chosen = self.preference.reference
+        if chosen != "auto":
+            return chosen
+        return "adapter_off" if peft_adapter(self.method) else "precomputed"
 
     # What loading this config changed on the way (migrations); not part of the file.
     notices: typing.ClassVar[tuple[str, ...]] = ()
@@ -479,6 +531,7 @@ SECTIONS: dict[str, type] = {
     "prefix": PrefixSettings,
     "prompt": PromptSettings,
     "adapter": AdapterSettings,
+    "preference": PreferenceSettings,
 }
 
 
@@ -508,11 +561,21 @@ def _check_ranges(obj: Any, path: str) -> None:
 def validate(config: RunConfig) -> None:
     """Check types' ranges and combinations; paths are checked by ``check_paths`` when a run starts."""
     _check_ranges(config, "")
+    if config.preference.reference == "adapter_off" and not peft_adapter(config.method):
+        raise ConfigError(
+            f"preference.reference adapter_off needs an adapter to switch off, and {METHODS[config.method].label} "
+            "has none that PEFT can; use 'precomputed' (or 'auto')."
+        )
     targets = config.lora.target_modules
     if isinstance(targets, list) and not targets:
         raise ConfigError(
             "lora.target_modules is an empty list; use 'all-linear' or name layers like q_proj."
         )
+
+
+def peft_adapter(method: str) -> bool:
+    """The method trains a PEFT adapter, which can be switched off to see the base model."""
+    return METHODS[method].adapter_kind not in (None, "bottleneck")
 
 
 def split_counts(rows: int, fraction: float) -> tuple[int, int]:

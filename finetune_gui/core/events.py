@@ -54,6 +54,9 @@ class Step(Event):
     elapsed_s: float
     eta_s: float | None
     memory: dict[str, float] = field(default_factory=dict)
+    # The preference objectives' (DPO, ORPO): chosen minus rejected reward, and how often it is above 0.
+    reward_margin: float | None = None
+    preference_accuracy: float | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ class Eval(Event):
     kind: ClassVar[str] = "eval"
     step: int
     eval_loss: float
+    reward_margin: float | None = None  # preference objectives, on the validation pairs
+    preference_accuracy: float | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,8 @@ class Learned(Event):
     trained_base_right: int = 0
     trained_tuned_right: int = 0
     min_held_out: int = 0  # held-out questions a verdict on them needs
+    # sft: questions answered against references; dpo/orpo: pairs, right when the chosen answer is preferred.
+    objective: str = "sft"
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,10 @@ def is_chat_model(tokenizer: Any) -> bool:
 
 def as_trained(example: Example, tokenizer: Any) -> Example:
     """Prompt/completion rows become a user turn and an assistant turn for a chat model: trained the way
-    they will be asked. Chats stay chats; raw text stays raw (continued pre-training)."""
+    they will be asked. Chats stay chats; raw text stays raw (continued pre-training). A preference row
+    reads as its prompt answered with the chosen answer (its question and reference)."""
+    if example.kind == "preference":
+        return example.answered("chosen")
     if example.kind == "completion" and is_chat_model(tokenizer):
         return Example("chat", messages=(("user", example.prompt), ("assistant", example.completion)))
     return example
@@ -149,6 +152,9 @@ def _capped(pieces: list[tuple[str, bool]], limit: int) -> list[tuple[str, bool]
 def _tokens(example: Example, tokenizer: Any, max_seq_len: int) -> tuple[list[int], list[int]]:
     """Ids and labels of an example; long chats and completions are cut (in characters) first, long plain
     text is tokenized in windows split at whitespace."""
+    if example.kind == "preference":  # its length is the prompt with the longer answer
+        side = "chosen" if len(example.chosen) >= len(example.rejected) else "rejected"
+        example = example.answered(side)
     pieces = segments(example, tokenizer)
     special = _add_special_tokens(example, tokenizer)
     if example.kind != "text" or len(pieces[0][0]) <= TEXT_WINDOW:
@@ -176,9 +182,42 @@ def encode(example: Example, tokenizer: Any, max_seq_len: int) -> list[Encoded]:
     return [Encoded(ids[:max_seq_len], labels[:max_seq_len], truncated, source_length=len(ids))]
 
 
+@dataclass(frozen=True)
+class EncodedPair:
+    """A preference row as training sees it: the prompt with the chosen answer, and with the rejected one
+    (labels on the answer only), each cut at max_seq_len."""
+
+    chosen: Encoded
+    rejected: Encoded
+
+    @property
+    def truncated(self) -> bool:
+        return self.chosen.truncated or self.rejected.truncated
+
+    @property
+    def source_length(self) -> int:
+        return max(self.chosen.source_length, self.rejected.source_length)
+
+    @property
+    def trained_tokens(self) -> int:
+        # Both answers must keep tokens: a pair with one side cut away compares nothing.
+        return min(self.chosen.trained_tokens, self.rejected.trained_tokens)
+
+    @property
+    def input_ids(self) -> list[int]:  # the longer sequence: what lengths and batching see
+        return max(self.chosen.input_ids, self.rejected.input_ids, key=len)
+
+
+def encode_pair(example: Example, tokenizer: Any, max_seq_len: int) -> EncodedPair:
+    chosen, rejected = (
+        encode(example.answered(side), tokenizer, max_seq_len)[0] for side in ("chosen", "rejected")
+    )
+    return EncodedPair(chosen, rejected)
+
+
 @dataclass
 class EncodedDataset:
-    items: list[Encoded]
+    items: list[Any]  # Encoded, or EncodedPair for preference rows
     truncated: int = 0  # examples cut at max_seq_len
     dropped: int = 0  # examples whose trained part was cut away entirely
     longest: int = 0  # the longest example cut at max_seq_len: what the memory estimate uses
@@ -187,7 +226,12 @@ class EncodedDataset:
 def encode_all(examples: list[Example], tokenizer: Any, max_seq_len: int) -> EncodedDataset:
     result = EncodedDataset(items=[])
     for example in examples:
-        for item in encode(example, tokenizer, max_seq_len):
+        found = (
+            [encode_pair(example, tokenizer, max_seq_len)]
+            if example.kind == "preference"
+            else encode(example, tokenizer, max_seq_len)
+        )
+        for item in found:
             result.longest = max(result.longest, min(max_seq_len, item.source_length))
             if item.truncated:
                 result.truncated += 1

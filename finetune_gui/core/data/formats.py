@@ -1,7 +1,8 @@
 """Dataset formats: detect which one a file uses, and turn each row into an ``Example`` or a problem.
 
-Every format becomes one of three shapes: a chat (alpaca, sharegpt, messages), a prompt/completion
-pair, or plain text. A column mapping renames a file's columns to a format's field names first.
+Every format becomes one of four shapes: a chat (alpaca, sharegpt, messages), a prompt/completion
+pair, plain text, or a preference (a prompt with a chosen and a rejected answer, for DPO and ORPO). A
+column mapping renames a file's columns to a format's field names first.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Any
 
 from finetune_gui.core.errors import DataError
 
-FORMATS = ("alpaca", "sharegpt", "messages", "prompt_completion", "text")
+FORMATS = ("alpaca", "sharegpt", "messages", "prompt_completion", "text", "preference")
+# Formats whose rows teach a preference between two answers (the preference objectives' data).
+PREFERENCE_FORMATS = ("preference",)
 # The fields a column mapping fills for each format, the one it needs first (the window's pickers).
 MAPPED_FIELDS: dict[str, tuple[str, ...]] = {
     "alpaca": ("instruction", "output", "input", "system"),
@@ -21,11 +24,14 @@ MAPPED_FIELDS: dict[str, tuple[str, ...]] = {
     "text": ("text",),
     "messages": ("messages",),
     "sharegpt": ("conversations",),
+    "preference": ("prompt", "chosen", "rejected", "system"),
 }
-EXPECTED = "instruction/output, messages, conversations, prompt/completion or text"
+EXPECTED = "instruction/output, messages, conversations, prompt/completion, text or prompt/chosen/rejected"
 
-# The fields that identify each format (any one set of them is enough).
+# The fields that identify each format (any one set of them is enough). Preference comes first: its
+# rows may also carry a 'prompt' or 'messages' field.
 SIGNATURES: dict[str, list[set[str]]] = {
+    "preference": [{"chosen", "rejected"}],
     "messages": [{"messages"}],
     "sharegpt": [{"conversations"}],
     "alpaca": [{"instruction", "output"}, {"instruction", "response"}],
@@ -48,20 +54,33 @@ CHAT_ROLES = ("system", "user", "assistant")
 
 @dataclass(frozen=True)
 class Example:
-    """One training example. ``kind`` is chat, completion or text."""
+    """One training example. ``kind`` is chat, completion, text or preference (``messages`` then holds
+    the prompt's turns, ending with a user turn, and ``chosen``/``rejected`` the two answers)."""
 
     kind: str
     messages: tuple[tuple[str, str], ...] = ()
     prompt: str = ""
     completion: str = ""
     text: str = ""
+    chosen: str = ""
+    rejected: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         if self.kind == "chat":
             return {"messages": [{"role": r, "content": c} for r, c in self.messages]}
         if self.kind == "completion":
             return {"prompt": self.prompt, "completion": self.completion}
+        if self.kind == "preference":
+            return {
+                "prompt": [{"role": r, "content": c} for r, c in self.messages],
+                "chosen": self.chosen,
+                "rejected": self.rejected,
+            }
         return {"text": self.text}
+
+    def answered(self, side: str = "chosen") -> Example:
+        """A preference row as the chat of its prompt and one answer ('chosen' or 'rejected')."""
+        return Example("chat", messages=(*self.messages, ("assistant", getattr(self, side))))
 
 
 class RowProblem(Exception):
@@ -259,6 +278,82 @@ def _chat_from_alpaca(row: dict[str, Any]) -> Example:
     return Example("chat", messages=tuple(turns))
 
 
+def _turns_of(value: Any, what: str) -> list[tuple[str, str]]:
+    """A list of {role, content} messages as (role, content) turns, each checked."""
+    turns = []
+    for index, m in enumerate(value, start=1):
+        if not isinstance(m, dict) or "role" not in m or "content" not in m:
+            raise RowProblem(f"has message {index} of '{what}' without 'role' and 'content'")
+        role, content = m["role"], m["content"]
+        if role not in CHAT_ROLES:
+            raise RowProblem(
+                f"has message {index} of '{what}' with role {role!r}; expected system, user or assistant"
+            )
+        if not isinstance(content, str) or not content.strip():
+            raise RowProblem(f"has message {index} of '{what}' without text")
+        turns.append((role, content))
+    return turns
+
+
+def _answer_of(value: Any, side: str, prefix: list[tuple[str, str]]) -> str:
+    """The answer one side gives: text, or the conversation's last assistant turn after the prompt."""
+    if value is None or (isinstance(value, (str, list)) and not value):
+        raise RowProblem(f"has no '{side}' answer")
+    if isinstance(value, str):
+        if not value.strip():
+            raise RowProblem(f"has an empty '{side}' answer")
+        return value
+    if not isinstance(value, list):
+        raise RowProblem(
+            f"has a {type(value).__name__} in '{side}' where text or a list of messages was expected"
+        )
+    turns = _turns_of(value, side)
+    rest = turns[len(prefix) :] if turns[: len(prefix)] == prefix else turns
+    if len(rest) != 1 or rest[0][0] != "assistant":
+        raise RowProblem(
+            f"has a '{side}' conversation that does not end in one assistant answer after the prompt"
+        )
+    return rest[0][1]
+
+
+def _shared_prefix(chosen: list[Any], rejected: list[Any]) -> list[tuple[str, str]]:
+    prefix = []
+    for a, b in zip(_turns_of(chosen, "chosen"), _turns_of(rejected, "rejected"), strict=False):
+        if a != b:
+            break
+        prefix.append(a)
+    return prefix
+
+
+def _preference(row: dict[str, Any]) -> Example:
+    """{prompt, chosen, rejected} as text, or chosen/rejected conversations that share their prompt, with
+    an optional system prompt."""
+    for side in ("chosen", "rejected"):
+        if side not in row or row[side] is None:
+            raise RowProblem(f"has no '{side}' answer; a preference row needs a chosen and a rejected one")
+    chosen, rejected, prompt = row["chosen"], row["rejected"], row.get("prompt")
+    if isinstance(prompt, str) and prompt.strip():
+        turns = [("user", prompt)]
+    elif isinstance(prompt, list) and prompt:
+        turns = _turns_of(prompt, "prompt")
+    elif prompt in (None, "") and isinstance(chosen, list) and isinstance(rejected, list):
+        turns = _shared_prefix(chosen, rejected)
+    else:
+        raise RowProblem("has no 'prompt' (text, or messages the chosen and rejected conversations share)")
+    chosen_text = _answer_of(chosen, "chosen", turns)
+    rejected_text = _answer_of(rejected, "rejected", turns)
+    if chosen_text.strip() == rejected_text.strip():
+        raise RowProblem(
+            "has the same chosen and rejected answer, so there is no preference to learn from it"
+        )
+    system = row.get("system")
+    if isinstance(system, str) and system.strip() and (not turns or turns[0][0] != "system"):
+        turns.insert(0, ("system", system))
+    if not turns or turns[-1][0] != "user":
+        raise RowProblem("has a prompt that does not end with a user turn")
+    return Example("preference", messages=tuple(turns), chosen=chosen_text, rejected=rejected_text)
+
+
 def to_example(row: Any, fmt: str, columns: dict[str, str] | None = None) -> Example:
     """Validate one row of a known format; raises RowProblem with the reason."""
     if not isinstance(row, dict):
@@ -274,6 +369,8 @@ def to_example(row: Any, fmt: str, columns: dict[str, str] | None = None) -> Exa
         return _chat_from_sharegpt(row)
     if fmt == "alpaca":
         return _chat_from_alpaca(row)
+    if fmt == "preference":
+        return _preference(row)
     if fmt == "prompt_completion":
         return Example("completion", prompt=_text(row, "prompt"), completion=_text(row, "completion"))
     if fmt == "text":

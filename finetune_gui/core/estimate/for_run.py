@@ -14,6 +14,7 @@ from finetune_gui.core.estimate.proposal import rank_of
 from finetune_gui.core.estimate.shape import ModelShape, model_shape
 from finetune_gui.core.hardware import DevicePlan, Hardware, plan_device
 from finetune_gui.core.methods import METHODS
+from finetune_gui.core.objectives import OBJECTIVES
 
 
 def run_settings(
@@ -36,6 +37,8 @@ def run_settings(
         optimizer=t.optimizer,
         memory_mode=t.memory_mode,
         accumulation=t.gradient_accumulation,
+        sequences=2 if OBJECTIVES[t.objective].pairs else 1,
+        reference_pass=config.reference_kind() == "adapter_off",
     )
 
 

@@ -57,10 +57,19 @@ class Settings:
     )
     accumulation: int = 1  # gradient accumulation steps
     world_size: int = 1
+    # Sequences each row trains: 2 for the preference objectives (the chosen and the rejected answer run
+    # through the model together); their reference pass runs without gradients, before, and keeps nothing.
+    sequences: int = 1
+    reference_pass: bool = False  # DPO scores every batch with the adapter switched off (time, not memory)
 
     @property
     def compute_bytes(self) -> int:
         return DTYPE_BYTES[self.dtype]
+
+    @property
+    def rows(self) -> int:
+        """Sequences in one forward pass: the batch times the sequences of each row."""
+        return self.batch_size * self.sequences
 
 
 @dataclass
@@ -122,7 +131,7 @@ def activation_bytes(method: str, shape: ModelShape, s: Settings, checkpointing:
     logits live at a time (bf16, fp32 upcast and log-softmax: 10 bytes an entry; 12 in fp32), plus the
     final hidden states the chunks are computed from."""
     m = METHODS[method]
-    tokens = s.batch_size * (s.seq_len + (s.virtual_tokens if m.virtual_tokens_in_sequence else 0))
+    tokens = s.rows * (s.seq_len + (s.virtual_tokens if m.virtual_tokens_in_sequence else 0))
     keys = s.seq_len + (s.virtual_tokens if m.virtual_keys else 0)
     per_layer = layer_activation_bytes(shape, method, s, keys) * tokens
     c = s.compute_bytes
@@ -131,8 +140,8 @@ def activation_bytes(method: str, shape: ModelShape, s: Settings, checkpointing:
     else:
         activations = shape.layers * per_layer
     if m.past_key_values:  # past key/values for every layer and sequence of the batch
-        activations += shape.layers * 2 * s.batch_size * s.virtual_tokens * shape.kv_dim * c
-    entries = min(tokens * shape.vocab, max(CHUNK_ENTRIES, s.batch_size * shape.vocab))
+        activations += shape.layers * 2 * s.rows * s.virtual_tokens * shape.kv_dim * c
+    entries = min(tokens * shape.vocab, max(CHUNK_ENTRIES, s.rows * shape.vocab))
     logits = (10.0 if s.dtype != "fp32" else 12.0) * entries + c * tokens * shape.hidden
     return activations, logits
 

@@ -15,6 +15,9 @@ The rules, from published recipes and measured here (docs/methods.md):
 - Warm-up 3% of the steps, 10% for runs under 100 steps (a few steps, not a fraction of one).
 - Evaluation five times a run, a checkpoint at each evaluation.
 - LoRA rank 16 (32 above 3 B parameters), alpha twice the rank.
+- Preference objectives (DPO, ORPO): beta 0.1 (the DPO and ORPO papers' and TRL's default) and half the
+  supervised learning rate (``core/objectives.py``): measured on the demo model, the supervised rate made
+  DPO's rejected answers collapse together with the chosen ones (docs/methods.md).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 
 from finetune_gui.core.config import RunConfig, split_counts
 from finetune_gui.core.methods import METHODS
+from finetune_gui.core.objectives import OBJECTIVES
 
 REFERENCE_PARAMETERS = 7e9
 SIZE_EXPONENT = 0.35
@@ -48,14 +52,15 @@ def _shown(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def learning_rate(method: str, parameters: int) -> float:
-    """The proposed rate for ``method`` on a model of ``parameters``."""
+def learning_rate(method: str, parameters: int, objective: str = "sft") -> float:
+    """The proposed rate for ``method`` on a model of ``parameters``, learning from ``objective``."""
     m = METHODS[method]
+    base = m.default_learning_rate * OBJECTIVES[objective].learning_rate_factor
     if not m.scales_with_size or parameters <= 0:
-        return m.default_learning_rate
+        return float(f"{base:.2g}")
     low, high = SIZE_FACTOR_RANGE
     factor = min(high, max(low, (REFERENCE_PARAMETERS / parameters) ** SIZE_EXPONENT))
-    return float(f"{m.default_learning_rate * factor:.2g}")
+    return float(f"{base * factor:.2g}")
 
 
 IMPLAUSIBLE_RATE = 10.0  # a typed rate this many times above (or below) the proposal is worth a word
@@ -67,7 +72,7 @@ def rate_warning(config: RunConfig, parameters: int) -> str:
     rate = config.training.learning_rate
     if rate is None or rate <= 0:
         return ""
-    proposed = learning_rate(config.method, parameters)
+    proposed = learning_rate(config.method, parameters, config.training.objective)
     label = METHODS[config.method].label
     if rate >= IMPLAUSIBLE_RATE * proposed:
         return (
@@ -111,12 +116,15 @@ def propose(config: RunConfig, parameters: int, rows: int, world_size: int = 1) 
     per_step = t.batch_size * t.gradient_accumulation * world_size
     size = f"{parameters / 1e9:.2g} B" if parameters >= 1e9 else f"{parameters / 1e6:.0f} M"
     if t.learning_rate is None:
-        rate = learning_rate(config.method, parameters)
+        objective = OBJECTIVES[t.objective]
+        rate = learning_rate(config.method, parameters, t.objective)
         label = METHODS[config.method].label
         if METHODS[config.method].scales_with_size:
             why = f"{label}'s rate for a 7 B model ({METHODS[config.method].default_learning_rate:g}), scaled for {size} parameters"
         else:
             why = f"{label}'s usual rate"
+        if objective.learning_rate_factor != 1.0:
+            why += f", ×{objective.learning_rate_factor:g} for {objective.label} (a preference loss needs smaller steps)"
         p.values["training.learning_rate"], p.reasons["training.learning_rate"] = rate, why
     steps = t.max_steps
     if t.max_steps is None and t.epochs is None:
@@ -154,6 +162,9 @@ def propose(config: RunConfig, parameters: int, rows: int, world_size: int = 1) 
                 else f"off: a short run (under {LONG_RUN_STEPS} steps)"
             )
         )
+    if OBJECTIVES[t.objective].pairs and config.preference.beta is None:
+        p.values["preference.beta"] = OBJECTIVES[t.objective].proposed_beta
+        p.reasons["preference.beta"] = "the DPO and ORPO papers' strength"
     if METHODS[config.method].settings_section == "lora":
         rank = config.lora.r
         if rank is None:
@@ -172,6 +183,7 @@ def apply(config: RunConfig, proposal: Proposal) -> RunConfig:
         config,
         training=dataclasses.replace(config.training),
         lora=dataclasses.replace(config.lora),
+        preference=dataclasses.replace(config.preference),
     )
     for key, value in proposal.values.items():
         section, name = key.split(".")

@@ -18,10 +18,12 @@ def seconds_per_step(
     when the base weights train), recomputation when checkpointing. ``mean_tokens``: the dataset's mean
     example length, when known (batches are padded to their longest, not to max_seq_len)."""
     per_example = min(s.seq_len, mean_tokens * 1.2) if mean_tokens else s.seq_len
-    tokens = s.batch_size * per_example
+    tokens = s.rows * per_example
     factor = 6.0 if METHODS[method].trains_all_weights else 4.0
     if s.gradient_checkpointing:
         factor += 2.0
+    if s.reference_pass:
+        factor += 2.0  # DPO's reference scores: one more forward pass, without gradients
     flops = factor * shape.per_token_parameters * tokens  # a mixture of experts: the active ones
     rate = GPU_FLOPS.get(s.dtype, 12e12) if s.device == "cuda" else CPU_FLOPS_PER_CORE * max(1, cpu_cores)
     return flops / rate

@@ -126,10 +126,20 @@ class EventsCallback(TrainerCallback):
         if "eval_loss" in logs:
             loss = _finite(logs["eval_loss"])
             if loss is not None:
-                self.ctx.emit(Eval(step=state.global_step, eval_loss=loss))
+                preference = {
+                    key: _finite(logs.get(f"eval_{key}"))
+                    for key in ("reward_margin", "preference_accuracy")
+                    if logs.get(f"eval_{key}") is not None
+                }
+                self.ctx.emit(Eval(step=state.global_step, eval_loss=loss, **preference))
                 if self.ctx.is_main:
                     self.ctx.folder.append_metrics(
-                        {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4), "eval_loss": loss}
+                        {
+                            "step": state.global_step,
+                            "epoch": round(state.epoch or 0.0, 4),
+                            "eval_loss": loss,
+                            **preference,
+                        }
                     )
             return
         if "loss" not in logs:
@@ -159,6 +169,8 @@ class EventsCallback(TrainerCallback):
             elapsed_s=round(elapsed, 2),
             eta_s=round(eta, 1) if eta is not None else None,
             memory=current(self.device),
+            reward_margin=_finite(logs.get("reward_margin")),
+            preference_accuracy=_finite(logs.get("preference_accuracy")),
         )
         self.ctx.emit(event)
         if self.ctx.is_main:

@@ -45,9 +45,44 @@ def training_system_prompt(examples: list[Any]) -> str | None:
     return found.most_common(1)[0][0] if found else None
 
 
+def check_objective(examples: list[Any], objective: str, path: str) -> list[Any]:
+    """The rows the objective learns from: preference pairs for DPO and ORPO, single answers otherwise.
+    Rows of the other kind in a folder are left out (and said); a dataset of only those is refused in
+    one sentence that says which objective it is for."""
+    from finetune_gui.core.objectives import OBJECTIVES
+
+    wanted = OBJECTIVES[objective]
+    fitting = [e for e in examples if (e.kind == "preference") == wanted.pairs]
+    if fitting or not examples:
+        return fitting
+    if wanted.pairs:
+        raise UserError(
+            f"{path} has rows with one answer each, but {wanted.label} learns from pairs: give rows with a "
+            "prompt, a chosen and a rejected answer, or train with training.objective: sft.",
+            kind="data",
+            exit_code=2,
+        )
+    raise UserError(
+        f"{path} holds preference pairs (prompt, chosen, rejected), which supervised tuning cannot learn from: "
+        "choose the DPO or ORPO objective (training.objective: dpo), or give rows with one answer each.",
+        kind="data",
+        exit_code=2,
+    )
+
+
 def load_data(ctx: Any, tokenizer: Any) -> Data:
     cfg = ctx.config.dataset
+    objective = ctx.config.training.objective
     examples, report = load_examples(cfg.path, cfg.format, cfg.columns)
+    kept = check_objective(examples, objective, cfg.path)
+    if len(kept) < len(examples):
+        ctx.log(
+            f"{len(examples) - len(kept):,} rows are of the other kind ("
+            + ("one answer, not a pair" if objective != "sft" else "preference pairs")
+            + ") and were left out.",
+            "warning",
+        )
+        examples = kept
     if report.columns_applied:  # recorded in the run's config.yaml, and used for the validation file
         cfg.columns = dict(report.columns_applied)
         ctx.log(report.columns_sentence())
@@ -58,15 +93,22 @@ def load_data(ctx: Any, tokenizer: Any) -> Data:
             ctx.log(report.skipped_sentence(), "warning")
     if cfg.validation_path:
         val_examples, _ = load_examples(cfg.validation_path, cfg.format, cfg.columns)
+        val_examples = check_objective(val_examples, objective, cfg.validation_path)
         train_examples = examples
     else:
         train_examples, val_examples = split(examples, cfg.validation_split, ctx.config.training.seed)
     max_len = ctx.config.training.max_seq_len
     train = encode_all(train_examples, tokenizer, max_len)
+    pairs = any(e.kind == "preference" for e in train_examples)
     if train.truncated or train.dropped:
+        lost = (
+            "had a prompt longer than max_seq_len, leaving an answer nothing,"
+            if pairs
+            else "lost their whole answer"
+        )
         ctx.log(
             f"{train.truncated:,} examples are longer than max_seq_len {max_len} and were cut; "
-            f"{train.dropped:,} lost their whole answer and were skipped.",
+            f"{train.dropped:,} {lost} and were skipped.",
             "warning",
         )
     if not train.items:
@@ -90,6 +132,11 @@ def load_data(ctx: Any, tokenizer: Any) -> Data:
 
 def to_dataset(encoded: EncodedDataset) -> Any:
     from datasets import Dataset
+
+    if encoded.items and not hasattr(encoded.items[0], "labels"):  # preference pairs
+        from finetune_gui.core.training.objectives.preference import pair_dataset
+
+        return pair_dataset(encoded)
 
     return Dataset.from_dict(
         {

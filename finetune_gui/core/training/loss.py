@@ -80,6 +80,39 @@ def chunked_loss(
     return total / num_items
 
 
+def _chunk_logps(head: torch.nn.Module, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    logits = head(hidden).float()
+    taken = -F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE, reduction="none"
+    )
+    return taken.view(labels.shape).sum(dim=1)
+
+
+def sequence_logps(
+    head: torch.nn.Module | None, hidden: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's summed log-probability of its labelled tokens, and how many there are, computed a chunk
+    of positions at a time as the loss is. ``head`` None: ``hidden`` are the logits already."""
+    if labels.shape[1] < hidden.shape[1]:  # prompt tuning prepends its virtual tokens
+        pad = labels.new_full((labels.shape[0], hidden.shape[1] - labels.shape[1]), IGNORE)
+        labels = torch.cat([pad, labels], dim=1)
+    hidden, labels = hidden[:, :-1], labels[:, 1:]
+    apply = head if head is not None else torch.nn.Identity()
+    step = chunk_positions(hidden.shape[0], hidden.shape[-1] if head is None else head.weight.shape[0])
+    total = hidden.new_zeros((hidden.shape[0],), dtype=torch.float32)
+    for start in range(0, hidden.shape[1], step):
+        part = labels[:, start : start + step]
+        if not bool((part != IGNORE).any()):
+            continue
+        if start + step >= hidden.shape[1] or not torch.is_grad_enabled():
+            total = total + _chunk_logps(apply, hidden[:, start : start + step], part)
+        else:
+            total = total + checkpoint(
+                _chunk_logps, apply, hidden[:, start : start + step], part, use_reentrant=False
+            )
+    return total, (labels != IGNORE).sum(dim=1)
+
+
 class ChunkedLoss:
     """Computes a batch's loss in chunks; ``active`` turns off when the check on the first batch fails."""
 
@@ -92,13 +125,22 @@ class ChunkedLoss:
     def __call__(self, model: Any, inputs: dict[str, Any], num_items: Any) -> tuple[torch.Tensor, Any]:
         labels = inputs["labels"]
         rest = {k: v for k, v in inputs.items() if k != "labels"}
+        found, outputs = self.hidden_states(model, rest)
+        if found is None:
+            return None, outputs  # type: ignore[return-value]
+        head, hidden = found
+        return chunked_loss(head, hidden, labels, num_items), outputs
+
+    def hidden_states(self, model: Any, inputs: dict[str, Any]) -> tuple[Any, Any]:
+        """((head, final hidden states), outputs) of a forward pass that computes only the last position's
+        logits; (None, outputs) when the first batch's check fails (``active`` is then off)."""
         captured: dict[str, torch.Tensor] = {}
         assert self.norm is not None
         handle = self.norm.register_forward_hook(
             lambda _m, _i, output: captured.__setitem__("hidden", output)
         )
         try:
-            outputs = model(**rest, logits_to_keep=1)
+            outputs = model(**inputs, logits_to_keep=1)
         finally:
             handle.remove()
         head = _unwrapped(model).get_output_embeddings()
@@ -108,8 +150,8 @@ class ChunkedLoss:
             if hidden is None or not self._agrees(head, hidden, outputs):
                 self.active = False
                 self.note = "the final hidden states did not match the model's own logits"
-                return None, outputs  # type: ignore[return-value]
-        return chunked_loss(head, hidden, labels, num_items), outputs
+                return None, outputs
+        return (head, hidden), outputs
 
     @staticmethod
     def _agrees(head: torch.nn.Module, hidden: torch.Tensor, outputs: Any) -> bool:

@@ -22,6 +22,7 @@ from finetune_gui.core.errors import UserError
 from finetune_gui.core.events import EventSink, Failed, Finished, Log, Started
 from finetune_gui.core.hardware import DevicePlan
 from finetune_gui.core.methods import METHODS, optimizer_for
+from finetune_gui.core.objectives import OBJECTIVES
 from finetune_gui.core.runs import RunFolder
 from finetune_gui.core.training import failures
 from finetune_gui.core.training.control import RunControl, run_started_ns
@@ -288,12 +289,21 @@ def _run(ctx: RunContext, resume: bool) -> int:
     _check_finite(trainer.model, ctx.step)
     from finetune_gui.core.training.learning import eval_trend
 
-    learned = (
-        ctx.check.finish(trainer.model, trainer.state.global_step, eval_trend(trainer.state.log_history))
-        if ctx.check
-        else None
-    )
-    if learned is not None:
+    if ctx.check is None:
+        learned = None
+    elif OBJECTIVES[config.training.objective].pairs:
+        learned = ctx.check.finish(trainer.model, trainer.state.global_step, config.training.objective)
+    else:
+        learned = ctx.check.finish(
+            trainer.model, trainer.state.global_step, eval_trend(trainer.state.log_history)
+        )
+    if learned is not None and learned.objective != "sft":
+        metrics.update(
+            preferred_chosen=learned.tuned_right,
+            base_preferred_chosen=learned.base_right,
+            pairs=learned.questions,
+        )
+    elif learned is not None:
         metrics.update(
             answers_right=learned.tuned_right,
             base_answers_right=learned.base_right,
@@ -473,14 +483,24 @@ def _make_trainer(
         log_level="error",
     )
     pad_to = 8 if plan.device == "cuda" else None
+    pairs = OBJECTIVES[t.objective].pairs
+    preference = None
+    if pairs:
+        from finetune_gui.core.training.objectives.preference import PairCollator, PreferenceLoss
+
+        collator: Any = PairCollator(tokenizer.pad_token_id, pad_to)
+        preference = PreferenceLoss(t.objective, config.resolved_beta(), config.preference.loss)
+    else:
+        collator = PadCollator(tokenizer.pad_token_id, pad_to)
     trainer = AppTrainer(
         lean=lean,
         in_backward=in_backward,
+        preference=preference,
         model=model,
         args=args,
         train_dataset=to_dataset(data.train),
         eval_dataset=to_dataset(data.validation) if has_eval else None,
-        data_collator=PadCollator(tokenizer.pad_token_id, pad_to),
+        data_collator=collator,
         processing_class=tokenizer,
         callbacks=[
             EventsCallback(
@@ -492,6 +512,8 @@ def _make_trainer(
             )
         ],
     )
+    if config.reference_kind() == "precomputed":
+        _precompute_reference(ctx, trainer, data)
     # Our events replace the Trainer's own printing of log dicts.
     trainer.remove_callback(PrinterCallback)
     if has_eval and t.early_stopping:
@@ -500,33 +522,96 @@ def _make_trainer(
         ctx.early = EarlyStopping(t.early_stopping, t.early_stopping_min_delta, ctx.log)
         trainer.add_callback(ctx.early)
     questions = questions_from(data.check_examples, tokenizer, max(t.check_questions, t.sample_prompts))
-    # A few training questions too, so the verdict tells what it absorbed from what carries over.
-    trained = (
-        questions_from(_spread(data.trained_examples, TRAINED_QUESTIONS), tokenizer, TRAINED_QUESTIONS)
-        if data.held_out and t.check_questions
-        else []
-    )
-    ctx.check = LearningCheck(
-        ctx,
-        tokenizer,
-        questions[: t.check_questions] or [],
-        t.sample_max_new_tokens,
-        trained=trained,
-        held_out=data.held_out,
-        corpus=reference_texts(data.trained_examples + data.check_examples, tokenizer),
-    )
-    if t.check_questions and questions:
-        trainer.add_callback(ctx.check)
-        if not data.held_out:
-            ctx.log(
-                "No validation rows: the learning check asks questions from the training data.", "warning"
-            )
+    if pairs:
+        ctx.check = _preference_check(ctx, tokenizer, collator, trainer, data)
+        if ctx.check is not None:
+            trainer.add_callback(ctx.check)
+    else:
+        # A few training questions too, so the verdict tells what it absorbed from what carries over.
+        trained = (
+            questions_from(_spread(data.trained_examples, TRAINED_QUESTIONS), tokenizer, TRAINED_QUESTIONS)
+            if data.held_out and t.check_questions
+            else []
+        )
+        ctx.check = LearningCheck(
+            ctx,
+            tokenizer,
+            questions[: t.check_questions] or [],
+            t.sample_max_new_tokens,
+            trained=trained,
+            held_out=data.held_out,
+            corpus=reference_texts(data.trained_examples + data.check_examples, tokenizer),
+        )
+        if t.check_questions and questions:
+            trainer.add_callback(ctx.check)
+            if not data.held_out:
+                ctx.log(
+                    "No validation rows: the learning check asks questions from the training data.", "warning"
+                )
     if t.sample_prompts and has_eval and questions:
-        samples = ctx.check if t.check_questions else LearningCheck(ctx, tokenizer, questions, 0)
+        # A preference run's samples answer held-out prompts; the reference shown is the chosen answer.
+        samples = (
+            ctx.check if t.check_questions and not pairs else LearningCheck(ctx, tokenizer, questions, 0)
+        )
         trainer.add_callback(
             SamplesCallback(ctx, tokenizer, samples, t.sample_prompts, t.sample_max_new_tokens)
         )
     return trainer
+
+
+PREFERENCE_TRAINED_PAIRS = 12  # training pairs the preference check scores beside the held-out ones
+
+
+def _precompute_reference(ctx: RunContext, trainer: Any, data: Data) -> None:
+    """DPO without an adapter to switch off: every pair scored once by the weights as loaded (a resumed
+    run loads its checkpoint only inside ``train``, so this is the base model then too)."""
+    from finetune_gui.core.training.objectives.preference import pair_dataset, precompute_reference
+
+    count = len(data.train.items) + (len(data.validation.items) if data.validation else 0)
+    ctx.log(f"Scoring {count:,} pairs with the model before training: DPO's reference.")
+    trainer.train_dataset = pair_dataset(
+        data.train, precompute_reference(trainer, data.train, trainer.chunked)
+    )
+    if data.validation is not None:
+        trainer.eval_dataset = pair_dataset(
+            data.validation, precompute_reference(trainer, data.validation, trainer.chunked)
+        )
+
+
+def _preference_check(ctx: RunContext, tokenizer: Any, collator: Any, trainer: Any, data: Data) -> Any:
+    """Did it learn the preference? Held-out pairs (training pairs without a split) and a sample of
+    training pairs, each kept with its row for the verdict's examples."""
+    from finetune_gui.core.data.encode import encode_pair
+    from finetune_gui.core.training.objectives.preference_check import PreferenceCheck
+
+    t = ctx.config.training
+    if not t.check_questions:
+        return None
+
+    def encoded(rows: list[Any], limit: int) -> list[tuple[Any, Any]]:
+        found = []
+        for row in rows:
+            pair = encode_pair(row, tokenizer, t.max_seq_len)
+            if pair.trained_tokens:
+                found.append((row, pair))
+            if len(found) >= limit:
+                break
+        return found
+
+    held = encoded(data.check_examples, max(t.check_questions, 2 * PREFERENCE_TRAINED_PAIRS))
+    trained = encoded(_spread(data.trained_examples, PREFERENCE_TRAINED_PAIRS), PREFERENCE_TRAINED_PAIRS)
+    if not held:
+        return None
+    return PreferenceCheck(
+        ctx,
+        tokenizer,
+        collator,
+        held,
+        trained if data.held_out else [],
+        held_out=data.held_out,
+        max_new_tokens=t.sample_max_new_tokens,
+        chunked=trainer.chunked,
+    )
 
 
 def _spread(rows: list[Any], count: int) -> list[Any]:
@@ -613,6 +698,8 @@ def _run_facts(
         "skipped_rows": data.problems,
         "estimate_gib": ctx.estimate_gib,
         "memory_mode": ctx.memory_mode,
+        "objective": ctx.config.training.objective,
+        "reference": ctx.config.reference_kind() or None,
         "proposal": ctx.proposal,
         "system_prompt": data.system_prompt,
         "versions": library_versions(),

@@ -3,7 +3,9 @@
 - the loss in chunks of the sequence (``loss.py``), so full fp32 logits never exist at once;
 - lean memory mode (``core/tuners/lean.py``): bf16 weights, 8-bit AdamW with stochastic rounding, each
   weight updated in the backward pass;
-- a learning rate that is right on the first step after a resume (also when max_steps changed).
+- a learning rate that is right on the first step after a resume (also when max_steps changed);
+- the preference objectives' loss and metrics (``objectives/preference.py``) in place of the supervised
+  loss, when the run learns from pairs.
 """
 
 from __future__ import annotations
@@ -14,23 +16,41 @@ from transformers import Trainer
 
 
 class AppTrainer(Trainer):
-    def __init__(self, *args: Any, lean: bool = False, in_backward: bool = False, **kwargs: Any):
+    def __init__(
+        self, *args: Any, lean: bool = False, in_backward: bool = False, preference: Any = None, **kwargs: Any
+    ):
         super().__init__(*args, **kwargs)
         self.lean, self.in_backward = lean, in_backward
         from finetune_gui.core.training.loss import ChunkedLoss
 
         self.chunked = ChunkedLoss(self.model)
         self.loss_note = ""
+        self.preference = preference  # a PreferenceLoss, or None for supervised tuning
+        if preference is not None:
+            # A mean over pairs, not a sum over tokens: the Trainer divides it for gradient accumulation.
+            self.model_accepts_loss_kwargs = False
 
     def compute_loss(
         self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
     ) -> Any:
+        if self.preference is not None:
+            loss, found = self.preference(model, inputs, self.chunked)
+            self.preference.record(found, model.training)
+            return (loss, {}) if return_outputs else loss
         if self.chunked.active:
             loss, outputs = self.chunked(model, inputs, num_items_in_batch)
             if loss is not None:
                 return (loss, outputs) if return_outputs else loss
             self.loss_note = self.chunked.note  # the check failed: the model's own loss from now on
         return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if self.preference is not None:  # the pairs' reward margin and accuracy since the last log
+            if "eval_loss" in logs:
+                logs.update({f"eval_{k}": v for k, v in self.preference.take(training=False).items()})
+            elif "loss" in logs:
+                logs.update(self.preference.take(training=True))
+        super().log(logs, start_time)
 
     def create_optimizer(self, model: Any = None) -> Any:
         if not self.lean:

@@ -1,0 +1,58 @@
+"""What a run learns from: the objective, the second axis of fine-tuning beside the method.
+
+The method says *what trains* (every weight, LoRA, a soft prompt…); the objective says *what it learns
+from*: answers to imitate (supervised), or pairs of a chosen and a rejected answer (preferences). Every
+method combines with every objective; the training pieces of each live in
+``core/training/objectives/``. Light on purpose: the config, the estimate and the window read this
+without importing torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Objective:
+    name: str
+    label: str
+    summary: str  # one line for the window and the docs
+    pairs: bool  # learns from preference pairs (two sequences per row)
+    reference: bool  # compares with a frozen reference model's log-probabilities
+    proposed_beta: float = 0.0  # the preference strength proposed when preference.beta is empty
+    # The proposed learning rate is the supervised one times this: a preference loss pushes the two
+    # answers apart from the first step, and at the supervised rate a small model forgets how to write.
+    learning_rate_factor: float = 1.0
+
+
+OBJECTIVES: dict[str, Objective] = {
+    "sft": Objective(
+        "sft",
+        "Supervised",
+        "Learns to answer like your examples: questions with the answers to imitate.",
+        pairs=False,
+        reference=False,
+    ),
+    "dpo": Objective(
+        "dpo",
+        "DPO (preferences)",
+        "Learns which of two answers you prefer, relative to the model before training "
+        "(direct preference optimisation).",
+        pairs=True,
+        reference=True,
+        proposed_beta=0.1,
+        learning_rate_factor=0.5,
+    ),
+    "orpo": Objective(
+        "orpo",
+        "ORPO (preferences)",
+        "Learns your chosen answers and, in the same loss, to prefer them over the rejected ones; "
+        "no reference model (odds-ratio preference optimisation).",
+        pairs=True,
+        reference=False,
+        proposed_beta=0.1,
+        learning_rate_factor=0.5,
+    ),
+}
+OBJECTIVE_NAMES = tuple(OBJECTIVES)
+PREFERENCE_OBJECTIVES = tuple(name for name, o in OBJECTIVES.items() if o.pairs)
