@@ -291,4 +291,9 @@ def metrics_sentence(metrics: dict) -> str:
         parts.append(f"evaluation loss {metrics['eval_loss']:.3f}")
     elif isinstance(metrics.get("smoothed_loss"), (int, float)):
         parts.append(f"training loss {metrics['smoothed_loss']:.3f} (smoothed)")
+    if metrics.get("pairs"):
+        parts.append(
+            f"prefers the chosen answer on {metrics.get('preferred_chosen', 0)} of {metrics['pairs']} held-out pairs "
+            f"(base: {metrics.get('base_preferred_chosen', 0)})"
+        )
     return ", ".join(parts)

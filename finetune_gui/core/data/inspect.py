@@ -35,17 +35,37 @@ def inspect(
     result["sample"] = _short_values(result.get("sample"))
     result["token_stats"] = None
     if model:
-        from finetune_gui.core.data.encode import ensure_chat_template, segments, token_lengths, token_stats
+        from finetune_gui.core.data.encode import ensure_chat_template, token_lengths, token_stats
         from finetune_gui.core.models import load_tokenizer, resolve_model
 
         tokenizer = load_tokenizer(resolve_model(model, require_weights=False))
         result["fallback_chat_template"] = ensure_chat_template(tokenizer)
         examples = report.examples or []
         result["token_stats"] = token_stats(token_lengths(examples, tokenizer, max_seq_len), max_seq_len)
-        result["formatted_sample"] = [
-            {"text": shortened(t), "trained": trained} for t, trained in segments(examples[0], tokenizer)
-        ]
+        result["formatted_sample"] = formatted(examples[0], tokenizer) if examples else []
     return result
+
+
+def formatted(example: Any, tokenizer: Any) -> list[dict[str, Any]]:
+    """One example as training sees it, in pieces: {text, trained}. A preference pair is its prompt with
+    the chosen answer, then the rejected answer as it follows the same prompt; each answer's pieces say
+    which ``side`` they are."""
+    from finetune_gui.core.data.encode import segments
+
+    if example.kind != "preference":
+        return [{"text": shortened(t), "trained": trained} for t, trained in segments(example, tokenizer)]
+    pieces = [
+        {"text": shortened(t), "trained": trained, **({"side": "chosen"} if trained else {})}
+        for t, trained in segments(example.answered("chosen"), tokenizer)
+    ]
+    rejected = segments(example.answered("rejected"), tokenizer)
+    first = next((i for i, (_t, trained) in enumerate(rejected) if trained), len(rejected))
+    pieces.append({"text": "\n— or, rejected —\n", "trained": False, "label": True})
+    pieces += [
+        {"text": shortened(t), "trained": trained, **({"side": "rejected"} if trained else {})}
+        for t, trained in rejected[first:]
+    ]
+    return pieces
 
 
 def _short_values(value: Any) -> Any:

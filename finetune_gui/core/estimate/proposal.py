@@ -124,7 +124,7 @@ def propose(config: RunConfig, parameters: int, rows: int, world_size: int = 1) 
         else:
             why = f"{label}'s usual rate"
         if objective.learning_rate_factor != 1.0:
-            why += f", ×{objective.learning_rate_factor:g} for {objective.label} (a preference loss needs smaller steps)"
+            why += f", ×{objective.learning_rate_factor:g} for {objective.name.upper()}: a preference loss needs smaller steps"
         p.values["training.learning_rate"], p.reasons["training.learning_rate"] = rate, why
     steps = t.max_steps
     if t.max_steps is None and t.epochs is None:

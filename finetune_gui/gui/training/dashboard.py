@@ -52,7 +52,11 @@ SERIES = {
     "grad": [("grad norm", None)],
     "speed": [("tokens/s", None)],
     "memory": [("peak", None), ("in use", "#7fb0f0"), ("reserved", "#b54ad6"), ("estimate", "estimate")],
+    # Preference runs (DPO, ORPO) only: shown once a run reports them.
+    "margin": [("train", None), ("eval", "eval")],
+    "accuracy": [("train", None), ("eval", "eval")],
 }
+PREFERENCE_CHARTS = ("margin", "accuracy")
 
 
 class Dashboard(QWidget):
@@ -140,6 +144,8 @@ class Dashboard(QWidget):
             "grad": ("Gradient norm", "norm"),
             "speed": ("Speed", "tokens/s"),
             "memory": ("Memory", "GB"),
+            "margin": ("Reward margin (chosen − rejected)", "margin"),
+            "accuracy": ("Prefers the chosen answer", "share of pairs"),
         }
         for key, series in SERIES.items():
             chart = LiveChart(*titles[key])
@@ -156,8 +162,15 @@ class Dashboard(QWidget):
         self.grid.addWidget(self.charts["lr"], 1, 0)
         self.grid.addWidget(self.charts["grad"], 1, 1)
         self.grid.addWidget(self.charts["speed"], 1, 2)
+        self.grid.addWidget(self.charts["margin"], 2, 0, 1, 2)
+        self.grid.addWidget(self.charts["accuracy"], 2, 2)
+        self._show_preference_charts(False)
         if self.shown is not None:
             self._display(self.shown)
+
+    def _show_preference_charts(self, shown: bool) -> None:
+        for key in PREFERENCE_CHARTS:
+            self.charts[key].setVisible(shown)
 
     def _redraw(self) -> None:
         for chart in self.charts.values():
@@ -243,7 +256,7 @@ class Dashboard(QWidget):
         view = RunView(path, estimate_gib=info.get("estimate_gib"))
         for event in folder.step_events():
             if isinstance(event, Eval):
-                view.add("loss", "eval", event.step, event.eval_loss)
+                self._record_eval(view, event)
             else:
                 self._record_step(view, event)
         for record in folder.samples():
@@ -255,7 +268,9 @@ class Dashboard(QWidget):
             state = run_state(info)
             view.status = state if state in PILL else "stopped"
             view.progress = int((info.get("metrics") or {}).get("steps") or view.progress)
-            what = f"{info.get('method', '?')} on {Path(str(info.get('model', '?'))).name}"
+            objective = str(info.get("objective") or "sft")
+            how = info.get("method", "?") + (f" · {objective.upper()}" if objective != "sft" else "")
+            what = f"{how} on {Path(str(info.get('model', '?'))).name}"
             said = metrics_sentence(info.get("metrics") or {})
             view.facts = f"{what} · {view.status}" + (f" · {said}" if said else "")
             if info.get("error_message"):
@@ -273,6 +288,7 @@ class Dashboard(QWidget):
             for name, series in chart.series.items():
                 xs, ys = view.points.get((key, name), ([], []))
                 series.set(xs, ys)
+        self._show_preference_charts(any(key in PREFERENCE_CHARTS for key, _name in view.points))
         self._redraw()
         self.progress.setRange(0, max(1, view.max_steps))
         self.progress.setValue(view.progress)
@@ -371,6 +387,10 @@ class Dashboard(QWidget):
             view.add("grad", "grad norm", event.step, event.grad_norm)
         if event.tokens_per_s:
             view.add("speed", "tokens/s", event.step, event.tokens_per_s)
+        if event.reward_margin is not None:
+            view.add("margin", "train", event.step, event.reward_margin)
+        if event.preference_accuracy is not None:
+            view.add("accuracy", "train", event.step, event.preference_accuracy)
         memory = event.memory or {}
         now = memory.get("allocated_gib", memory.get("rss_gib"))
         if now is not None:
@@ -397,22 +417,40 @@ class Dashboard(QWidget):
             f"elapsed {human_duration(event.elapsed_s)} · about {human_duration(event.eta_s, rough=True)} left"
         )
         if view is self.shown:
-            for (chart, series), (xs, ys) in view.points.items():
-                for i in range(before.get((chart, series), 0), len(xs)):
-                    self.charts[chart].series[series].append(xs[i], ys[i])
+            self._append_new(view, before)
             self.progress.setRange(0, view.max_steps)
             self.progress.setValue(view.progress)
             if view.status not in ("stopping", "pausing"):
                 self.facts.setText(view.facts)
         self.status_text.emit(f"Training {view.name}: {view.facts}", 0)
 
+    def _append_new(self, view: RunView, before: dict) -> None:
+        """Hand the charts the points the last event added."""
+        for (chart, series), (xs, ys) in view.points.items():
+            if before.get((chart, series), 0) == 0 and chart in PREFERENCE_CHARTS:
+                self._show_preference_charts(True)
+            for i in range(before.get((chart, series), 0), len(xs)):
+                self.charts[chart].series[series].append(xs[i], ys[i])
+
+    @staticmethod
+    def _record_eval(view: RunView, event: Eval) -> None:
+        view.add("loss", "eval", event.step, event.eval_loss)
+        if event.reward_margin is not None:
+            view.add("margin", "eval", event.step, event.reward_margin)
+        if event.preference_accuracy is not None:
+            view.add("accuracy", "eval", event.step, event.preference_accuracy)
+
     def _on_eval(self, event: Eval) -> None:
         view = self.active
         assert view is not None
-        view.add("loss", "eval", event.step, event.eval_loss)
+        before = {key: len(xs) for key, (xs, _ys) in view.points.items()}
+        self._record_eval(view, event)
         if view is self.shown:
-            self.charts["loss"].series["eval"].append(event.step, event.eval_loss)
-        self._log(view, f"step {event.step}: evaluation loss {event.eval_loss:.4f}")
+            self._append_new(view, before)
+        said = f"step {event.step}: evaluation loss {event.eval_loss:.4f}"
+        if event.preference_accuracy is not None:
+            said += f", prefers the chosen answer on {event.preference_accuracy:.0%} of the validation pairs"
+        self._log(view, said)
 
     def _on_checkpoint(self, event: Checkpoint) -> None:
         self._log(self.active, f"step {event.step}: checkpoint saved")
@@ -433,6 +471,8 @@ class Dashboard(QWidget):
         for example in event.examples:
             mark = "✓" if example.get("right") else "✗"
             self._log(view, f"  {mark} {example['question']} → {example['tuned']} (base: {example['base']})")
+            if example.get("answer"):
+                self._log(view, f"      it answers: {example['answer']}")
         if view is self.shown:
             self._show_learned(view)
 

@@ -26,11 +26,11 @@ from PySide6.QtWidgets import (
 )
 
 from finetune_gui.core.config import field_help
-from finetune_gui.core.data.formats import FORMATS, MAPPED_FIELDS
+from finetune_gui.core.data.formats import FORMATS, MAPPED_FIELDS, PREFERENCE_FORMATS
 from finetune_gui.core.data.readers import SUFFIXES
 from finetune_gui.gui.core_client import CoreJob
 from finetune_gui.gui.theme import ACCENT, translucent
-from finetune_gui.gui.widgets import AMBER, BusyRow, DropZone, error_label, muted, show_error
+from finetune_gui.gui.widgets import AMBER, GREEN, RED, BusyRow, DropZone, error_label, muted, show_error
 from finetune_gui.gui.wizard.page import WizardPage
 
 
@@ -196,13 +196,28 @@ class DatasetPage(WizardPage):
             text += f'<br><span style="color:{AMBER}">⚠ {html.escape(report["skipped_sentence"])}</span>'
         if report.get("columns_sentence"):
             text += "<br>" + html.escape(report["columns_sentence"])
+        if report.get("format") in PREFERENCE_FORMATS:
+            name = self.state.config.training.objective.upper()
+            text += (
+                f"<br>Preference pairs: the run learns which answer you prefer, with {name}; "
+                "the next page also offers ORPO, which needs no reference model."
+                if name == "DPO"
+                else f"<br>Preference pairs: the run learns which answer you prefer, with {name}."
+            )
+        held = _held_out(report.get("rows", 0), self.state.config.dataset.validation_split)
+        text += f"<br>{held} rows are held out to check what the run learned"
+        text += (
+            "."
+            if held >= CHECK_NEEDS
+            else f"; a verdict on new questions needs {CHECK_NEEDS} (raise the split)."
+        )
         self.facts.setText(text)
         columns = report.get("columns") or []
         if columns and report.get("format") in MAPPED_FIELDS:
             self.mapping.show_for(columns, report["format"], report.get("columns_used") or {})
         self._show_problems(report.get("problems", []))
         self._show_preview(report)
-        self._show_histogram(report.get("token_stats"))
+        self._show_histogram(report.get("token_stats"), report.get("format") in PREFERENCE_FORMATS)
         self.split_view.show()
         self.completeness_changed.emit()
 
@@ -221,9 +236,18 @@ class DatasetPage(WizardPage):
             self.preview.setPlainText(str(sample))
             return
         parts = []
+        sides = {"chosen": GREEN, "rejected": RED}
         for piece in pieces:
             text = html.escape(piece["text"]).replace("\n", "↵<br>")
-            if piece["trained"]:
+            if piece.get("label"):
+                parts.append(f'<br><b style="color:{RED}">{html.escape(piece["text"].strip())}</b><br>')
+            elif piece.get("side") in sides:
+                colour = sides[piece["side"]]
+                parts.append(
+                    f'<span style="background:{translucent(colour, 0.2)}; border-bottom: 2px solid {colour}">'
+                    f"{text}</span>"
+                )
+            elif piece["trained"]:
                 parts.append(
                     f'<span style="background:{translucent(ACCENT, 0.2)}; border-bottom: 2px solid {ACCENT}">'
                     f"{text}</span>"
@@ -232,7 +256,7 @@ class DatasetPage(WizardPage):
                 parts.append(f'<span style="color:#777">{text}</span>')
         self.preview.setHtml(f'<div style="font-family:monospace">{"".join(parts)}</div>')
 
-    def _show_histogram(self, stats: dict | None) -> None:
+    def _show_histogram(self, stats: dict | None, pairs: bool = False) -> None:
         if not stats or not stats.get("count"):
             self.truncation.setText("Token lengths appear once a model is chosen.")
             return
@@ -244,13 +268,24 @@ class DatasetPage(WizardPage):
         self.plot.set_histogram(
             stats["histogram"]["edges"], stats["histogram"]["counts"], stats["max_seq_len"]
         )
+        what = "Tokens per pair (the prompt with its longer answer)" if pairs else "Tokens per example"
         self.truncation.setText(
-            f"Tokens per example: median {stats['median']:.0f}, 95% under {stats['p95']:.0f}, longest {stats['max']}. "
+            f"{what}: median {stats['median']:.0f}, 95% under {stats['p95']:.0f}, longest {stats['max']}. "
             f"{stats['truncated']} rows ({stats['truncated_pct']}%) will be truncated at {stats['max_seq_len']}."
         )
 
 
 NONE = "—"
+CHECK_NEEDS = 8  # held-out rows a learning verdict on new questions rests on (learning.MIN_HELD_OUT)
+
+
+def _held_out(rows: int, split: float) -> int:
+    from finetune_gui.core.config import split_counts
+
+    return split_counts(int(rows or 0), split)[1]
+
+
+PICKERS = {"preference": 3}  # fields given a picker (the first ones of MAPPED_FIELDS); others: 2
 
 
 class ColumnMapping(QWidget):
@@ -269,7 +304,7 @@ class ColumnMapping(QWidget):
         row.addWidget(self.format_box)
         self.labels: list[QLabel] = []
         self.pickers: list[QComboBox] = []
-        for _ in range(2):
+        for _ in range(3):
             label = QLabel()
             picker = QComboBox()
             picker.setToolTip(field_help("dataset.columns"))
@@ -304,7 +339,7 @@ class ColumnMapping(QWidget):
     def _fill(self, mapping: dict[str, str]) -> None:
         fields = MAPPED_FIELDS.get(self.format(), ())
         for index, (label, picker) in enumerate(zip(self.labels, self.pickers, strict=True)):
-            visible = index < min(2, len(fields))
+            visible = index < min(PICKERS.get(self.format(), 2), len(fields))
             label.setVisible(visible)
             picker.setVisible(visible)
             if not visible:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QComboBox,
     QFrame,
     QGridLayout,
     QHBoxLayout,
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from finetune_gui.core.config import field_help
 from finetune_gui.core.methods import METHODS
+from finetune_gui.core.objectives import OBJECTIVES
 from finetune_gui.gui.widgets import Card, MemoryBar, human_count, muted, title_label
 from finetune_gui.gui.wizard.page import WizardPage
 from finetune_gui.gui.wizard.state import WizardState
@@ -81,6 +83,13 @@ class MethodPage(WizardPage):
         super().__init__(state, parent)
         self.user_chose = False
         controls = QHBoxLayout()
+        # The second axis: what the chosen method learns from (the dataset decides which are possible).
+        controls.addWidget(QLabel("Learns from"))
+        self.objective = QComboBox()
+        self.objective.setToolTip(field_help("training.objective"))
+        self.objective.activated.connect(self._on_objective)
+        controls.addWidget(self.objective)
+        controls.addSpacing(16)
         controls.addWidget(QLabel("Sequence length"))
         self.seq = QSpinBox()
         self.seq.setRange(32, 131072)
@@ -99,6 +108,8 @@ class MethodPage(WizardPage):
         self.budget = muted("", wrap=False)
         controls.addWidget(self.budget)
         self.body.addLayout(controls)
+        self.objective_note = muted("")
+        self.body.addWidget(self.objective_note)
         self.reason = QLabel()
         self.reason.setWordWrap(True)
         self.body.addWidget(self.reason)
@@ -150,7 +161,42 @@ class MethodPage(WizardPage):
             box.blockSignals(True)
             box.setValue(value)
             box.blockSignals(False)
+        self._show_objectives()
         self.state.recompute()  # refreshes the cards
+
+    def _show_objectives(self) -> None:
+        self.objective.clear()
+        for name in self.state.objectives():
+            self.objective.addItem(OBJECTIVES[name].label, name)
+            self.objective.setItemData(
+                self.objective.count() - 1, OBJECTIVES[name].summary, Qt.ItemDataRole.ToolTipRole
+            )
+        index = self.objective.findData(self.state.config.training.objective)
+        self.objective.setCurrentIndex(max(0, index))
+        self.objective.setEnabled(self.objective.count() > 1)
+        self._note_objective()
+        if self.objective.count() == 1 and not OBJECTIVES[self.objective.currentData()].pairs:
+            self.objective.setToolTip(
+                "Supervised: your rows give one answer each. To tune on preferences, add a dataset of "
+                "prompts with a chosen and a rejected answer."
+            )
+        else:
+            self.objective.setToolTip(field_help("training.objective"))
+
+    def _on_objective(self, _index: int) -> None:
+        self.state.config.training.objective = self.objective.currentData()
+        self._note_objective()
+        self.state.recompute()
+
+    def _note_objective(self) -> None:
+        objective = OBJECTIVES[self.state.config.training.objective]
+        self.objective_note.setText(
+            f"{objective.label}: {objective.summary} Every method trains with it; the memory figures count "
+            "both answers of each pair, the measured figures on the cards are of supervised runs."
+            if objective.pairs
+            else ""
+        )
+        self.objective_note.setVisible(objective.pairs)
 
     def _on_controls(self) -> None:
         t = self.state.config.training

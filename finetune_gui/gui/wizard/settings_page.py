@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from finetune_gui.core.config import SECTIONS, RunConfig, coerce_value, field_help, field_label, in_words
 from finetune_gui.core.errors import ConfigError
 from finetune_gui.core.methods import METHODS
+from finetune_gui.core.objectives import OBJECTIVES
 from finetune_gui.gui.widgets import AMBER, error_label, muted, show_error
 from finetune_gui.gui.wizard.page import WizardPage
 from finetune_gui.gui.wizard.state import WizardState
@@ -37,6 +38,7 @@ BASIC = [
     "training.batch_size",
     "training.max_seq_len",
     "lora.r",
+    "preference.beta",
 ]
 
 
@@ -184,6 +186,13 @@ class SettingsPage(WizardPage):
         section = METHODS[self.state.config.method].settings_section
         if section:
             names += [f"{section}.{f.name}" for f in dataclasses.fields(SECTIONS[section])]
+        objective = OBJECTIVES[self.state.config.training.objective]
+        if objective.pairs:
+            names += [
+                f"preference.{f.name}"
+                for f in dataclasses.fields(SECTIONS["preference"])
+                if objective.reference or f.name == "beta"  # ORPO has no reference and one loss
+            ]
         return names
 
     def _rebuild(self) -> None:

@@ -11,11 +11,13 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from finetune_gui.core.config import RunConfig
+from finetune_gui.core.data.formats import PREFERENCE_FORMATS
 from finetune_gui.core.estimate import Estimate, ModelShape, estimate_run, run_settings
 from finetune_gui.core.estimate.memory import Settings
 from finetune_gui.core.estimate.proposal import Proposal, apply, propose
 from finetune_gui.core.hardware import DevicePlan, Hardware, plan_device
 from finetune_gui.core.methods import METHODS
+from finetune_gui.core.objectives import OBJECTIVES
 
 
 class WizardState(QObject):
@@ -72,8 +74,24 @@ class WizardState(QObject):
             # The mapping the scan read the file with (chosen on the page, or proposed for its column
             # names) is the one the run uses and the review's YAML shows.
             self.config.dataset.columns = dict(report.get("columns_used") or {}) or None
+            self._objective_for(report.get("format", ""))
         self.dataset_changed.emit()
         self.recompute()
+
+    def _objective_for(self, fmt: str) -> None:
+        """Preference pairs propose DPO (a supervised objective cannot learn from them); answers to
+        imitate bring a preference objective back to supervised tuning."""
+        t = self.config.training
+        pairs = fmt in PREFERENCE_FORMATS
+        if pairs and not OBJECTIVES[t.objective].pairs:
+            t.objective = "dpo"
+        elif not pairs and OBJECTIVES[t.objective].pairs:
+            t.objective = "sft"
+
+    def objectives(self) -> list[str]:
+        """The objectives the dataset allows: the preference ones for pairs, supervised otherwise."""
+        pairs = (self.dataset_report or {}).get("format") in PREFERENCE_FORMATS
+        return [name for name, o in OBJECTIVES.items() if o.pairs == pairs]
 
     # -- estimate
     @property

@@ -1,0 +1,72 @@
+"""Preference tuning in the window: a dropped file of chosen and rejected answers proposes DPO, the
+method page offers DPO and ORPO, the settings show the preference strength, and the dashboard charts
+the reward margin and how often the model prefers the chosen answer."""
+
+from __future__ import annotations
+
+import json
+
+import preference_dataset
+import pytest
+import yaml
+from gui_helpers import click, click_card, drop, type_into
+from test_gui_flows import open_window
+from test_gui_wizard import choose
+
+from finetune_gui.core.paths import runs_dir
+
+pytestmark = pytest.mark.gui
+
+
+def test_a_dropped_preference_file_trains_with_orpo_and_charts_its_preference(qtbot, tiny_model, tmp_path):
+    train, _held = preference_dataset.write(tmp_path / "pairs")
+    window = open_window(qtbot, detect_hardware=False)
+    setup, state = window.setup, window.state
+    drop(window, tiny_model)
+    qtbot.waitUntil(lambda: state.shape is not None, timeout=90_000)
+    click(qtbot, setup, "Next ▸")
+    drop(window, train)
+    qtbot.waitUntil(lambda: bool(state.dataset_report), timeout=90_000)
+    page = setup.dataset
+    assert "<b>preference</b> · 42 rows" in page.facts.text()
+    assert "Preference pairs: the run learns which answer you prefer, with DPO;" in page.facts.text()
+    assert "2 rows are held out" in page.facts.text() and "needs 8" in page.facts.text()
+    shown = page.preview.toPlainText()
+    assert "Aye, cook says:" in shown and "— or, rejected —" in shown
+    html = page.preview.toHtml()
+    assert "rgba(46,157,91,0.2)" in html and "rgba(210,71,61,0.2)" in html  # chosen green, rejected red
+    assert state.config.training.objective == "dpo"
+    page.split.setValue(0.3)  # hold out enough pairs for a verdict
+
+    click(qtbot, setup, "Next ▸")
+    method = setup.method
+    offered = [method.objective.itemText(i) for i in range(method.objective.count())]
+    assert offered == ["DPO (preferences)", "ORPO (preferences)"] and method.objective.isEnabled()
+    choose(qtbot, method.objective, "ORPO (preferences)")
+    assert state.config.training.objective == "orpo"
+    click_card(qtbot, method.cards["lora"])
+    click(qtbot, setup, "Next ▸")
+    editors = setup.settings.editors
+    assert "preference.beta" in editors and "preference.reference" not in editors  # ORPO has no reference
+    assert editors["preference.beta"].widget.placeholderText() == "0.1 (proposed)"
+    for key, value in (("training.max_steps", "8"), ("training.learning_rate", "0.01"), ("lora.r", "8")):
+        type_into(qtbot, editors[key].widget, value)
+    click(qtbot, setup.settings, "Advanced settings")
+    type_into(qtbot, editors["training.eval_steps"].widget, "4")
+    click(qtbot, setup, "Next ▸")
+    review = yaml.safe_load(setup.review.yaml.toPlainText())
+    assert review["training"]["objective"] == "orpo" and review["dataset"]["format"] == "preference"
+    type_into(qtbot, setup.review.name, "orpo-run")
+    click(qtbot, setup, "Start training")
+    board = window.dashboard
+    assert board.charts["margin"].isHidden()  # no preference numbers yet
+    qtbot.waitUntil(lambda: board.point_count("accuracy", "train") >= 2, timeout=120_000)
+    assert not board.charts["margin"].isHidden() and not board.charts["accuracy"].isHidden()
+    qtbot.waitUntil(lambda: not board.is_running(), timeout=120_000)
+    assert board.status == "completed"
+    assert board.point_count("margin", "eval") >= 1
+    run = json.loads((runs_dir() / "orpo-run" / "run.json").read_text())
+    assert run["objective"] == "orpo" and run["learning"]["objective"] == "orpo"
+    assert "Did it learn?" in board.learned.text() and "held-out pairs" in board.learned.text()
+    assert "held-out pairs" in board.facts.text()
+    window.close()
