@@ -9,7 +9,7 @@ import json
 import preference_dataset
 import pytest
 import yaml
-from gui_helpers import click, click_card, drop, type_into
+from gui_helpers import click, click_card, drop, rail, type_into
 from test_gui_flows import open_window
 from test_gui_wizard import choose
 
@@ -69,4 +69,12 @@ def test_a_dropped_preference_file_trains_with_orpo_and_charts_its_preference(qt
     assert run["objective"] == "orpo" and run["learning"]["objective"] == "orpo"
     assert "Did it learn?" in board.learned.text() and "held-out pairs" in board.learned.text()
     assert "held-out pairs" in board.facts.text()
+    assert "Did it forget?" in board.learned.text() and "General text perplexity" in board.learned.text()
+    # Runs: both verdicts in their columns.
+    rail(qtbot, window, "Runs")
+    table = window.runs.table
+    headers = [table.horizontalHeaderItem(i).text() for i in range(table.columnCount())]
+    row = next(r for r in range(table.rowCount()) if table.item(r, 0).text() == "orpo-run")
+    assert "of" in table.item(row, headers.index("Learned")).text()
+    assert table.item(row, headers.index("Forgot")).text().endswith("×")
     window.close()

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from gui_helpers import select_rows
 
 from finetune_gui.core.paths import runs_dir
 
 pytestmark = pytest.mark.gui
 
 
-def fake_run(name, status, pid=None, losses=(2.0, 1.5, 1.0), checkpoint=True, learning=None):
+def fake_run(name, status, pid=None, losses=(2.0, 1.5, 1.0), checkpoint=True, learning=None, forgetting=None):
     folder = runs_dir() / name
     folder.mkdir(parents=True)
     info = {
@@ -26,6 +27,8 @@ def fake_run(name, status, pid=None, losses=(2.0, 1.5, 1.0), checkpoint=True, le
         info["pid"] = pid
     if learning is not None:
         info["learning"] = learning
+    if forgetting is not None:
+        info["forgetting"] = forgetting
     (folder / "run.json").write_text(json.dumps(info))
     (folder / "metrics.jsonl").write_text(
         "".join(json.dumps({"step": i + 1, "loss": loss}) + "\n" for i, loss in enumerate(losses))
@@ -76,7 +79,8 @@ def test_runs_page_lists_opens_and_overlays(qtbot):
         "verdict": "learned",
         "summary": "It learned.",
     }
-    fake_run("first", "completed", losses=(3.0, 2.0, 1.0), learning=learning)
+    forgetting = {"ratio": 3.4, "verdict": "forgot", "summary": "General text perplexity 3.40× the base's."}
+    fake_run("first", "completed", losses=(3.0, 2.0, 1.0), learning=learning, forgetting=forgetting)
     fake_run("second", "stopped", losses=(3.0, 2.5))
     window = MainWindow(detect_hardware=False)
     qtbot.addWidget(window)
@@ -85,8 +89,11 @@ def test_runs_page_lists_opens_and_overlays(qtbot):
     headers = [page.table.horizontalHeaderItem(c).text() for c in range(page.table.columnCount())]
     learned = sorted(page.table.item(r, headers.index("Learned")).text() for r in range(2))
     assert learned == ["–", "✓ 11 of 12 (base 0)"]  # the held-out check, or a dash for a run without one
-    page.table.selectAll()
+    forgot = sorted(page.table.item(r, headers.index("Forgot")).text() for r in range(2))
+    assert forgot == ["–", "✗ 3.40×"]
+    select_rows(qtbot, page.table, [0, 1])
     assert page.overlay is not None and len(page.overlay.series) == 2
+    assert "first: learned ✓ 11 of 12 (base 0), forgot ✗ 3.40×" in page.hint.text()
     assert {len(s.x) for s in page.overlay.series.values()} == {2, 3}
     page.table.clearSelection()
     page.table.selectRow(0)

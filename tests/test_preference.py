@@ -261,5 +261,22 @@ def test_adapter_off_is_refused_for_a_method_without_one():
         RunConfig.from_dict({"model": "m", "method": "full", "preference": {"reference": "adapter_off"}})
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("objective", ["dpo", "orpo"])
+def test_the_demo_model_takes_up_a_house_style_it_never_used(objective, demo_model, tmp_path):
+    """With only model, data, method and objective given, LoRA on the demo model prefers the chosen answers
+    of held-out prompts far more often than the base (the figures in docs/methods.md), and says so."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from preference import run as bench_run  # bench/preference.py
+
+    train, held = preference_dataset.write(tmp_path / "data")
+    (tmp_path / "out").mkdir()
+    found = bench_run(str(demo_model), "lora", objective, train, held, tmp_path / "out")
+    assert found["status"] == "completed", found
+    assert found["verdict"] == "learned", found
+    assert found["tuned_prefers_chosen"] >= found["base_prefers_chosen"] + found["held_out_pairs"] // 2, found
+    assert found["tuned_prefers_chosen"] >= 0.8 * found["held_out_pairs"], found
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))

@@ -33,6 +33,22 @@ def test_small_datasets_get_more_passes_and_large_ones_fewer():
     assert epochs(1_000) == 3 and epochs(5_000) == 2 and epochs(50_000) == 1
 
 
+def test_a_preference_run_is_proposed_its_strength_a_smaller_step_and_at_most_three_passes():
+    config = RunConfig.from_dict({"model": "m", "method": "lora", "training": {"objective": "dpo"}})
+    proposal = propose(config, 135_000_000, 42)
+    assert proposal.values["preference.beta"] == 0.1
+    assert proposal.values["training.learning_rate"] == pytest.approx(
+        learning_rate("lora", 135_000_000) / 2, rel=0.05
+    )
+    assert "a preference loss needs smaller steps" in proposal.reasons["training.learning_rate"]
+    assert epochs(42, pairs=True) == 3 < epochs(42)
+    assert "at most 3 for preferences" in proposal.reasons["training.max_steps"]
+    resolved = apply(config, proposal)
+    assert resolved.resolved_beta() == 0.1 and config.preference.beta is None  # a copy, the original kept
+    supervised = propose(RunConfig(model="m", method="lora"), 135_000_000, 42)
+    assert "preference.beta" not in supervised.values
+
+
 def test_only_empty_fields_are_proposed_each_with_a_reason():
     config = RunConfig(model="m", method="lora")
     proposal = propose(config, 135_000_000, 100)

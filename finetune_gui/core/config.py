@@ -163,6 +163,11 @@ class TrainingConfig:
         min=0,
         max=64,
     )
+    check_forgetting: bool = _f(
+        True,
+        "Before and after training, measure how well the model still reads a general text (and answers two "
+        "everyday prompts), to tell whether the run cost it general ability.",
+    )
 
 
 @dataclass

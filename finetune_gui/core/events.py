@@ -108,6 +108,21 @@ class Learned(Event):
 
 
 @dataclass(frozen=True)
+class Forgetting(Event):
+    """Did it forget? A general text's perplexity, tuned over base, and two everyday answers of each
+    (core/training/forgetting.py). Extension, round 5."""
+
+    kind: ClassVar[str] = "forgetting"
+    step: int
+    base_perplexity: float
+    tuned_perplexity: float
+    ratio: float
+    verdict: str  # kept | some | forgot
+    summary: str = ""
+    examples: list[dict[str, Any]] = field(default_factory=list)  # {prompt, base, tuned}
+
+
+@dataclass(frozen=True)
 class Paused(Event):
     kind: ClassVar[str] = "paused"
     step: int
@@ -155,7 +170,20 @@ class Failed(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
-    for cls in (Started, Step, Eval, Checkpoint, Sample, Learned, Paused, Resumed, Log, Finished, Failed)
+    for cls in (
+        Started,
+        Step,
+        Eval,
+        Checkpoint,
+        Sample,
+        Learned,
+        Forgetting,
+        Paused,
+        Resumed,
+        Log,
+        Finished,
+        Failed,
+    )
 }
 
 

@@ -27,7 +27,8 @@ from finetune_gui.gui.widgets import (
     verdict_mark,
 )
 
-COLUMNS = ["Run", "Status", "Method", "Model", "Loss", "Learned", "Time", "Started"]
+COLUMNS = ["Run", "Status", "Method", "Model", "Loss", "Learned", "Forgot", "Time", "Started"]
+HINT = "Select two runs (Ctrl-click) to overlay their loss curves and compare their verdicts."
 OVERLAY_COLOURS = ["#3d7be0", "#e07b39", "#2e9d5b", "#b54ad6"]
 
 
@@ -48,6 +49,14 @@ def learned_text(learning: dict | None) -> str:
     if not learning.get("questions"):
         return "–"
     return f"{prefix}{learning['tuned_right']} of {learning['questions']} (base {learning['base_right']})"
+
+
+def forgot_text(forgetting: dict | None) -> str:
+    """'✓ 1.04×' for the Runs table: the general text's perplexity, tuned over base, marked."""
+    if not forgetting or not isinstance(forgetting.get("ratio"), (int, float)):
+        return "–"
+    icon, _ = verdict_mark(str(forgetting.get("verdict") or ""))
+    return f"{icon} {forgetting['ratio']:.2f}×".strip()
 
 
 class RunsPage(QWidget):
@@ -82,6 +91,10 @@ class RunsPage(QWidget):
         self.table.horizontalHeaderItem(COLUMNS.index("Learned")).setToolTip(
             "Held-out questions answered right after training, and by the base model before it"
         )
+        self.table.horizontalHeaderItem(COLUMNS.index("Forgot")).setToolTip(
+            "A general text's perplexity after training over the base model's: near 1× kept its general "
+            "ability, 1.5× and more lost it"
+        )
         self.table.horizontalHeaderItem(COLUMNS.index("Loss")).setToolTip(
             "The evaluation loss, or the smoothed training loss when there is no validation set"
         )
@@ -92,7 +105,7 @@ class RunsPage(QWidget):
         self.table.itemSelectionChanged.connect(self._on_selection)
         self.table.doubleClicked.connect(lambda _i: self._open())
         layout.addWidget(self.table, 2)
-        self.hint = muted("Select two runs (Ctrl-click) to overlay their loss curves.")
+        self.hint = muted(HINT)
         layout.addWidget(self.hint)
         self.overlay = None
         self.overlay_box = QVBoxLayout()
@@ -111,6 +124,7 @@ class RunsPage(QWidget):
                 Path(str(run.get("model", ""))).name,
                 f"{loss:.3f}" if loss is not None else "–",
                 learned_text(run.get("learning")),
+                forgot_text(run.get("forgetting")),
                 f"{run['duration_s'] / 60:.1f} min" if run.get("duration_s") else "–",
                 (run.get("started_at") or "")[:16].replace("T", " "),
             ]
@@ -129,6 +143,8 @@ class RunsPage(QWidget):
         )
         if len(chosen) >= 2:
             self.show_overlay(chosen[:4])
+        else:
+            self.hint.setText(HINT)
 
     def show_overlay(self, runs: list[dict]) -> None:
         from finetune_gui.gui.charts import LiveChart
@@ -138,6 +154,13 @@ class RunsPage(QWidget):
             self.overlay_box.addWidget(self.overlay)
         self.overlay.clear()
         self.overlay.series = {}
+        # Both verdicts of each run beside the curves: what it learned, what it forgot.
+        self.hint.setText(
+            " · ".join(
+                f"{run['name']}: learned {learned_text(run.get('learning'))}, forgot {forgot_text(run.get('forgetting'))}"
+                for run in runs
+            )
+        )
         for colour, run in zip(OVERLAY_COLOURS, runs, strict=False):
             records = [r for r in RunFolder(run["path"]).metrics() if "loss" in r]
             series = self.overlay.add_series(run["name"], colour)

@@ -18,13 +18,17 @@ from PySide6.QtWidgets import (
 )
 
 GREEN, AMBER, RED = "#2e9d5b", "#d89a1d", "#d2473d"
-# The learning check's verdicts as the window marks them: an icon and a colour each.
+# The learning and forgetting checks' verdicts as the window marks them: an icon and a colour each.
 VERDICT_MARKS = {
     "learned": ("✓", GREEN),
     "absorbed": ("◐", AMBER),
     "cannot judge": ("?", AMBER),
     "changed, not right": ("✗", RED),
     "did not move": ("✗", RED),
+    # Did it forget? (core/training/forgetting.py)
+    "kept": ("✓", GREEN),
+    "some": ("◐", AMBER),
+    "forgot": ("✗", RED),
 }
 
 

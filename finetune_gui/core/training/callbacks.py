@@ -256,3 +256,17 @@ class SamplesCallback(TrainerCallback):
             samples.append(sample)
         self.ctx.emit(Sample(step=state.global_step, samples=samples))
         self.ctx.folder.append_samples(state.global_step, samples)
+
+
+class TimedChecks(TrainerCallback):
+    """Runs the checks' measurements before training (the base model's answers and scores), timing them:
+    the recipe logs what the checks cost in all at the end."""
+
+    def __init__(self, ctx: Any, checks: list[Any]):
+        self.ctx, self.checks = ctx, checks
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        began = time.monotonic()
+        for check in self.checks:
+            check.on_train_begin(args, state, control, **kwargs)
+        self.ctx.checks_s = time.monotonic() - began

@@ -62,6 +62,8 @@ class RunContext:
     check: Any = None  # the LearningCheck: did it learn?
     early: Any = None  # the EarlyStopping callback, when the run stops early and keeps its best
     memory_mode: str = "standard"  # what the run uses: lean only for methods that train every weight
+    forgetting: Any = None  # the ForgettingCheck: did it forget?
+    checks_s: float = 0.0  # seconds the checks took before training (the base's answers and scores)
 
     @property
     def is_main(self) -> bool:
@@ -289,6 +291,7 @@ def _run(ctx: RunContext, resume: bool) -> int:
     _check_finite(trainer.model, ctx.step)
     from finetune_gui.core.training.learning import eval_trend
 
+    checks_began = time.monotonic()
     if ctx.check is None:
         learned = None
     elif OBJECTIVES[config.training.objective].pairs:
@@ -296,6 +299,13 @@ def _run(ctx: RunContext, resume: bool) -> int:
     else:
         learned = ctx.check.finish(
             trainer.model, trainer.state.global_step, eval_trend(trainer.state.log_history)
+        )
+    forgot = ctx.forgetting.finish(trainer.model, trainer.state.global_step) if ctx.forgetting else None
+    if forgot is not None:
+        metrics.update(general_perplexity_ratio=forgot.ratio)
+    if ctx.checks_s:
+        ctx.log(
+            f"The learning and forgetting checks took {ctx.checks_s + time.monotonic() - checks_began:.0f} s in all."
         )
     if learned is not None and learned.objective != "sft":
         metrics.update(
@@ -318,6 +328,7 @@ def _run(ctx: RunContext, resume: bool) -> int:
             measured_peak_gib=_peak_memory_gib(plan.device),
             output=str(output),
             learning=_learning_record(learned),
+            forgetting=_learning_record(forgot),
             early_stop=early.to_dict() if early else None,
             **_durations(ctx),
         )
@@ -433,7 +444,7 @@ def _make_trainer(
 ) -> Any:
     from transformers import PrinterCallback, TrainingArguments
 
-    from finetune_gui.core.training.callbacks import EventsCallback, PadCollator, SamplesCallback
+    from finetune_gui.core.training.callbacks import EventsCallback, PadCollator, SamplesCallback, TimedChecks
     from finetune_gui.core.training.learning import LearningCheck, questions_from, reference_texts
     from finetune_gui.core.training.trainer import AppTrainer
 
@@ -522,10 +533,11 @@ def _make_trainer(
         ctx.early = EarlyStopping(t.early_stopping, t.early_stopping_min_delta, ctx.log)
         trainer.add_callback(ctx.early)
     questions = questions_from(data.check_examples, tokenizer, max(t.check_questions, t.sample_prompts))
+    checks: list[Any] = []  # their measurements before training run (and are timed) in TimedChecks
     if pairs:
         ctx.check = _preference_check(ctx, tokenizer, collator, trainer, data)
         if ctx.check is not None:
-            trainer.add_callback(ctx.check)
+            checks.append(ctx.check)
     else:
         # A few training questions too, so the verdict tells what it absorbed from what carries over.
         trained = (
@@ -543,11 +555,17 @@ def _make_trainer(
             corpus=reference_texts(data.trained_examples + data.check_examples, tokenizer),
         )
         if t.check_questions and questions:
-            trainer.add_callback(ctx.check)
+            checks.append(ctx.check)
             if not data.held_out:
                 ctx.log(
                     "No validation rows: the learning check asks questions from the training data.", "warning"
                 )
+    if t.check_forgetting:
+        from finetune_gui.core.training.forgetting import ForgettingCheck
+
+        ctx.forgetting = ForgettingCheck(ctx, tokenizer)
+        checks.append(ctx.forgetting)
+    trainer.add_callback(TimedChecks(ctx, checks))
     if t.sample_prompts and has_eval and questions:
         # A preference run's samples answer held-out prompts; the reference shown is the chosen answer.
         samples = (

@@ -22,6 +22,7 @@ from finetune_gui.core.events import (
     Eval,
     Failed,
     Finished,
+    Forgetting,
     Learned,
     Log,
     Paused,
@@ -46,6 +47,7 @@ class TrainingController(QObject):
     checkpointed = Signal(object)  # Checkpoint
     sampled = Signal(object)  # Sample
     learned = Signal(object)  # Learned: did it learn?
+    forgetting = Signal(object)  # Forgetting: did it forget?
     paused = Signal(object)  # Paused
     resumed = Signal(object)  # Resumed
     logged = Signal(str)  # a line for the log pane
@@ -173,6 +175,8 @@ class TrainingController(QObject):
             self.sampled.emit(event)
         elif isinstance(event, Learned):
             self.learned.emit(event)
+        elif isinstance(event, Forgetting):
+            self.forgetting.emit(event)
         elif isinstance(event, Paused):
             self.paused.emit(event)
         elif isinstance(event, Resumed):

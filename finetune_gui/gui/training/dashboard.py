@@ -10,6 +10,7 @@ to resume from the last checkpoint.
 
 from __future__ import annotations
 
+import html
 import time
 from pathlib import Path
 
@@ -228,6 +229,7 @@ class Dashboard(QWidget):
         controller.checkpointed.connect(self._on_checkpoint)
         controller.sampled.connect(self._on_sample)
         controller.learned.connect(self._on_learned)
+        controller.forgetting.connect(self._on_forgetting)
         controller.paused.connect(lambda _e: self._set_status(self.active, "paused"))
         controller.resumed.connect(lambda _e: self._set_status(self.active, "running"))
         controller.logged.connect(lambda line: self._log(self.active, line))
@@ -264,6 +266,8 @@ class Dashboard(QWidget):
         learning = info.get("learning") or {}
         view.learned = learning.get("summary") or ""
         view.learned_verdict = str(learning.get("verdict") or "")
+        forgetting = info.get("forgetting") or {}
+        view.forgot, view.forgot_verdict = forgetting.get("summary") or "", str(forgetting.get("verdict") or "")
         if finished:
             state = run_state(info)
             view.status = state if state in PILL else "stopped"
@@ -476,11 +480,29 @@ class Dashboard(QWidget):
         if view is self.shown:
             self._show_learned(view)
 
+    def _on_forgetting(self, event) -> None:
+        view = self.active
+        assert view is not None
+        view.forgot, view.forgot_verdict = event.summary, event.verdict
+        self._log(view, f"Did it forget? {event.summary}")
+        for example in event.examples:
+            self._log(view, f"  {example['prompt']} → {example['tuned']} (base: {example['base']})")
+        if view is self.shown:
+            self._show_learned(view)
+
     def _show_learned(self, view: RunView) -> None:
-        icon, colour = verdict_mark(view.learned_verdict)
-        mark = f'<span style="color:{colour}; font-weight:bold">{icon}</span> ' if icon else ""
-        self.learned.setText(f"{mark}<b>Did it learn?</b> {view.learned}" if view.learned else "")
-        self.learned.setVisible(bool(view.learned))
+        lines = []
+        for verdict, title, said in (
+            (view.learned_verdict, "Did it learn?", view.learned),
+            (view.forgot_verdict, "Did it forget?", view.forgot),
+        ):
+            if not said:
+                continue
+            icon, colour = verdict_mark(verdict)
+            mark = f'<span style="color:{colour}; font-weight:bold">{icon}</span> ' if icon else ""
+            lines.append(f"{mark}<b>{title}</b> {html.escape(said)}")
+        self.learned.setText("<br>".join(lines))
+        self.learned.setVisible(bool(lines))
 
     def _on_finished(self, event: Finished) -> None:
         view = self.active

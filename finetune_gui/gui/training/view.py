@@ -25,6 +25,8 @@ class RunView:
     samples: list[str] = field(default_factory=list)
     learned: str = ""  # the learning check's verdict, in words
     learned_verdict: str = ""  # its one word (learned, absorbed, did not move…)
+    forgot: str = ""  # the forgetting check's sentence
+    forgot_verdict: str = ""  # kept | some | forgot
 
     @property
     def name(self) -> str:
