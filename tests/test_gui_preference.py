@@ -4,6 +4,7 @@ the reward margin and how often the model prefers the chosen answer."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import preference_dataset
@@ -77,4 +78,40 @@ def test_a_dropped_preference_file_trains_with_orpo_and_charts_its_preference(qt
     row = next(r for r in range(table.rowCount()) if table.item(r, 0).text() == "orpo-run")
     assert "of" in table.item(row, headers.index("Learned")).text()
     assert table.item(row, headers.index("Forgot")).text().endswith("×")
+    window.close()
+
+
+def test_a_flat_loss_alert_is_applied_in_one_click_and_the_run_continues_with_the_fix(
+    qtbot, tiny_model, small_dataset, tmp_path, monkeypatch
+):
+    from finetune_gui.core.config import RunConfig
+
+    monkeypatch.setenv("FINETUNE_GUI_TEST_STEP_DELAY", "0.3")  # the click lands while it trains
+    window = open_window(qtbot, detect_hardware=False)
+    config = RunConfig(model=str(tiny_model), method="lora", output_dir=str(runs_dir() / "flat-run"))
+    config.dataset.path = str(small_dataset)
+    t = config.training
+    t.max_steps, t.learning_rate, t.batch_size, t.max_seq_len, t.warmup_ratio = 30, 1e-9, 4, 64, 0.0
+    t.check_questions = t.sample_prompts = 0
+    t.check_forgetting, t.save_steps, t.eval_steps = False, 2, 100
+    path = tmp_path / "flat.yaml"
+    config.save(path)
+    board = window.dashboard
+    window.pages.setCurrentWidget(board)
+    board.start(path, runs_dir() / "flat-run")
+    qtbot.waitUntil(lambda: board.alert_fix.isVisible(), timeout=120_000)
+    assert "The training loss has not moved since warm-up" in board.alert.text()
+    click(qtbot, board, "Apply “Learning rate 3e-09 (three times)” and continue")
+    qtbot.waitUntil(lambda: board.status == "running" and board.controller.is_running(), timeout=60_000)
+    qtbot.waitUntil(lambda: not board.is_running(), timeout=120_000)
+    assert board.status == "completed"
+    saved = RunConfig.load(runs_dir() / "flat-run" / "config.yaml")
+    assert saved.training.learning_rate == 3e-9
+    run = json.loads((runs_dir() / "flat-run" / "run.json").read_text())
+    assert len(run["sessions"]) == 2 and run["metrics"]["steps"] == 30
+    records = [json.loads(x) for x in (runs_dir() / "flat-run" / "metrics.jsonl").read_text().splitlines()]
+    rates = [r["learning_rate"] for r in records if "loss" in r]
+    # The resumed session trains at the new rate: the (cosine) schedule jumps three times up once.
+    jumps = [b / a for a, b in itertools.pairwise(rates) if a > 0]
+    assert 2.5 < max(jumps) < 3.5, rates
     window.close()

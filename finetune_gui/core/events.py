@@ -123,6 +123,18 @@ class Forgetting(Event):
 
 
 @dataclass(frozen=True)
+class Alert(Event):
+    """Something in the curves needs the user's attention (core/training/alerts.py): one sentence with
+    what to do, and the settings that would fix it. Extension, round 5."""
+
+    kind: ClassVar[str] = "alert"
+    step: int
+    alert: str  # flat loss | memorising | eval rising | gradient spike
+    message: str
+    fixes: list[dict[str, Any]] = field(default_factory=list)  # {label, set: {key: value}}
+
+
+@dataclass(frozen=True)
 class Paused(Event):
     kind: ClassVar[str] = "paused"
     step: int
@@ -178,6 +190,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Sample,
         Learned,
         Forgetting,
+        Alert,
         Paused,
         Resumed,
         Log,

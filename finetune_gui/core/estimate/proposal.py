@@ -15,9 +15,9 @@ The rules, from published recipes and measured here (docs/methods.md):
 - Warm-up 3% of the steps, 10% for runs under 100 steps (a few steps, not a fraction of one).
 - Evaluation five times a run, a checkpoint at each evaluation.
 - LoRA rank 16 (32 above 3 B parameters), alpha twice the rank.
-- Preference objectives (DPO, ORPO): at most 3 passes, beta 0.1 (the DPO and ORPO papers' and TRL's default) and half the
-  supervised learning rate (``core/objectives.py``): measured on the demo model, the supervised rate made
-  DPO's rejected answers collapse together with the chosen ones (docs/methods.md).
+- Preference objectives (DPO, ORPO): at most 3 passes, beta 0.1 (the DPO and ORPO papers' and TRL's
+  default), and a tenth (DPO) or half (ORPO) of the supervised learning rate (``core/objectives.py``
+  says why; docs/methods.md has what it measured).
 """
 
 from __future__ import annotations

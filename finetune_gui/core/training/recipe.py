@@ -560,6 +560,9 @@ def _make_trainer(
                 ctx.log(
                     "No validation rows: the learning check asks questions from the training data.", "warning"
                 )
+    from finetune_gui.core.training.alerts import HealthWatch
+
+    trainer.add_callback(HealthWatch(ctx, config.resolved_learning_rate(), t.early_stopping or 0))
     if t.check_forgetting:
         from finetune_gui.core.training.forgetting import ForgettingCheck
 

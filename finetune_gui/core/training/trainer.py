@@ -3,7 +3,7 @@
 - the loss in chunks of the sequence (``loss.py``), so full fp32 logits never exist at once;
 - lean memory mode (``core/tuners/lean.py``): bf16 weights, 8-bit AdamW with stochastic rounding, each
   weight updated in the backward pass;
-- a learning rate that is right on the first step after a resume (also when max_steps changed);
+- a learning rate that is right on the first step after a resume (also when max_steps or the rate changed);
 - the preference objectives' loss and metrics (``objectives/preference.py``) in place of the supervised
   loss, when the run learns from pairs.
 """
@@ -77,6 +77,8 @@ class AppTrainer(Trainer):
         # The optimizer's saved learning rate is the old schedule's last value (0 at the end of a cosine
         # schedule). Recompute it from the schedule at the current step, which follows the new max_steps.
         scheduler: Any = self.lr_scheduler
+        # The base rate is this session's: a learning rate changed for the resume (an alert's fix) applies.
+        scheduler.base_lrs = [self.args.learning_rate for _ in scheduler.base_lrs]
         rates = [
             base * fn(scheduler.last_epoch)
             for base, fn in zip(scheduler.base_lrs, scheduler.lr_lambdas, strict=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from finetune_gui.core.events import (
+    Alert,
     Checkpoint,
     Eval,
     Failed,
@@ -48,6 +49,7 @@ class TrainingController(QObject):
     sampled = Signal(object)  # Sample
     learned = Signal(object)  # Learned: did it learn?
     forgetting = Signal(object)  # Forgetting: did it forget?
+    alerted = Signal(object)  # Alert: something in the curves needs attention
     paused = Signal(object)  # Paused
     resumed = Signal(object)  # Resumed
     logged = Signal(str)  # a line for the log pane
@@ -177,6 +179,8 @@ class TrainingController(QObject):
             self.learned.emit(event)
         elif isinstance(event, Forgetting):
             self.forgetting.emit(event)
+        elif isinstance(event, Alert):
+            self.alerted.emit(event)
         elif isinstance(event, Paused):
             self.paused.emit(event)
         elif isinstance(event, Resumed):

@@ -32,7 +32,7 @@ from finetune_gui.core.events import Checkpoint, Eval, Failed, Finished, Sample,
 from finetune_gui.core.runs import RunFolder, run_state
 from finetune_gui.gui.training.controller import TrainingController
 from finetune_gui.gui.training.view import RunView
-from finetune_gui.gui.widgets import human_duration, metrics_sentence, muted, title_label, verdict_mark
+from finetune_gui.gui.widgets import AMBER, human_duration, metrics_sentence, muted, title_label, verdict_mark
 
 PILL = {
     "starting": "#9aa0a6",
@@ -100,6 +100,19 @@ class Dashboard(QWidget):
         self.learned.setObjectName("learned")
         self.learned.hide()
         layout.addWidget(self.learned)
+        # A health alert: its sentence, and one click to apply its fix and continue from the last checkpoint.
+        alert_row = QHBoxLayout()
+        self.alert = QLabel()
+        self.alert.setWordWrap(True)
+        self.alert.setStyleSheet(f"color: {AMBER}")
+        alert_row.addWidget(self.alert, 1)
+        self.alert_fix = QPushButton()
+        self.alert_fix.clicked.connect(self._apply_alert_fix)
+        alert_row.addWidget(self.alert_fix)
+        layout.addLayout(alert_row)
+        self.alert.hide()
+        self.alert_fix.hide()
+        self.pending_fix: dict | None = None  # an alert's fix, applied once the run has stopped and saved
         self.charts_box = QWidget()
         self.grid = QGridLayout(self.charts_box)
         self.grid.setContentsMargins(0, 0, 0, 0)
@@ -230,6 +243,7 @@ class Dashboard(QWidget):
         controller.sampled.connect(self._on_sample)
         controller.learned.connect(self._on_learned)
         controller.forgetting.connect(self._on_forgetting)
+        controller.alerted.connect(self._on_alert)
         controller.paused.connect(lambda _e: self._set_status(self.active, "paused"))
         controller.resumed.connect(lambda _e: self._set_status(self.active, "running"))
         controller.logged.connect(lambda line: self._log(self.active, line))
@@ -266,8 +280,12 @@ class Dashboard(QWidget):
         learning = info.get("learning") or {}
         view.learned = learning.get("summary") or ""
         view.learned_verdict = str(learning.get("verdict") or "")
+        view.alerts = [(str(a.get("message")), None) for a in info.get("alerts") or [] if isinstance(a, dict)]
         forgetting = info.get("forgetting") or {}
-        view.forgot, view.forgot_verdict = forgetting.get("summary") or "", str(forgetting.get("verdict") or "")
+        view.forgot, view.forgot_verdict = (
+            forgetting.get("summary") or "",
+            str(forgetting.get("verdict") or ""),
+        )
         if finished:
             state = run_state(info)
             view.status = state if state in PILL else "stopped"
@@ -298,6 +316,7 @@ class Dashboard(QWidget):
         self.progress.setValue(view.progress)
         self.facts.setText(view.facts)
         self.log.setPlainText("\n".join(view.log))
+        self._show_alert(view)
         self._show_learned(view)
         self.samples.setPlainText("\n".join(view.samples))
         self._render_controls()
@@ -480,6 +499,42 @@ class Dashboard(QWidget):
         if view is self.shown:
             self._show_learned(view)
 
+    def _on_alert(self, event) -> None:
+        view = self.active
+        assert view is not None
+        view.alerts.append((event.message, event.fixes[0] if event.fixes else None))
+        self._log(view, f"⚠ Step {event.step}: {event.message}")
+        if view is self.shown:
+            self._show_alert(view)
+
+    def _show_alert(self, view: RunView) -> None:
+        message, fix = view.alerts[-1] if view.alerts else ("", None)
+        self.alert.setText(f"⚠ {message}" if message else "")
+        self.alert.setVisible(bool(message))
+        running = view is self.active and view.status in ACTIVE
+        self.alert_fix.setVisible(fix is not None and running)
+        if fix is not None:
+            self.alert_fix.setText(f"Apply “{fix['label']}” and continue")
+            self.alert_fix.setProperty("fix", fix)
+
+    def _apply_alert_fix(self) -> None:
+        """Stop and save now; once the process has exited, write the fix and continue from the checkpoint."""
+        fix = self.alert_fix.property("fix")
+        if not fix or self.active is None:
+            return
+        self.pending_fix = dict(fix)
+        self.alert_fix.hide()
+        self._log(self.active, f"Applying “{fix['label']}”: stopping after this step, then continuing.")
+        self.stop()
+
+    def _continue_with_fix(self) -> None:
+        if self.is_running():  # the process is still writing its last words
+            QTimer.singleShot(100, self._continue_with_fix)
+            return
+        fix, self.pending_fix = self.pending_fix, None
+        if fix is not None:
+            self.apply_fix_and_continue(fix)
+
     def _on_forgetting(self, event) -> None:
         view = self.active
         assert view is not None
@@ -517,6 +572,8 @@ class Dashboard(QWidget):
         self._log(view, f"Training {event.status}." + (f" {said}." if said else ""))
         self._set_status(view, event.status)
         self._end(view, event.status)
+        if self.pending_fix is not None and event.status == "stopped":
+            QTimer.singleShot(0, self._continue_with_fix)
 
     def _on_failed(self, event: Failed) -> None:
         view = self.active
@@ -593,6 +650,7 @@ class Dashboard(QWidget):
         self._render_controls()
         if view is self.shown:
             self.facts.setText(view.facts)
+            self._show_alert(view)
         self.status_text.emit(f"{view.name}: training {status}.", 10_000)
         self.run_ended.emit(str(view.path), status)
 

@@ -27,6 +27,7 @@ class RunView:
     learned_verdict: str = ""  # its one word (learned, absorbed, did not move…)
     forgot: str = ""  # the forgetting check's sentence
     forgot_verdict: str = ""  # kept | some | forgot
+    alerts: list[tuple[str, dict | None]] = field(default_factory=list)  # (sentence, its first fix)
 
     @property
     def name(self) -> str:
