@@ -198,6 +198,25 @@ def test_folder_of_files(tmp_path):
     assert report.problems[0].location.file.endswith("b.jsonl") and report.problems[0].location.line == 2
 
 
+def test_each_file_of_a_folder_is_read_in_its_own_format(tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    write(folder, "chats.jsonl", jl(CHAT, CHAT2))
+    write(folder, "pairs.csv", 'prompt,completion\nWhat is 2+2?,4\nCapital of France?,Paris\n"broken,\n')
+    report = scan_dataset(folder)
+    assert report.rows == 4 and report.format == "auto"
+    assert report.file_formats == {"chats.jsonl": "messages", "pairs.csv": "prompt_completion"}
+    examples, _ = load_examples(folder)
+    assert sorted(e.kind for e in examples) == ["chat", "chat", "completion", "completion"]
+    # The Where of a problem names its file.
+    assert report.problems and all("pairs.csv" in p.describe() for p in report.problems)
+    same = tmp_path / "same"
+    same.mkdir()
+    write(same, "a.jsonl", jl(CHAT))
+    write(same, "b.jsonl", jl(CHAT2))
+    assert scan_dataset(same).format == "messages" and scan_dataset(same).file_formats is None
+
+
 def test_parquet(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -58,6 +58,9 @@ class ScanReport:
     files: int = 1
     examples: list[Example] | None = None  # with keep_examples: the usable rows, duplicates dropped
     columns_applied: dict[str, str] | None = None  # a mapping proposed for common column names, used
+    # A folder whose files have different formats: each file's own ({file name: format}); ``format`` is
+    # then 'auto', which reads every file in its own format again.
+    file_formats: dict[str, str] | None = None
 
     def skipped_sentence(self) -> str:
         """'12 of 40 rows (30%) cannot be used: …' when a large share is skipped; '' otherwise."""
@@ -96,6 +99,7 @@ class ScanReport:
             "sample": self.sample,
             "columns_applied": self.columns_applied,
             "skipped_sentence": self.skipped_sentence(),
+            "file_formats": self.file_formats,
         }
 
 
@@ -220,16 +224,20 @@ def scan_dataset(
     """One pass over the dataset: detect, validate every row, find duplicates; with ``keep_examples`` the
     usable, de-duplicated examples are kept on the report (``report.examples``) for training."""
     path = Path(path).expanduser()
-    rows_in = read_rows(path)
-    fmt, columns_seen, head, mapping = _detect(path, fmt, columns, rows_in)
-    report = ScanReport(str(path), fmt, columns=columns_seen, files=len(dataset_files(path)))
-    if mapping and not columns:
-        report.columns_applied = dict(mapping)
-    columns = mapping
+    files = dataset_files(path)
+    if fmt == "auto" and not columns and len(files) > 1:
+        report, validated = _per_file(path, files, cancelled)
+    else:
+        rows_in = read_rows(path)
+        fmt, columns_seen, head, mapping = _detect(path, fmt, columns, rows_in)
+        report = ScanReport(str(path), fmt, columns=columns_seen, files=len(files))
+        if mapping and not columns:
+            report.columns_applied = dict(mapping)
+        validated = _validated(itertools.chain(head, rows_in), fmt, mapping, cancelled)
     kinds: Counter[str] = Counter()
     index = _RowIndex()
     examples: list[Example] = []
-    for loc, item in _validated(itertools.chain(head, rows_in), fmt, columns, cancelled):
+    for loc, item in validated:
         report.total += 1
         if progress is not None and report.total % 5000 == 0:
             progress(report.total)
@@ -253,6 +261,45 @@ def scan_dataset(
     if not report.usable:
         raise DataError(_nothing_usable(report))
     return report
+
+
+def _per_file(
+    path: Path, files: list[Path], cancelled: Cancelled | None
+) -> tuple[ScanReport, Iterator[tuple[Location, Example | Problem]]]:
+    """A folder read file by file, each in the format its own rows show (a messages JSONL beside a
+    prompt/completion CSV): the report's format is the one they share, or 'auto' with each file's."""
+    found: list[tuple[Path, str, list[tuple[Location, Any]], Iterator[tuple[Location, Any]], Any]] = []
+    columns_seen: list[str] = []
+    for file in files:
+        rows = read_rows(file)
+        try:
+            fmt, seen, head, mapping = _detect(file, "auto", None, rows)
+        except DataError as exc:  # a file no format fits: its rows are problems, named by file
+            found.append((file, "", [], iter(()), str(exc)))
+            continue
+        columns_seen += [c for c in seen if c not in columns_seen]
+        found.append((file, fmt, head, rows, mapping))
+    formats = {file.name: fmt for file, fmt, *_ in found if fmt}
+    if not formats:
+        raise DataError(str(found[0][4]))
+    shared = set(formats.values())
+    report = ScanReport(
+        str(path), shared.pop() if len(shared) == 1 else "auto", columns=columns_seen, files=len(files)
+    )
+    if len(set(formats.values())) > 1:
+        report.file_formats = formats
+
+    def validated() -> Iterator[tuple[Location, Example | Problem]]:
+        for file, fmt, head, rows, mapping in found:
+            if not fmt:
+                yield (
+                    Location(str(file), line=1),
+                    Problem(Location(str(file), line=1), f"cannot be read: {mapping}"),
+                )
+                continue
+            yield from _validated(itertools.chain(head, rows), fmt, mapping, cancelled)
+
+    return report, validated()
 
 
 def _report_duplicates(

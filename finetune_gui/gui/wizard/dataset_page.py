@@ -188,7 +188,13 @@ class DatasetPage(WizardPage):
         self.job = None
         self.state.set_dataset(path, report)
         skipped = report.get("problem_count", 0)
-        text = f"<b>{report['format']}</b> · {report['rows']:,} rows"
+        per_file = report.get("file_formats") or {}
+        shown = (
+            ", ".join(f"{fmt} ({html.escape(name)})" for name, fmt in per_file.items())
+            if per_file
+            else report["format"]
+        )
+        text = f"<b>{shown}</b> · {report['rows']:,} rows"
         if skipped:
             kinds = ", ".join(f"{n} {k}" for k, n in report.get("problem_kinds", {}).items())
             text += f" · {skipped:,} skipped ({kinds}); they are listed below and training uses the rest"
