@@ -38,6 +38,7 @@ def test_a_run_that_barely_changed_the_model_kept_it_and_one_that_overwrote_it_f
         literate_model, small_dataset, tmp_path / "run", method, max_steps=steps, learning_rate=rate
     )
     config.training.eval_steps = config.training.save_steps = 100
+    config.training.check_forgetting = True
     assert run_training(config, sink=sink, control=RunControl()) == 0
     found = sink.of(Forgetting)[0]
     assert found.verdict == expected, found.summary

@@ -136,6 +136,7 @@ def preference_config(tiny_model, pairs, out, method, objective, **training):
     t.max_steps, t.eval_steps, t.save_steps, t.warmup_ratio, t.lr_scheduler = 12, 6, 3, 0.0, "constant"
     t.learning_rate = 1e-2 if method != "full" else 1e-3
     t.sample_prompts, t.sample_max_new_tokens, t.early_stopping = 1, 8, 0
+    t.check_forgetting = False
     config.lora.r = 8
     for key, value in training.items():
         setattr(t, key, value)

@@ -45,6 +45,7 @@ def make_config(tiny_model, dataset, out, method="lora", **training):
     # The random tiny model never says its end-of-text token: keep its few check answers short.
     t.check_questions, t.sample_max_new_tokens = 2, 8
     t.early_stopping = 0  # these runs test other things; tests/test_early_stop.py tests it
+    t.check_forgetting = False  # tests/test_forgetting.py tests it
     for key, value in training.items():
         setattr(t, key, value)
     config.lora.r = 8
