@@ -59,6 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="lora:dpo,lora:orpo,full:dpo,full:orpo")
     parser.add_argument("--model", default=None, help="a model folder (default: the demo model)")
+    parser.add_argument("--out", default=None, help="also write the JSON document to this file")
     args = parser.parse_args()
     import preference_dataset
 
@@ -75,7 +76,10 @@ def main() -> None:
             found = run(model, method, objective, train, held, out)
             print(json.dumps(found), flush=True)
             results.append(found)
-    print(json.dumps({"model": model, "runs": results}, indent=2))
+    document = json.dumps({"model": model, "runs": results}, indent=2)
+    print(document)
+    if args.out:
+        Path(args.out).write_text(document + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

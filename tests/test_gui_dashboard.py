@@ -65,6 +65,8 @@ def test_a_real_run_streams_into_the_charts(qtbot, dashboard, tiny_model, tmp_pa
     assert verdict["summary"] in dashboard.learned.text() and verdict["questions"] == 2
 
 
+# Slow: test_gui_flows' wizard walk pauses and stops a run through the same buttons in make test.
+@pytest.mark.slow
 def test_stop_leaves_a_loadable_adapter(qtbot, dashboard, tiny_model, tmp_path):
     config, run = write_run(tmp_path, tiny_model, max_steps=400, save_steps=1000, eval_steps=1000)
     controller = dashboard.start(config, run)
@@ -80,6 +82,8 @@ def test_stop_leaves_a_loadable_adapter(qtbot, dashboard, tiny_model, tmp_path):
     PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), run / "adapter")
 
 
+# Slow: test_gui_flows' wizard walk pauses and stops a run through the same buttons in make test.
+@pytest.mark.slow
 def test_pause_holds_the_step_count(qtbot, dashboard, tiny_model, tmp_path):
     config, run = write_run(tmp_path, tiny_model, max_steps=400, save_steps=1000, eval_steps=1000)
     controller = dashboard.start(config, run)

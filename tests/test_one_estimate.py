@@ -44,18 +44,15 @@ def test_method_page_estimate_command_and_run_json_agree(qtbot, tiny_model, tmp_
     assert train.returncode == 0, train.stderr
     from_run = json.loads((tmp_path / "run" / "run.json").read_text())["estimate_gib"]
 
-    hardware = subprocess.run(
-        [sys.executable, "-m", "finetune_gui", "hardware", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    from finetune_gui.core.hardware import detect
+
+    hardware = detect().to_dict()  # what `hardware --json` prints: the window's hardware step
     from finetune_gui.gui.main_window import MainWindow
 
     window = MainWindow(detect_hardware=False)
     qtbot.addWidget(window)
     window.show()
-    window.state.set_hardware(json.loads(hardware.stdout))
+    window.state.set_hardware(hardware)
     window.state.config = RunConfig.load(path)
     window.setup.go(1)
     window.setup.model.choose(str(tiny_model))

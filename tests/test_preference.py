@@ -224,7 +224,7 @@ def test_the_estimate_command_gives_the_runs_figure_and_counts_two_sequences_a_r
     )
     path = tmp_path / "run.yaml"
     config.save(path)
-    assert cli("train", path).returncode == 0
+    assert run_training(RunConfig.load(path), sink=ListSink(), control=RunControl()) == 0
     from_run = json.loads((tmp_path / "run" / "run.json").read_text())["estimate_gib"]
     command = cli("estimate", "--config", path, "--json")
     assert command.returncode == 0, command.stderr

@@ -38,7 +38,7 @@ def test_a_preference_run_is_proposed_its_strength_a_smaller_step_and_at_most_th
     proposal = propose(config, 135_000_000, 42)
     assert proposal.values["preference.beta"] == 0.1
     assert proposal.values["training.learning_rate"] == pytest.approx(
-        learning_rate("lora", 135_000_000) / 2, rel=0.05
+        learning_rate("lora", 135_000_000) / 10, rel=0.05
     )
     assert "a preference loss needs smaller steps" in proposal.reasons["training.learning_rate"]
     assert epochs(42, pairs=True) == 3 < epochs(42)

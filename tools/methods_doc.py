@@ -93,8 +93,44 @@ def main() -> None:
             else ("not yet re-measured" if name in missing else "–")
         )
         lines.append(f"| {name} | {quality} | {share} | {memory} | {measured} |")
-    (REPO / "docs" / "methods.md").write_text("\n".join(lines) + "\n\n" + READING, encoding="utf-8")
+    (REPO / "docs" / "methods.md").write_text(
+        "\n".join(lines) + "\n\n" + READING + preferences(), encoding="utf-8"
+    )
     print("wrote docs/methods.md")
+
+
+def preferences() -> str:
+    """The preference objectives' section, from bench/preference.py's JSON (resources/preference-comparison.json)."""
+    path = REPO / "resources" / "preference-comparison.json"
+    if not path.exists():
+        return ""
+    runs = json.loads(path.read_text())["runs"]
+    lines = [
+        "",
+        "## Preferences: DPO and ORPO, measured",
+        "",
+        "The demo model trained on made-up preference pairs (`tools/preference_dataset.py`: 42 pairs in which a",
+        "ship's cook's answer, \"Aye, cook says: … Fair winds!\", is chosen over a plain one with the same",
+        "facts), with only model, data, method and objective given; then 18 held-out prompts about things",
+        "never trained on. **Prefers chosen** counts the held-out pairs whose chosen answer the model gives the",
+        "higher mean token log-probability (the run's own \"Did it learn?\"); the answer is the tuned model's",
+        "to a held-out prompt. Reproduce: `.venv/bin/python bench/preference.py --out",
+        "resources/preference-comparison.json`, then `python tools/methods_doc.py`.",
+        "",
+        "| method | objective | proposed rate | steps | s (whole run) | prefers chosen: base | tuned | verdict | a tuned answer |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        answer = (r.get("sample_answers") or ["–"])[0].replace("|", "\\|")
+        if len(answer) > 90:
+            answer = answer[:89] + "…"
+        lines.append(
+            f"| {r['method']} | {r['objective'].upper()} | {r.get('learning_rate')} | {r.get('steps')} | "
+            f"{r.get('seconds')} | {r.get('base_prefers_chosen')} of {r.get('held_out_pairs')} | "
+            f"{r.get('tuned_prefers_chosen')} of {r.get('held_out_pairs')} | {r.get('verdict')} | {answer} |"
+        )
+    notes = REPO / "tools" / "preference_reading.md"
+    return "\n".join(lines) + "\n\n" + (notes.read_text(encoding="utf-8") if notes.exists() else "")
 
 
 READING = (

@@ -444,8 +444,7 @@ def _make_trainer(
 ) -> Any:
     from transformers import PrinterCallback, TrainingArguments
 
-    from finetune_gui.core.training.callbacks import EventsCallback, PadCollator, SamplesCallback, TimedChecks
-    from finetune_gui.core.training.learning import LearningCheck, questions_from, reference_texts
+    from finetune_gui.core.training.callbacks import EventsCallback, PadCollator
     from finetune_gui.core.training.trainer import AppTrainer
 
     config, t = ctx.config, ctx.config.training
@@ -532,6 +531,19 @@ def _make_trainer(
 
         ctx.early = EarlyStopping(t.early_stopping, t.early_stopping_min_delta, ctx.log)
         trainer.add_callback(ctx.early)
+    _add_checks(ctx, trainer, tokenizer, collator, data)
+    return trainer
+
+
+def _add_checks(ctx: RunContext, trainer: Any, tokenizer: Any, collator: Any, data: Data) -> None:
+    """What watches the run and judges it: did it learn (questions, or pairs), did it forget, the health
+    alerts, and the sample answers at each evaluation."""
+    from finetune_gui.core.training.callbacks import SamplesCallback, TimedChecks
+    from finetune_gui.core.training.learning import LearningCheck, questions_from, reference_texts
+
+    config, t = ctx.config, ctx.config.training
+    pairs = OBJECTIVES[t.objective].pairs
+    has_eval = data.validation is not None
     questions = questions_from(data.check_examples, tokenizer, max(t.check_questions, t.sample_prompts))
     checks: list[Any] = []  # their measurements before training run (and are timed) in TimedChecks
     if pairs:
@@ -577,7 +589,6 @@ def _make_trainer(
         trainer.add_callback(
             SamplesCallback(ctx, tokenizer, samples, t.sample_prompts, t.sample_max_new_tokens)
         )
-    return trainer
 
 
 PREFERENCE_TRAINED_PAIRS = 12  # training pairs the preference check scores beside the held-out ones
