@@ -35,7 +35,9 @@ def run(model: str, method: str, objective: str, train: Path, held: Path, out: P
     path = out / "run.yaml"
     path.write_text(json.dumps(config))
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "finetune_gui", "train", str(path)], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "finetune_gui", "train", str(path)], capture_output=True, text=True
+    )
     seconds = time.monotonic() - started
     info = json.loads((out / "run" / "run.json").read_text())
     learning = info.get("learning") or {}

@@ -263,6 +263,18 @@ def test_adapter_off_is_refused_for_a_method_without_one():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("method", ["lora", "full"])  # the reference: the adapter off, or precomputed
+def test_dpo_trains_in_two_processes(method, tiny_model, pairs, tmp_path):
+    config = preference_config(tiny_model, pairs, tmp_path / "run", method, "dpo", max_steps=6, batch_size=2)
+    path = tmp_path / "run.yaml"
+    config.save(path)
+    result = cli("train", path, "--num-processes", 2, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["world_size"] == 2 and run["status"] == "completed" and run["learning"]["verdict"] == "learned"
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("objective", ["dpo", "orpo"])
 def test_the_demo_model_takes_up_a_house_style_it_never_used(objective, demo_model, tmp_path):
     """With only model, data, method and objective given, LoRA on the demo model prefers the chosen answers

@@ -125,7 +125,7 @@ def preferences() -> str:
         if len(answer) > 90:
             answer = answer[:89] + "…"
         lines.append(
-            f"| {r['method']} | {r['objective'].upper()} | {r.get('learning_rate')} | {r.get('steps')} | "
+            f"| {r['method']}{' (' + r['note'] + ')' if r.get('note') else ''} | {r['objective'].upper()} | {r.get('learning_rate')} | {r.get('steps')} | "
             f"{r.get('seconds')} | {r.get('base_prefers_chosen')} of {r.get('held_out_pairs')} | "
             f"{r.get('tuned_prefers_chosen')} of {r.get('held_out_pairs')} | {r.get('verdict')} | {answer} |"
         )
