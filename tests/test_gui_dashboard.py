@@ -44,6 +44,8 @@ def write_run(tmp_path, tiny_model, **training):
     return path, tmp_path / "run"
 
 
+# Slow: the window walks (test_gui_flows, test_gui_preference) stream real runs into the charts.
+@pytest.mark.slow
 def test_a_real_run_streams_into_the_charts(qtbot, dashboard, tiny_model, tmp_path):
     config, run = write_run(tmp_path, tiny_model, max_steps=6)
     controller = dashboard.start(config, run)

@@ -4,7 +4,6 @@ the reward margin and how often the model prefers the chosen answer."""
 
 from __future__ import annotations
 
-import itertools
 import json
 
 import preference_dataset
@@ -86,7 +85,7 @@ def test_a_flat_loss_alert_is_applied_in_one_click_and_the_run_continues_with_th
 ):
     from finetune_gui.core.config import RunConfig
 
-    monkeypatch.setenv("FINETUNE_GUI_TEST_STEP_DELAY", "0.3")  # the click lands while it trains
+    monkeypatch.setenv("FINETUNE_GUI_TEST_STEP_DELAY", "0.2")  # the click lands while it trains
     window = open_window(qtbot, detect_hardware=False)
     config = RunConfig(model=str(tiny_model), method="lora", output_dir=str(runs_dir() / "flat-run"))
     config.dataset.path = str(small_dataset)
@@ -101,17 +100,21 @@ def test_a_flat_loss_alert_is_applied_in_one_click_and_the_run_continues_with_th
     board.start(path, runs_dir() / "flat-run")
     qtbot.waitUntil(lambda: board.alert_fix.isVisible(), timeout=120_000)
     assert "The training loss has not moved since warm-up" in board.alert.text()
-    click(qtbot, board, "Apply “Learning rate 3e-09 (three times)” and continue")
+    offered = board.alert_fix.text()
+    assert (
+        offered.startswith("Apply “Learning rate ") and "(three times the proposal)” and continue" in offered
+    )
+    fixed = board.alert_fix.property("fix")["set"]["training.learning_rate"]
+    click(qtbot, board, offered)
     qtbot.waitUntil(lambda: board.status == "running" and board.controller.is_running(), timeout=60_000)
     qtbot.waitUntil(lambda: not board.is_running(), timeout=120_000)
     assert board.status == "completed"
     saved = RunConfig.load(runs_dir() / "flat-run" / "config.yaml")
-    assert saved.training.learning_rate == 3e-9
+    assert saved.training.learning_rate == fixed > 1e-4
     run = json.loads((runs_dir() / "flat-run" / "run.json").read_text())
     assert len(run["sessions"]) == 2 and run["metrics"]["steps"] == 20
     records = [json.loads(x) for x in (runs_dir() / "flat-run" / "metrics.jsonl").read_text().splitlines()]
     rates = [r["learning_rate"] for r in records if "loss" in r]
-    # The resumed session trains at the new rate: the (cosine) schedule jumps three times up once.
-    jumps = [b / a for a, b in itertools.pairwise(rates) if a > 0]
-    assert 2.5 < max(jumps) < 3.5, rates
+    # The resumed session trains at the new rate (on the cosine schedule's position).
+    assert rates[0] <= 1e-9 and max(rates) > 0.1 * fixed, rates
     window.close()

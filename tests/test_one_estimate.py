@@ -35,13 +35,14 @@ def test_method_page_estimate_command_and_run_json_agree(qtbot, tiny_model, tmp_
     assert command.returncode == 0, command.stderr
     from_command = json.loads(command.stdout)["methods"]["dora"]["total_gib"]
 
-    train = subprocess.run(
-        [sys.executable, "-m", "finetune_gui", "train", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert train.returncode == 0, train.stderr
+    from test_training import ListSink
+
+    from finetune_gui.core.training.control import RunControl
+    from finetune_gui.core.training.recipe import run_training
+
+    assert (
+        run_training(RunConfig.load(path), sink=ListSink(), control=RunControl()) == 0
+    )  # as `train` runs it
     from_run = json.loads((tmp_path / "run" / "run.json").read_text())["estimate_gib"]
 
     from finetune_gui.core.hardware import detect

@@ -5,7 +5,8 @@ Each alert fires at most once a run, from the curves the dashboard draws, so its
 contradicts them:
 
 - **flat loss**: after warm-up and a fifth of the run, the smoothed training loss has fallen by less
-  than 2%: the learning rate is too low for this method and size (fix: three times it);
+  than 2%: the learning rate is too low for this method and size (fix: three times the proposal, or
+  three times the rate when it is above the proposal already);
 - **memorising**: the training loss is far below the best evaluation loss (under 30% of it) while the
   evaluation loss has risen above its best (fix: early stopping);
 - **eval rising**: the evaluation loss rose at three evaluations in a row (fix: early stopping);
@@ -36,9 +37,10 @@ SMOOTHING = 0.9  # the dashboard's
 
 
 class HealthWatch(TrainerCallback):
-    def __init__(self, ctx: Any, learning_rate: float, early_stopping: int):
+    def __init__(self, ctx: Any, learning_rate: float, early_stopping: int, proposed_rate: float = 0.0):
         self.ctx = ctx
         self.learning_rate = learning_rate
+        self.proposed_rate = proposed_rate  # what the proposal gives this method and size
         self.early_stopping = early_stopping
         self.fired: set[str] = set()
         self.smoothed: float | None = None
@@ -99,13 +101,16 @@ class HealthWatch(TrainerCallback):
             )
 
     def _flat(self, step: int) -> None:
-        higher = float(f"{self.learning_rate * 3:.2g}")
+        # Three times the proposal (or the rate, when it is already above the proposal): a typed rate far
+        # below the proposal needs more than three times itself.
+        higher = float(f"{3 * max(self.learning_rate, self.proposed_rate):.2g}")
+        said = "three times the proposal" if self.proposed_rate > self.learning_rate else "three times"
         self._fire(
             "flat loss",
             step,
             f"The training loss has not moved since warm-up ({self.after_warmup:.3f} → {self.smoothed:.3f}): the "
             f"learning rate {self.learning_rate:g} is likely too low for this method and model. Try {higher:g}.",
-            [{"label": f"Learning rate {higher:g} (three times)", "set": {"training.learning_rate": higher}}],
+            [{"label": f"Learning rate {higher:g} ({said})", "set": {"training.learning_rate": higher}}],
         )
 
     def _spike(self, step: int, norm: float, median: float) -> None:

@@ -572,9 +572,11 @@ def _add_checks(ctx: RunContext, trainer: Any, tokenizer: Any, collator: Any, da
                 ctx.log(
                     "No validation rows: the learning check asks questions from the training data.", "warning"
                 )
+    from finetune_gui.core.estimate.proposal import learning_rate
     from finetune_gui.core.training.alerts import HealthWatch
 
-    trainer.add_callback(HealthWatch(ctx, config.resolved_learning_rate(), t.early_stopping or 0))
+    proposed = learning_rate(config.method, ctx.shape.parameters if ctx.shape else 0, t.objective)
+    trainer.add_callback(HealthWatch(ctx, config.resolved_learning_rate(), t.early_stopping or 0, proposed))
     if t.check_forgetting:
         from finetune_gui.core.training.forgetting import ForgettingCheck
 

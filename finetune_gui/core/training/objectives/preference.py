@@ -68,6 +68,19 @@ class PairCollator:
         return batch
 
 
+def features(pairs: list[Any]) -> list[dict[str, Any]]:
+    """EncodedPairs as the collator's features (the dataset's columns)."""
+    return [
+        {
+            "chosen_input_ids": p.chosen.input_ids,
+            "chosen_labels": p.chosen.labels,
+            "rejected_input_ids": p.rejected.input_ids,
+            "rejected_labels": p.rejected.labels,
+        }
+        for p in pairs
+    ]
+
+
 def pair_dataset(encoded: EncodedDataset, reference: list[tuple[float, float]] | None = None) -> Any:
     from datasets import Dataset
 
@@ -98,7 +111,7 @@ def scores(model: Any, inputs: dict[str, Any], chunked: Any) -> tuple[torch.Tens
     return sequence_logps(None, model(**rest).logits, labels)
 
 
-def _peft_of(model: Any) -> Any:
+def peft_of(model: Any) -> Any:
     model = getattr(model, "module", model)  # DDP
     return model if hasattr(model, "disable_adapter") else None
 
@@ -107,7 +120,7 @@ def reference_scores(model: Any, inputs: dict[str, Any], chunked: Any) -> torch.
     """The reference's summed log-probabilities: precomputed, or the base with the adapter switched off."""
     if REFERENCE_KEY in inputs:
         return inputs[REFERENCE_KEY].to(inputs["input_ids"].device)
-    peft = _peft_of(model)
+    peft = peft_of(model)
     if peft is None:
         raise RuntimeError("DPO's reference needs precomputed scores or a PEFT adapter to switch off")
     with torch.no_grad(), peft.disable_adapter():
@@ -197,17 +210,7 @@ def precompute_reference(trainer: Any, encoded: EncodedDataset, chunked: Any) ->
         with torch.no_grad(), autocast() if callable(autocast) else nullcontext():
             for start in range(0, len(encoded.items), batch):
                 pairs = encoded.items[start : start + batch]
-                inputs = collator(
-                    [
-                        {
-                            "chosen_input_ids": p.chosen.input_ids,
-                            "chosen_labels": p.chosen.labels,
-                            "rejected_input_ids": p.rejected.input_ids,
-                            "rejected_labels": p.rejected.labels,
-                        }
-                        for p in pairs
-                    ]
-                )
+                inputs = collator(features(pairs))
                 inputs = {k: v.to(trainer.args.device) for k, v in inputs.items()}
                 logps = scores(model, inputs, chunked)[0].float().cpu().tolist()
                 found += list(zip(logps[: len(pairs)], logps[len(pairs) :], strict=True))

@@ -63,9 +63,9 @@ def margins(
 
     import torch
 
-    from finetune_gui.core.training.objectives.preference import _peft_of, scores
+    from finetune_gui.core.training.objectives.preference import features, peft_of, scores
 
-    peft = _peft_of(model) if base else None
+    peft = peft_of(model) if base else None
     device = next(model.parameters()).device
     found: list[float] = []
     was_training = model.training
@@ -74,17 +74,7 @@ def margins(
         with torch.no_grad(), peft.disable_adapter() if peft is not None else contextlib.nullcontext():
             for start in range(0, len(pairs), 4):
                 part = pairs[start : start + 4]
-                inputs = collator(
-                    [
-                        {
-                            "chosen_input_ids": p.chosen.input_ids,
-                            "chosen_labels": p.chosen.labels,
-                            "rejected_input_ids": p.rejected.input_ids,
-                            "rejected_labels": p.rejected.labels,
-                        }
-                        for p in part
-                    ]
-                )
+                inputs = collator(features(part))
                 inputs = {k: v.to(device) for k, v in inputs.items()}
                 sums, counts = scores(peft or model, inputs, chunked)
                 means = (sums.float() / counts.clamp(min=1)).cpu().tolist()
