@@ -309,7 +309,7 @@ class RunConfig:
         config = _build(cls, data, "")
         validate(config)
         if notices:
-            config.notices = tuple(notices)
+            config.notices = tuple(notices)  # per instance, kept off config.yaml's fields
         return config
 
     @classmethod
@@ -455,7 +455,7 @@ def _build(cls: type, data: dict[str, Any], path: str) -> Any:
             raise ConfigError(_unknown_key_message(str(key), path, list(fields)))
         name = f"{path}.{key}" if path else key
         hint = hints[key]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             if value is None:
                 continue
             if not isinstance(value, dict):
@@ -614,7 +614,7 @@ def _metadata(dotted: str) -> Any:
         fields = _section_fields(cls)
         meta = fields[part].metadata
         hint = typing.get_type_hints(cls)[part]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             cls = hint
     return meta or {}
 

@@ -350,7 +350,7 @@ def json_progress_class(stream: Any) -> Any:
 
     from tqdm.auto import tqdm
 
-    class JsonProgress(tqdm):  # type: ignore[misc, valid-type]
+    class JsonProgress(tqdm):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs["disable"] = False
             kwargs["file"] = _NullWriter()  # the bar itself draws nowhere; the JSON lines say it all

@@ -151,7 +151,7 @@ class RunFolder:
         """metrics.jsonl read back as the Step and Eval events that wrote it (charts replay them)."""
         found: list[Event] = []
         # A line written by an older version may lack newer fields: they read as unknown.
-        blank = {f.name: None for f in dataclasses.fields(Step)}
+        blank: dict[str, Any] = {f.name: None for f in dataclasses.fields(Step)}
         blank.update(max_steps=0, epoch=0.0, elapsed_s=0.0, memory={})
         for record in self.metrics():
             step = record.get("step")

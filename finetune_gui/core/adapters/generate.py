@@ -52,7 +52,7 @@ class Generator:
             )
         from peft import PeftModel
 
-        peft = self.model if isinstance(self.model, PeftModel) else None
+        peft: Any = self.model if isinstance(self.model, PeftModel) else None
         wanted = {d["peft_type"] for d in described}
         if peft is not None and {str(c.peft_type.value) for c in peft.peft_config.values()} != wanted:
             self._unwrap(peft)  # PEFT holds adapters of one type at a time: start afresh on the base

@@ -108,6 +108,6 @@ def write(
             f'tokenizer = AutoTokenizer.from_pretrained("{model_dir}")',
             "```",
         ]
-    path = folder / "README.md"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    card = folder / "README.md"
+    card.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return card

@@ -159,7 +159,9 @@ def _tokens(example: Example, tokenizer: Any, max_seq_len: int) -> tuple[list[in
     special = _add_special_tokens(example, tokenizer)
     if example.kind != "text" or len(pieces[0][0]) <= TEXT_WINDOW:
         return tokenize_segments(_capped(pieces, max_seq_len * CHARS_PER_TOKEN_CAP), tokenizer, special)
-    text, ids, labels = pieces[0][0], [], []
+    text = pieces[0][0]
+    ids: list[int] = []
+    labels: list[int] = []
     while text:
         cut = len(text) if len(text) <= TEXT_WINDOW else (text.rfind(" ", 0, TEXT_WINDOW) + 1 or TEXT_WINDOW)
         part_ids, part_labels = tokenize_segments([(text[:cut], True)], tokenizer, special and not ids)

@@ -314,7 +314,7 @@ def _report_duplicates(
     _, first_index, counts = np.unique(values, return_index=True, return_counts=True)
     if (counts > 1).sum() == 0:
         return []
-    is_first = np.zeros(len(values), dtype=bool)
+    is_first: Any = np.zeros(len(values), dtype=bool)
     is_first[first_index] = True
     first_of = {int(values[i]): int(i) for i in first_index[counts > 1]}
     repeats = [int(i) for i in np.flatnonzero(~is_first)]

@@ -114,7 +114,7 @@ def layer_activation_bytes(shape: ModelShape, method: str, s: Settings, keys: in
     h, i, kv = shape.hidden, shape.intermediate, shape.kv_dim
     if shape.attention == "eager":
         kv = h  # eager attention repeats k and v to every head
-    total = 2 * 4 * h + c * (2 * h + 2 * kv) + 3 * c * i
+    total: float = 2 * 4 * h + c * (2 * h + 2 * kv) + 3 * c * i
     if shape.attention == "eager":
         shape = replace(shape, kv_dim=kv)
     total += METHODS[method].activations(shape, s)
@@ -277,7 +277,7 @@ def largest_fit(method: str, shape: ModelShape, s: Settings, budget_gib: float, 
     """The largest seq_len (multiple of 64) or batch size that fits ``budget_gib``, or None."""
 
     def fits(value: int) -> bool:
-        trial = replace(s, **{what: value})
+        trial = replace(s, seq_len=value) if what == "seq_len" else replace(s, batch_size=value)
         return estimate_method(method, shape, trial, budget_gib).fits
 
     step = 64 if what == "seq_len" else 1

@@ -200,7 +200,7 @@ def apply(config: RunConfig, proposal: Proposal) -> RunConfig:
     for key, value in proposal.values.items():
         section, name = key.split(".")
         setattr(getattr(resolved, section), name, value)
-    resolved.notices = config.notices
+    resolved.notices = config.notices  # type: ignore[misc]  # per instance, kept off config.yaml's fields
     return resolved
 
 

@@ -144,7 +144,7 @@ class EventsCallback(TrainerCallback):
             return
         if "loss" not in logs:
             return  # the closing summary (train_runtime …) is not a step
-        optimizer = getattr(kwargs.get("optimizer"), "optimizer", kwargs.get("optimizer"))
+        optimizer: Any = getattr(kwargs.get("optimizer"), "optimizer", kwargs.get("optimizer"))
         if getattr(optimizer, "in_backward", False):  # lean mode: gradients are gone; it measured them
             logs["grad_norm"] = optimizer.take_grad_norm()
         self._check_finite(logs, state.global_step)

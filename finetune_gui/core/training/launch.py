@@ -66,6 +66,7 @@ def launch(child_args: list[str], world_size: int) -> int:
         for line in sys.stdin:
             for worker in workers:
                 try:
+                    assert worker.stdin is not None  # every worker is started with stdin=PIPE
                     worker.stdin.write(line)
                     worker.stdin.flush()
                 except (BrokenPipeError, OSError, ValueError):

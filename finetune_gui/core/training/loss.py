@@ -127,7 +127,7 @@ class ChunkedLoss:
         rest = {k: v for k, v in inputs.items() if k != "labels"}
         found, outputs = self.hidden_states(model, rest)
         if found is None:
-            return None, outputs  # type: ignore[return-value]
+            return None, outputs
         head, hidden = found
         return chunked_loss(head, hidden, labels, num_items), outputs
 

@@ -509,7 +509,7 @@ def _make_trainer(
         model=model,
         args=args,
         train_dataset=to_dataset(data.train),
-        eval_dataset=to_dataset(data.validation) if has_eval else None,
+        eval_dataset=to_dataset(data.validation) if data.validation is not None else None,
         data_collator=collator,
         processing_class=tokenizer,
         callbacks=[

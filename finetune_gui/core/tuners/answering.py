@@ -74,7 +74,7 @@ def virtual_tokens_once(model: Any) -> Iterator[None]:
     """Prefix and prompt tuning put their learned (virtual) tokens in front of the question once, at
     generate's first step, as in training; see the module's note for what went wrong without it."""
     config = getattr(model, "active_peft_config", None)
-    if not getattr(config, "is_prompt_learning", False):
+    if config is None or not getattr(config, "is_prompt_learning", False):
         yield
         return
     prefix_tuning = config.peft_type == PeftType.PREFIX_TUNING

@@ -61,9 +61,9 @@ def compute_in_float32(model: torch.nn.Module) -> int:
         if not isinstance(weight, torch.Tensor) or weight.dtype != torch.bfloat16:
             continue
         if isinstance(module, torch.nn.Linear):
-            module.forward = types.MethodType(linear, module)  # type: ignore[method-assign]
+            module.forward = types.MethodType(linear, module)
         elif isinstance(module, torch.nn.Embedding):
-            module.forward = types.MethodType(embedding, module)  # type: ignore[method-assign]
+            module.forward = types.MethodType(embedding, module)
         else:
             continue
         count += 1
@@ -114,7 +114,7 @@ class LeanAdamW(torch.optim.Optimizer):
         for group, saved in zip(self.param_groups, saved_groups, strict=True):
             group.update({k: v for k, v in saved.items() if k != "params"})
         indices = [i for saved in saved_groups for i in saved["params"]]
-        self.state = defaultdict(dict)
+        self.state: defaultdict[Any, dict] = defaultdict(dict)
         for index, param in zip(indices, params, strict=True):
             saved_state = state_dict["state"].get(index)
             if saved_state:
