@@ -9,6 +9,7 @@ interrupted one.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSize, QTimer
 from PySide6.QtWidgets import (
@@ -24,18 +25,23 @@ from PySide6.QtWidgets import (
 )
 
 from finetune_gui.core.runs import RunFolder
-from finetune_gui.gui.adapters_page import AdaptersPage
 from finetune_gui.gui.child import ChildProcess
 from finetune_gui.gui.core_client import CoreJob
-from finetune_gui.gui.playground_page import PlaygroundPage
-from finetune_gui.gui.runs_page import RunsPage
 from finetune_gui.gui.settings import app_settings
 from finetune_gui.gui.training.dashboard import Dashboard
 from finetune_gui.gui.widgets import file_kind
 from finetune_gui.gui.wizard.setup_page import SetupPage
 from finetune_gui.gui.wizard.state import WizardState
 
+if TYPE_CHECKING:
+    from finetune_gui.gui.adapters_page import AdaptersPage
+    from finetune_gui.gui.playground_page import PlaygroundPage
+    from finetune_gui.gui.runs_page import RunsPage
+
 SECTIONS = ["Setup", "Training", "Adapters", "Playground", "Runs"]
+# Built the first time they are shown or used: the window opens with the two pages a user starts on, and
+# the other three (their imports and widgets, about a third of the start-up) follow on demand.
+LAZY_SECTIONS = ("Adapters", "Playground", "Runs")
 
 
 class MainWindow(QMainWindow):
@@ -55,17 +61,13 @@ class MainWindow(QMainWindow):
         self.pages = QStackedWidget()
         self.setup = SetupPage(self.state)
         self.dashboard = Dashboard()
-        self.adapters = AdaptersPage()
-        self.playground = PlaygroundPage()
-        self.runs = RunsPage()
-        for name, page in zip(
-            SECTIONS, (self.setup, self.dashboard, self.adapters, self.playground, self.runs), strict=True
-        ):
+        self._built: dict[str, QWidget] = {"Setup": self.setup, "Training": self.dashboard}
+        for name in SECTIONS:
             item = QListWidgetItem(name)
             item.setSizeHint(QSize(0, 40))
             self.rail.addItem(item)
-            self.pages.addWidget(page)
-        self.rail.currentRowChanged.connect(self.pages.setCurrentIndex)
+            self.pages.addWidget(self._built.get(name) or QWidget())
+        self.rail.currentRowChanged.connect(self._show_section)
         self.rail.setCurrentRow(0)
         row.addWidget(self.rail)
         row.addWidget(self.pages, 1)
@@ -78,14 +80,8 @@ class MainWindow(QMainWindow):
         self.setup.review.start_requested.connect(self.start_training)
         self.dashboard.status_text.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
         self.dashboard.run_ended.connect(self._on_run_ended)
-        self.dashboard.run_started.connect(lambda _path: self.runs.refresh())
+        self.dashboard.run_started.connect(lambda _path: self._refresh_built("Runs"))
         self.dashboard.resume_requested.connect(self.resume_run)
-        self.adapters.open_in_playground.connect(self.open_playground)
-        self.runs.open_requested.connect(self.open_run)
-        self.runs.resume_requested.connect(self.resume_run)
-        for page in (self.dashboard, self.adapters, self.playground, self.runs):
-            if hasattr(page, "go_to"):
-                page.go_to.connect(self.go_to)
         self.resize(1200, 800)
         geometry = self._settings.value("window/geometry")
         if geometry is not None:
@@ -99,6 +95,67 @@ class MainWindow(QMainWindow):
 
     def go_to(self, section: str) -> None:
         self.rail.setCurrentRow(SECTIONS.index(section))
+
+    # -- pages built on first use
+    @property
+    def adapters(self) -> AdaptersPage:
+        return self._page("Adapters")  # type: ignore[return-value]
+
+    @property
+    def playground(self) -> PlaygroundPage:
+        return self._page("Playground")  # type: ignore[return-value]
+
+    @property
+    def runs(self) -> RunsPage:
+        return self._page("Runs")  # type: ignore[return-value]
+
+    def _page(self, section: str) -> QWidget:
+        page = self._built.get(section)
+        if page is None:
+            page = self._build(section)
+            self._built[section] = page
+            index = SECTIONS.index(section)
+            placeholder = self.pages.widget(index)
+            showing = self.pages.currentIndex() == index
+            self.pages.removeWidget(placeholder)
+            placeholder.deleteLater()
+            self.pages.insertWidget(index, page)
+            if showing:
+                self.pages.setCurrentIndex(index)
+        return page
+
+    def _build(self, section: str) -> QWidget:
+        if section == "Adapters":
+            from finetune_gui.gui.adapters_page import AdaptersPage
+
+            adapters = AdaptersPage()
+            adapters.open_in_playground.connect(self.open_playground)
+            adapters.go_to.connect(self.go_to)
+            return adapters
+        if section == "Playground":
+            from finetune_gui.gui.playground_page import PlaygroundPage
+
+            playground = PlaygroundPage()
+            playground.go_to.connect(self.go_to)
+            return playground
+        from finetune_gui.gui.runs_page import RunsPage
+
+        runs = RunsPage()
+        runs.open_requested.connect(self.open_run)
+        runs.resume_requested.connect(self.resume_run)
+        runs.go_to.connect(self.go_to)
+        return runs
+
+    def _show_section(self, index: int) -> None:
+        self._page(SECTIONS[index])
+        self.pages.setCurrentIndex(index)
+
+    def _refresh_built(self, *sections: str) -> None:
+        """Refresh pages that exist; one not built yet reads the current state when it is."""
+        for section in sections:
+            page = self._built.get(section)
+            if page is not None:
+                page.refresh()  # type: ignore[attr-defined]
 
     # -- runs from earlier sessions
     def check_earlier_runs(self) -> None:
@@ -161,8 +218,7 @@ class MainWindow(QMainWindow):
         self.dashboard.start(config_path, folder.path, resume=True)
 
     def _on_run_ended(self, _path: str, _status: str) -> None:
-        self.runs.refresh()
-        self.adapters.refresh()
+        self._refresh_built("Runs", "Adapters")
 
     # -- hardware
     def _start_hardware_detection(self) -> None:
@@ -241,7 +297,8 @@ class MainWindow(QMainWindow):
             else:
                 child.cancel()
                 child.wait(5)
-        self.playground.shutdown()
+        if "Playground" in self._built:
+            self.playground.shutdown()
         super().closeEvent(event)
 
     def _ask_before_closing(self) -> None:
