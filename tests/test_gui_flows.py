@@ -89,6 +89,14 @@ def test_wizard_train_pause_resume_stop_then_resume_from_runs_in_a_new_window(
     # Runs lists the run while it trains, not only once it has ended.
     listed = {r["name"]: r for r in window.runs.runs}
     assert "flow-run" in listed and window.runs.table.rowCount() >= 1
+    # A refused drop's notice outlives the next step's progress, which waits in its own label.
+    strange = tmp_path / "notes.docx"
+    strange.write_text("x")
+    drop(window, strange)
+    seen = board.point_count("loss", "train")
+    qtbot.waitUntil(lambda: board.point_count("loss", "train") > seen, timeout=60_000)
+    assert "neither a dataset nor a model" in window.statusBar().currentMessage()
+    assert window.progress_label.text().startswith("Training flow-run")
 
     # Pause answers at once, then takes effect after the current step.
     click(qtbot, board, "Pause")

@@ -73,12 +73,17 @@ class MainWindow(QMainWindow):
         row.addWidget(self.pages, 1)
         self.setCentralWidget(central)
         self.hardware_label = QLabel("Detecting GPU…")
+        # A running run's progress sits in a label of its own: a notice (a refused drop, a finished
+        # export) shows over it for its seconds and the progress comes back, instead of the next step's
+        # progress wiping the notice at once.
+        self.progress_label = QLabel()
         status = QStatusBar()
+        status.addWidget(self.progress_label, 1)
         status.addPermanentWidget(self.hardware_label)
         status.showMessage("Ready")
         self.setStatusBar(status)
         self.setup.review.start_requested.connect(self.start_training)
-        self.dashboard.status_text.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
+        self.dashboard.status_text.connect(self._show_status)
         self.dashboard.run_ended.connect(self._on_run_ended)
         self.dashboard.run_started.connect(lambda _path: self._refresh_built("Runs"))
         self.dashboard.resume_requested.connect(self.resume_run)
@@ -92,6 +97,14 @@ class MainWindow(QMainWindow):
         if detect_hardware:
             self._start_hardware_detection()
             QTimer.singleShot(0, self.check_earlier_runs)
+
+    def _show_status(self, text: str, ms: int) -> None:
+        """The dashboard's lines: 0 ms is the run's standing progress, a timeout a notice over it."""
+        if ms == 0:
+            self.progress_label.setText(text)
+        else:
+            self.progress_label.clear()  # the run ended (its notice says how): no stale progress after it
+            self.statusBar().showMessage(text, ms)
 
     def go_to(self, section: str) -> None:
         self.rail.setCurrentRow(SECTIONS.index(section))
