@@ -12,7 +12,7 @@ import torch
 from cli_helpers import cli
 from test_training import ListSink, make_config
 
-from finetune_gui.core.events import Finished, Started, Step
+from finetune_gui.core.events import Finished, Log, Started, Step
 from finetune_gui.core.training.control import RunControl
 from finetune_gui.core.training.recipe import run_training
 
@@ -57,6 +57,20 @@ def test_the_chunked_loss_equals_the_models_own_loss_and_gradients(tiny_model, m
     assert reference_grads.keys() == chunked_grads.keys() and reference_grads
     for name, grad in reference_grads.items():
         assert torch.allclose(chunked_grads[name], grad, atol=1e-6, rtol=1e-4), name
+
+
+def test_a_run_whose_chunked_loss_gives_way_says_so_once(tiny_model, small_dataset, tmp_path, monkeypatch):
+    """The estimate assumes chunks; when the model's own loss takes over, the log warns of the higher peak."""
+    from finetune_gui.core.training import loss as loss_module
+
+    monkeypatch.setattr(loss_module.ChunkedLoss, "_agrees", staticmethod(lambda *_a: False))
+    config = make_config(tiny_model, small_dataset, tmp_path / "run", "lora", max_steps=3)
+    sink = ListSink()
+    assert run_training(config, sink=sink, control=RunControl()) == 0
+    told = [e for e in sink.of(Log) if "memory-saving loss is off" in e.message]
+    assert len(told) == 1 and told[0].level == "warning"
+    assert "did not match the model's own logits" in told[0].message
+    assert sink.of(Finished)[0].status == "completed"
 
 
 def estimate_json(*args):
@@ -106,6 +120,7 @@ def test_a_lean_run_trains_stops_resumes_and_saves(tiny_model, small_dataset, tm
     assert sink.of(Started)[0].memory_mode == "lean" and sink.of(Finished)[0].status == "stopped"
     steps = sink.of(Step)
     assert all(e.grad_norm and e.grad_norm > 0 for e in steps)
+    assert not [e for e in sink.of(Log) if "memory-saving loss" in e.message]  # its chunks held
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["memory_mode"] == "lean" and (tmp_path / "run" / "model" / "model.safetensors").is_file()
     checkpoint = tmp_path / "run" / "checkpoints" / "checkpoint-6"

@@ -506,6 +506,11 @@ def _make_trainer(
         lean=lean,
         in_backward=in_backward,
         preference=preference,
+        on_loss_note=lambda note: ctx.log(
+            f"The memory-saving loss is off ({note}): the model's own loss is used, which holds the full "
+            "logits, so the peak can be above the estimate.",
+            "warning",
+        ),
         model=model,
         args=args,
         train_dataset=to_dataset(data.train),

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from transformers import Trainer
@@ -17,14 +18,22 @@ from transformers import Trainer
 
 class AppTrainer(Trainer):
     def __init__(
-        self, *args: Any, lean: bool = False, in_backward: bool = False, preference: Any = None, **kwargs: Any
+        self,
+        *args: Any,
+        lean: bool = False,
+        in_backward: bool = False,
+        preference: Any = None,
+        on_loss_note: Callable[[str], None] | None = None,
+        **kwargs: Any,
     ):
         super().__init__(*args, **kwargs)
         self.lean, self.in_backward = lean, in_backward
         from finetune_gui.core.training.loss import ChunkedLoss
 
         self.chunked = ChunkedLoss(self.model)
-        self.loss_note = ""
+        # Told once when the chunked loss gives way to the model's own: the run then holds the full
+        # logits, more memory than the estimate (which assumes chunks) counted.
+        self.on_loss_note = on_loss_note
         self.preference = preference  # a PreferenceLoss, or None for supervised tuning
         if preference is not None:
             # A mean over pairs, not a sum over tokens: the Trainer divides it for gradient accumulation.
@@ -41,7 +50,11 @@ class AppTrainer(Trainer):
             loss, outputs = self.chunked(model, inputs, num_items_in_batch)
             if loss is not None:
                 return (loss, outputs) if return_outputs else loss
-            self.loss_note = self.chunked.note  # the check failed: the model's own loss from now on
+        if (
+            not self.chunked.active and self.on_loss_note is not None
+        ):  # no chunks (none found, check failed): told once
+            self.on_loss_note(self.chunked.note)
+            self.on_loss_note = None
         return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
