@@ -22,21 +22,6 @@ from finetune_gui.core.events import Eval, Event, Step, parse_event
 from finetune_gui.core.files import FileLock, write_json, write_text
 
 CONTROL_WORDS = ("run", "pause", "stop")
-# What a run folder holds; a folder with anything else in it is not ours to write into.
-RUN_FILES = {
-    "config.yaml",
-    "run.json",
-    "metrics.jsonl",
-    "samples.jsonl",
-    "events.jsonl",
-    "control",
-    ".lock",
-    "train.log",
-    "error.log",
-    "adapter",
-    "model",
-    "checkpoints",
-}
 
 
 class RunFolder:
@@ -98,14 +83,6 @@ class RunFolder:
 
     def exists(self) -> bool:
         return self.run_json.is_file()
-
-    def foreign_files(self) -> list[str]:
-        """Names in the folder that a run does not write (it is someone else's folder, then)."""
-        if not self.path.is_dir():
-            return []
-        return sorted(
-            p.name for p in self.path.iterdir() if p.name not in RUN_FILES and not p.name.startswith(".")
-        )
 
     def lock(self) -> FileLock:
         return FileLock(self.path / ".lock")
