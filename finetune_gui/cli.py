@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from finetune_gui.core.errors import UserError
+    from finetune_gui.core.errors import UserError, error_line
     from finetune_gui.core.processes import share_cores
 
     words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
@@ -48,8 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         if args.debug:
             raise
-        print(f"finetune-gui: {exc}", file=sys.stderr)
+        print(error_line(str(exc)), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("finetune-gui: interrupted.", file=sys.stderr)
+        print(error_line("interrupted."), file=sys.stderr)
         return 130

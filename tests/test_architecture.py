@@ -1,5 +1,6 @@
 """The layering rules of docs/architecture.md, checked from the outside."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -82,3 +83,20 @@ def test_no_module_outside_the_registry_spells_a_method_name():
             continue
         text = path.read_text(encoding="utf-8")
         assert not pattern.search(text), f"{path} branches on a method name"
+
+
+def test_the_error_sentence_is_written_and_read_in_one_place():
+    from finetune_gui.core.errors import error_line, note_line, parse_error, parse_notes
+
+    said = "The dataset has no rows: add rows or choose another file."
+    stderr = [note_line("first note"), "Traceback (most recent call last):", error_line(said), ""]
+    assert parse_error(stderr) == said
+    assert parse_error([note_line("only a note"), "last words"]) == "last words"  # a note is not the error
+    assert parse_notes("\n".join(stderr)) == ["first note"]
+    # Nothing else spells the prefix: a second spelling would be a second format to keep in step.
+    spelled = [
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "errors.py" and re.search(r'(?<!"")"finetune-gui: ', path.read_text(encoding="utf-8"))
+    ]
+    assert spelled == []

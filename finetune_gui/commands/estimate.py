@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from finetune_gui.core.errors import note_line
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("estimate", help="peak memory per method, and the recommended one")
@@ -114,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     config = _config(args)
     methods = _methods(args.method)
     for notice in config.notices:
-        print(f"finetune-gui: note: {notice}", file=sys.stderr)
+        print(note_line(notice), file=sys.stderr)
     source = resolve_model(config.model, require_weights=False)
     shape = model_shape(load_config(source, config.trust_remote_code), config.trust_remote_code)
     hw = hardware.detect()

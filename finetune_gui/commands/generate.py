@@ -44,12 +44,13 @@ def generate(args: argparse.Namespace) -> int:
     from finetune_gui.core.adapters.generate import Generator
     from finetune_gui.core.adapters.merge import parse_adapter_arg
     from finetune_gui.core.adapters.own_data import trained_system_prompt
+    from finetune_gui.core.errors import note_line
 
     adapters = [parse_adapter_arg(a) for a in args.adapter]
     system = args.system if args.system is not None else trained_system_prompt(adapters)
     if args.system is None and system:
         print(
-            f"finetune-gui: note: asking with the system prompt the adapter trained with: {system}",
+            note_line(f"asking with the system prompt the adapter trained with: {system}"),
             file=sys.stderr,
         )
     generator = Generator(args.model)

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from finetune_gui.core.errors import note_line
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo-model", help="prepare the bundled demo model (SmolLM2-135M-Instruct)")
@@ -76,8 +78,8 @@ def convert_gguf(args: argparse.Namespace) -> int:
     return 0
 
 
-PRE_TOKENIZER_NOTE = (
-    "finetune-gui: note: llama.cpp does not know this tokenizer's pre-tokenizer, so the GGUF uses its default "
+PRE_TOKENIZER_NOTE = note_line(
+    "llama.cpp does not know this tokenizer's pre-tokenizer, so the GGUF uses its default "
     "one; check the model's answers in llama.cpp."
 )
 

@@ -32,3 +32,33 @@ class DataError(UserError):
 
 class ModelError(UserError):
     kind = "config"
+
+
+# How a command says a sentence on stderr, and how the window (or a parent command) reads it back: the
+# one place the prefix is written and parsed.
+PREFIX = "finetune-gui: "
+NOTE_PREFIX = PREFIX + "note: "
+
+
+def error_line(sentence: str) -> str:
+    """``finetune-gui: <sentence>``: the one line a failed command ends with."""
+    return PREFIX + sentence
+
+
+def note_line(sentence: str) -> str:
+    """``finetune-gui: note: <sentence>``: something the user should know, the command went on."""
+    return NOTE_PREFIX + sentence
+
+
+def parse_error(lines: list[str]) -> str:
+    """The last error sentence among a command's stderr lines without its prefix, else the last line."""
+    kept = [line.strip() for line in lines if line.strip()]
+    for line in reversed(kept):
+        if line.startswith(PREFIX) and not line.startswith(NOTE_PREFIX):
+            return line[len(PREFIX) :]
+    return kept[-1] if kept else ""
+
+
+def parse_notes(text: str) -> list[str]:
+    """Every note sentence a command printed, in order, without the prefix."""
+    return [line[len(NOTE_PREFIX) :] for line in text.splitlines() if line.startswith(NOTE_PREFIX)]

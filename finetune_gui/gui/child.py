@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from finetune_gui.core.errors import parse_error
 from finetune_gui.core.processes import TORCH_COMMANDS, child_env, self_command
 
 DRAIN_MS = 25
@@ -241,8 +242,4 @@ class ChildProcess(QObject):
 
 def error_sentence(stderr_lines: list[str]) -> str:
     """The command's one-sentence error (``finetune-gui: …``) without its prefix, else its last line."""
-    lines = [line.strip() for line in stderr_lines if line.strip()]
-    for line in reversed(lines):
-        if line.startswith("finetune-gui: "):
-            return line[len("finetune-gui: ") :]
-    return lines[-1] if lines else ""
+    return parse_error(stderr_lines)

@@ -21,7 +21,7 @@ from finetune_gui.core.adapters.gguf_types import (
     perplexity,
     requantize,
 )
-from finetune_gui.core.errors import UserError
+from finetune_gui.core.errors import UserError, parse_notes
 
 # What a GGUF of each kind may lose against the merged model and still count as written right.
 TOLERANCE = {"float": 1.02, "q8_0": 1.05, "5-bit": 1.35, "4-bit": 2.2}
@@ -173,11 +173,7 @@ def _convert(model_dir: str | Path, target: Path, outtype: str, name: str) -> li
                 "safetensors instead, or put the original model's tokenizer.model beside the adapter."
             )
         raise UserError(f"The GGUF converter could not convert {model_dir}: {last[0]}")
-    return [
-        line.removeprefix("finetune-gui: note: ")
-        for line in result.stderr.splitlines()
-        if line.startswith("finetune-gui: note: ")
-    ]
+    return parse_notes(result.stderr)
 
 
 def chat_template_text(model_dir: Path) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
+from finetune_gui.core.errors import error_line
 from finetune_gui.core.events import Checkpoint, Eval, Event, Failed, Finished, Log, Paused, Started, Step
 
 
@@ -113,7 +114,7 @@ class ProgressBarSink:
             self._write(f"Training {event.status}.{where}")
         elif isinstance(event, Failed):
             self.close()
-            self._write(f"finetune-gui: {event.message}")  # the one sentence, as every command says it
+            self._write(error_line(event.message))  # the one sentence, as every command says it
             for line in event.advice:
                 self._write(f"  - {line}")
 
