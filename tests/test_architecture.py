@@ -100,3 +100,15 @@ def test_the_error_sentence_is_written_and_read_in_one_place():
         if path.name != "errors.py" and re.search(r'(?<!"")"finetune-gui: ', path.read_text(encoding="utf-8"))
     ]
     assert spelled == []
+
+
+def test_each_failure_kind_has_its_wire_word_and_exit_code():
+    from finetune_gui.core.errors import ConfigError, DataError, FailureKind, UserError
+    from finetune_gui.core.training.failures import Diverged
+
+    words = {kind.value: kind.exit_code for kind in FailureKind}
+    assert words == {"config": 1, "data": 2, "oom": 3, "disk": 6, "diverged": 5, "crash": 1}
+    assert (ConfigError("x").exit_code, DataError("x").exit_code, Diverged("x").exit_code) == (1, 2, 5)
+    assert UserError("x", kind=FailureKind.OOM).exit_code == 3
+    assert UserError("x", kind=FailureKind.DATA, exit_code=4).exit_code == 4  # a command's own code wins
+    assert f"{FailureKind.DISK}" == "disk" and FailureKind("oom") is FailureKind.OOM

@@ -2,36 +2,69 @@
 
 from __future__ import annotations
 
+from enum import Enum
+
+
+class FailureKind(str, Enum):
+    """How a run or command failed: the ``failed`` event's and run.json's ``error_kind`` (the value is the
+    wire word), and the exit code the command ends with."""
+
+    CONFIG = "config"
+    DATA = "data"
+    OOM = "oom"
+    DISK = "disk"
+    DIVERGED = "diverged"
+    CRASH = "crash"
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self]
+
+    def __str__(self) -> str:  # the wire word in f-strings and JSON alike
+        return self.value
+
+
+# What scripts around the commands branch on; 2 is also what `data inspect` exits with for unusable data.
+EXIT_CODES = {
+    FailureKind.CONFIG: 1,
+    FailureKind.CRASH: 1,
+    FailureKind.DATA: 2,
+    FailureKind.OOM: 3,
+    FailureKind.DIVERGED: 5,
+    FailureKind.DISK: 6,
+}
+
 
 class UserError(Exception):
     """A problem the user can fix (bad path, bad file, bad config, a model that does not fit).
 
     The CLI prints ``str(error)`` on stderr and exits with ``exit_code``; the window shows it as is.
-    ``kind`` names the class of failure for the training events (config, data, oom, crash).
+    ``kind`` names the class of failure for the training events; the exit code follows from it.
     """
 
-    exit_code = 1
-    kind = "config"
+    kind: FailureKind = FailureKind.CONFIG
 
-    def __init__(self, message: str, *, exit_code: int | None = None, kind: str | None = None):
+    def __init__(self, message: str, *, kind: FailureKind | None = None, exit_code: int | None = None):
         super().__init__(message)
-        if exit_code is not None:
-            self.exit_code = exit_code
         if kind is not None:
             self.kind = kind
+        self._exit_code = exit_code  # only where a command's own contract names another code
+
+    @property
+    def exit_code(self) -> int:
+        return self._exit_code if self._exit_code is not None else self.kind.exit_code
 
 
 class ConfigError(UserError):
-    kind = "config"
+    kind = FailureKind.CONFIG
 
 
 class DataError(UserError):
-    kind = "data"
-    exit_code = 2
+    kind = FailureKind.DATA
 
 
 class ModelError(UserError):
-    kind = "config"
+    kind = FailureKind.CONFIG
 
 
 # How a command says a sentence on stderr, and how the window (or a parent command) reads it back: the

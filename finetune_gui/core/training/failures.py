@@ -12,15 +12,14 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from finetune_gui.core.errors import UserError
+from finetune_gui.core.errors import FailureKind, UserError
 from finetune_gui.core.files import disk_error_sentence
 
 
 class Diverged(UserError):
     """The loss or the weights became NaN or infinite."""
 
-    kind = "diverged"
-    exit_code = 5
+    kind = FailureKind.DIVERGED
 
 
 def is_oom(exc: BaseException) -> bool:

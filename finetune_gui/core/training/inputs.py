@@ -8,7 +8,7 @@ from typing import Any
 
 from finetune_gui.core.data.encode import EncodedDataset, encode_all, split
 from finetune_gui.core.data.scan import load_examples
-from finetune_gui.core.errors import UserError
+from finetune_gui.core.errors import FailureKind, UserError
 
 
 @dataclass
@@ -59,14 +59,12 @@ def check_objective(examples: list[Any], objective: str, path: str) -> list[Any]
         raise UserError(
             f"{path} has rows with one answer each, but {wanted.label} learns from pairs: give rows with a "
             "prompt, a chosen and a rejected answer, or train with training.objective: sft.",
-            kind="data",
-            exit_code=2,
+            kind=FailureKind.DATA,
         )
     raise UserError(
         f"{path} holds preference pairs (prompt, chosen, rejected), which supervised tuning cannot learn from: "
         "choose the DPO or ORPO objective (training.objective: dpo), or give rows with one answer each.",
-        kind="data",
-        exit_code=2,
+        kind=FailureKind.DATA,
     )
 
 
@@ -115,8 +113,7 @@ def load_data(ctx: Any, tokenizer: Any) -> Data:
         raise UserError(
             f"No training example keeps any answer tokens within max_seq_len {max_len}. "
             "Raise training.max_seq_len or shorten the prompts.",
-            kind="data",
-            exit_code=2,
+            kind=FailureKind.DATA,
         )
     validation = encode_all(val_examples, tokenizer, max_len) if val_examples else None
     return Data(

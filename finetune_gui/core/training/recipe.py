@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune_gui.core.config import RunConfig, check_paths
-from finetune_gui.core.errors import UserError
+from finetune_gui.core.errors import FailureKind, UserError
 from finetune_gui.core.events import EventSink, Failed, Finished, Log, Started
 from finetune_gui.core.hardware import DevicePlan
 from finetune_gui.core.methods import METHODS, optimizer_for
@@ -89,20 +89,18 @@ def run_training(
     try:
         lock = _open(ctx, resume)
         return _run(ctx, resume)
-    except failures.Diverged as exc:
-        return _fail(ctx, exc.kind, str(exc), [], exc.exit_code)
-    except UserError as exc:
-        return _fail(ctx, exc.kind, str(exc), [], exc.exit_code)
+    except UserError as exc:  # failures.Diverged among them
+        return _fail(ctx, exc.kind, str(exc), [], code=exc.exit_code)
     except Exception as exc:
         if failures.is_oom(exc):
             from finetune_gui.core.training.advice import oom_fixes
 
             message = f"Out of memory at step {ctx.step} with batch {config.training.batch_size}."
             fixes = oom_fixes(config, ctx.shape, ctx.hardware)
-            return _fail(ctx, "oom", message, [f["label"] for f in fixes], 3, fixes=fixes)
+            return _fail(ctx, FailureKind.OOM, message, [f["label"] for f in fixes], fixes=fixes)
         disk = failures.disk_failure(exc, ctx.step, ctx.folder.last_checkpoint() if ctx.began else None)
         if disk is not None:
-            return _fail(ctx, "disk", disk, [], 6)
+            return _fail(ctx, FailureKind.DISK, disk, [])
         if debug:
             raise
         logged = ctx.began and failures.write_error_log(ctx.folder.error_log_path)
@@ -112,7 +110,7 @@ def run_training(
         ).rstrip(": ")
         advice = [f"The full error is in {ctx.folder.error_log_path}."] if logged else []
         log_path = str(ctx.folder.error_log_path) if logged else None
-        return _fail(ctx, "crash", message, advice, 1, log_path)
+        return _fail(ctx, FailureKind.CRASH, message, advice, log_path)
     finally:
         failures.safely(ctx.sink.close)
         if lock is not None:
@@ -121,14 +119,14 @@ def run_training(
 
 def _fail(
     ctx: RunContext,
-    kind: str,
+    kind: FailureKind,
     message: str,
     advice: list[str],
-    code: int,
     log_path: str | None = None,
     fixes: list[dict[str, Any]] | None = None,
+    code: int | None = None,
 ) -> int:
-    ctx.emit(Failed(kind_=kind, message=message, advice=advice, log_path=log_path, fixes=fixes or []))
+    ctx.emit(Failed(kind_=kind.value, message=message, advice=advice, log_path=log_path, fixes=fixes or []))
     if ctx.is_main and ctx.began:
         # A failure before this session took over the folder (a refused output_dir, a wrong resume)
         # leaves the earlier run's record as it was.
@@ -136,7 +134,7 @@ def _fail(
         failures.safely(
             lambda: ctx.folder.update(
                 status="failed",
-                error_kind=kind,
+                error_kind=kind.value,
                 error_message=message,
                 advice=advice,
                 finished_at=_now(),
@@ -144,7 +142,7 @@ def _fail(
                 **_durations(ctx),
             )
         )
-    return code
+    return kind.exit_code if code is None else code
 
 
 def _now() -> str:
@@ -426,8 +424,7 @@ def _refuse_for_memory(ctx: RunContext, needed: float, budget: float) -> None:
     raise UserError(
         f"This run needs about {needed:.1f} GB but only {budget:.1f} GB of {where} is free, so it would run out "
         f"of memory. Try: {fixes[0]['label'] if fixes else 'a smaller model'}.",
-        kind="oom",
-        exit_code=3,
+        kind=FailureKind.OOM,
     )
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from finetune_gui.core.errors import FailureKind
 from finetune_gui.core.events import (
     Alert,
     Checkpoint,
@@ -213,7 +214,7 @@ class TrainingController(QObject):
         advice = (
             [f"The last checkpoint is {checkpoint.name}: Resume continues from it."] if checkpoint else []
         )
-        return Failed(kind_="crash", message=message, advice=advice)
+        return Failed(kind_=FailureKind.CRASH.value, message=message, advice=advice)
 
     def _poll(self) -> None:
         """Attached: read what the run appended to events.jsonl; notice when its process is gone."""
@@ -231,7 +232,7 @@ class TrainingController(QObject):
         elif status == "failed":
             self._end(
                 Failed(
-                    kind_=str(info.get("error_kind") or "crash"),
+                    kind_=str(info.get("error_kind") or FailureKind.CRASH.value),
                     message=str(info.get("error_message") or ""),
                     advice=list(info.get("advice") or []),
                 )
