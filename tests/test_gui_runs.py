@@ -81,7 +81,11 @@ def test_runs_page_lists_opens_and_overlays(qtbot):
     }
     forgetting = {"ratio": 3.4, "verdict": "forgot", "summary": "General text perplexity 3.40× the base's."}
     fake_run("first", "completed", losses=(3.0, 2.0, 1.0), learning=learning, forgetting=forgetting)
-    fake_run("second", "stopped", losses=(3.0, 2.5))
+    second = fake_run("second", "stopped", losses=(3.0, 2.5))
+    from finetune_gui.core.events import Checkpoint, Finished, Log
+
+    said = [Log("Reading the dataset /data/notes.jsonl"), Checkpoint(2, "c-2"), Finished("stopped")]
+    (second / "events.jsonl").write_text("".join(e.to_json() + "\n" for e in said) + '{"torn": \n')
     window = MainWindow(detect_hardware=False)
     qtbot.addWidget(window)
     page = window.runs
@@ -100,6 +104,13 @@ def test_runs_page_lists_opens_and_overlays(qtbot):
     page.open_button.click()
     assert window.pages.currentWidget() is window.dashboard
     assert window.dashboard.point_count("loss", "train") in (2, 3)
+    # The Log tab tells the opened run's story from its events, not an empty pane.
+    assert window.dashboard.title.text() == "second"
+    assert window.dashboard.log.toPlainText().splitlines() == [
+        "Reading the dataset /data/notes.jsonl",
+        "step 2: checkpoint saved",
+        "Training stopped.",
+    ]
 
 
 def test_empty_runs_folder_says_what_to_do(qtbot):

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from finetune_gui.core.events import Eval, Event, Step, parse_event
+from finetune_gui.core.events import Eval, Event, Step, event_from_dict, parse_event
 from finetune_gui.core.files import FileLock, write_json, write_text
 
 CONTROL_WORDS = ("run", "pause", "stop")
@@ -112,6 +112,11 @@ class RunFolder:
     def append_event(self, event: Event) -> None:
         with self.events_path.open("a", encoding="utf-8") as handle:
             handle.write(event.to_json() + "\n")
+
+    def events(self) -> list[Event]:
+        """events.jsonl read back, in order (a torn or unknown line is skipped)."""
+        found = (event_from_dict(record) for record in _read_lines(self.events_path))
+        return [event for event in found if event is not None]
 
     def _append(self, path: Path, record: dict[str, Any]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)

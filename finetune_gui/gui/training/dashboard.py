@@ -28,7 +28,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from finetune_gui.core.events import Checkpoint, Eval, Failed, Finished, Sample, Started, Step
+from finetune_gui.core.events import (
+    Alert,
+    Checkpoint,
+    Eval,
+    Failed,
+    Finished,
+    Forgetting,
+    Learned,
+    Log,
+    Sample,
+    Started,
+    Step,
+)
 from finetune_gui.core.runs import RunFolder, run_state
 from finetune_gui.gui.training.controller import TrainingController
 from finetune_gui.gui.training.view import RunView
@@ -286,6 +298,7 @@ class Dashboard(QWidget):
             forgetting.get("summary") or "",
             str(forgetting.get("verdict") or ""),
         )
+        view.log = past_log(folder.events())
         if finished:
             state = run_state(info)
             view.status = state if state in PILL else "stopped"
@@ -661,6 +674,30 @@ class Dashboard(QWidget):
         view.log.append(text)
         if view is self.shown:
             self.log.appendPlainText(text)
+
+
+def past_log(events: list) -> list[str]:
+    """A past run's Log tab from its events.jsonl: what the live log said, without the clock times
+    (events carry none)."""
+    lines: list[str] = []
+    for event in events:
+        if isinstance(event, Log):
+            lines.append(event.message)
+        elif isinstance(event, Checkpoint):
+            lines.append(f"step {event.step}: checkpoint saved")
+        elif isinstance(event, Alert):
+            lines.append(f"⚠ Step {event.step}: {event.message}")
+        elif isinstance(event, Learned) and event.summary:
+            lines.append(f"Did it learn? {event.summary}")
+        elif isinstance(event, Forgetting) and event.summary:
+            lines.append(f"Did it forget? {event.summary}")
+        elif isinstance(event, Finished):
+            said = metrics_sentence(event.metrics)
+            lines.append(f"Training {event.status}." + (f" {said}." if said else ""))
+        elif isinstance(event, Failed):
+            lines.append(f"Failed: {event.message}")
+            lines.extend(f"  - {line}" for line in event.advice)
+    return lines
 
 
 def _samples_text(step: int, samples: list[dict]) -> str:
