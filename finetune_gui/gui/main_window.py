@@ -39,9 +39,6 @@ if TYPE_CHECKING:
     from finetune_gui.gui.runs_page import RunsPage
 
 SECTIONS = ["Setup", "Training", "Adapters", "Playground", "Runs"]
-# Built the first time they are shown or used: the window opens with the two pages a user starts on, and
-# the other three (their imports and widgets, about a third of the start-up) follow on demand.
-LAZY_SECTIONS = ("Adapters", "Playground", "Runs")
 
 
 class MainWindow(QMainWindow):
@@ -61,6 +58,8 @@ class MainWindow(QMainWindow):
         self.pages = QStackedWidget()
         self.setup = SetupPage(self.state)
         self.dashboard = Dashboard()
+        # The window opens with the two pages a user starts on; Adapters, Playground and Runs (their
+        # imports and widgets) are built the first time they are shown or used (see _page).
         self._built: dict[str, QWidget] = {"Setup": self.setup, "Training": self.dashboard}
         for name in SECTIONS:
             item = QListWidgetItem(name)
