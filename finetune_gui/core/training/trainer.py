@@ -50,9 +50,8 @@ class AppTrainer(Trainer):
             loss, outputs = self.chunked(model, inputs, num_items_in_batch)
             if loss is not None:
                 return (loss, outputs) if return_outputs else loss
-        if (
-            not self.chunked.active and self.on_loss_note is not None
-        ):  # no chunks (none found, check failed): told once
+        # No chunks (none found, or the check failed): the model's own loss, told once.
+        if not self.chunked.active and self.on_loss_note is not None:
             self.on_loss_note(self.chunked.note)
             self.on_loss_note = None
         return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)

@@ -32,6 +32,7 @@ from finetune_gui.core.events import (
     Alert,
     Checkpoint,
     Eval,
+    Event,
     Failed,
     Finished,
     Forgetting,
@@ -483,13 +484,10 @@ class Dashboard(QWidget):
         self._record_eval(view, event)
         if view is self.shown:
             self._append_new(view, before)
-        said = f"step {event.step}: evaluation loss {event.eval_loss:.4f}"
-        if event.preference_accuracy is not None:
-            said += f", prefers the chosen answer on {event.preference_accuracy:.0%} of the validation pairs"
-        self._log(view, said)
+        self._log_event(view, event)
 
     def _on_checkpoint(self, event: Checkpoint) -> None:
-        self._log(self.active, f"step {event.step}: checkpoint saved")
+        self._log_event(self.active, event)
 
     def _on_sample(self, event: Sample) -> None:
         view = self.active
@@ -503,12 +501,7 @@ class Dashboard(QWidget):
         view = self.active
         assert view is not None
         view.learned, view.learned_verdict = event.summary, event.verdict
-        self._log(view, f"Did it learn? {event.summary}")
-        for example in event.examples:
-            mark = "✓" if example.get("right") else "✗"
-            self._log(view, f"  {mark} {example['question']} → {example['tuned']} (base: {example['base']})")
-            if example.get("answer"):
-                self._log(view, f"      it answers: {example['answer']}")
+        self._log_event(view, event)
         if view is self.shown:
             self._show_learned(view)
 
@@ -516,7 +509,7 @@ class Dashboard(QWidget):
         view = self.active
         assert view is not None
         view.alerts.append((event.message, event.fixes[0] if event.fixes else None))
-        self._log(view, f"⚠ Step {event.step}: {event.message}")
+        self._log_event(view, event)
         if view is self.shown:
             self._show_alert(view)
 
@@ -552,9 +545,7 @@ class Dashboard(QWidget):
         view = self.active
         assert view is not None
         view.forgot, view.forgot_verdict = event.summary, event.verdict
-        self._log(view, f"Did it forget? {event.summary}")
-        for example in event.examples:
-            self._log(view, f"  {example['prompt']} → {example['tuned']} (base: {example['base']})")
+        self._log_event(view, event)
         if view is self.shown:
             self._show_learned(view)
 
@@ -582,7 +573,7 @@ class Dashboard(QWidget):
             else ""
         )
         view.facts = f"Training {event.status}." + (f" {said}." if said else "") + where
-        self._log(view, f"Training {event.status}." + (f" {said}." if said else ""))
+        self._log_event(view, event)
         self._set_status(view, event.status)
         self._end(view, event.status)
         if self.pending_fix is not None and event.status == "stopped":
@@ -592,9 +583,7 @@ class Dashboard(QWidget):
         view = self.active
         assert view is not None
         view.facts = event.message
-        self._log(view, f"Failed: {event.message}")
-        for line in event.advice:
-            self._log(view, f"  - {line}")
+        self._log_event(view, event)
         lines = RunFolder(view.path).crash_lines() if event.kind_ == "crash" else []
         if lines:
             self._log(view, "What the training process wrote last:")
@@ -667,6 +656,10 @@ class Dashboard(QWidget):
         self.status_text.emit(f"{view.name}: training {status}.", 10_000)
         self.run_ended.emit(str(view.path), status)
 
+    def _log_event(self, view: RunView | None, event: Event) -> None:
+        for line in event_log_lines(event):
+            self._log(view, line)
+
     def _log(self, view: RunView | None, line: str) -> None:
         if view is None:
             return
@@ -676,28 +669,43 @@ class Dashboard(QWidget):
             self.log.appendPlainText(text)
 
 
-def past_log(events: list) -> list[str]:
-    """A past run's Log tab from its events.jsonl: what the live log said, without the clock times
-    (events carry none)."""
-    lines: list[str] = []
-    for event in events:
-        if isinstance(event, Log):
-            lines.append(event.message)
-        elif isinstance(event, Checkpoint):
-            lines.append(f"step {event.step}: checkpoint saved")
-        elif isinstance(event, Alert):
-            lines.append(f"⚠ Step {event.step}: {event.message}")
-        elif isinstance(event, Learned) and event.summary:
-            lines.append(f"Did it learn? {event.summary}")
-        elif isinstance(event, Forgetting) and event.summary:
-            lines.append(f"Did it forget? {event.summary}")
-        elif isinstance(event, Finished):
-            said = metrics_sentence(event.metrics)
-            lines.append(f"Training {event.status}." + (f" {said}." if said else ""))
-        elif isinstance(event, Failed):
-            lines.append(f"Failed: {event.message}")
-            lines.extend(f"  - {line}" for line in event.advice)
-    return lines
+def event_log_lines(event: Event) -> list[str]:
+    """What the Log tab says for an event: the live log and a past run's (read from events.jsonl) alike."""
+    if isinstance(event, Log):
+        return [event.message]
+    if isinstance(event, Checkpoint):
+        return [f"step {event.step}: checkpoint saved"]
+    if isinstance(event, Eval):
+        said = f"step {event.step}: evaluation loss {event.eval_loss:.4f}"
+        if event.preference_accuracy is not None:
+            said += f", prefers the chosen answer on {event.preference_accuracy:.0%} of the validation pairs"
+        return [said]
+    if isinstance(event, Alert):
+        return [f"⚠ Step {event.step}: {event.message}"]
+    if isinstance(event, Learned):
+        lines = [f"Did it learn? {event.summary}"]
+        for example in event.examples:
+            mark = "✓" if example.get("right") else "✗"
+            lines.append(f"  {mark} {example['question']} → {example['tuned']} (base: {example['base']})")
+            if example.get("answer"):
+                lines.append(f"      it answers: {example['answer']}")
+        return lines
+    if isinstance(event, Forgetting):
+        return [f"Did it forget? {event.summary}"] + [
+            f"  {example['prompt']} → {example['tuned']} (base: {example['base']})"
+            for example in event.examples
+        ]
+    if isinstance(event, Finished):
+        said = metrics_sentence(event.metrics)
+        return [f"Training {event.status}." + (f" {said}." if said else "")]
+    if isinstance(event, Failed):
+        return [f"Failed: {event.message}"] + [f"  - {line}" for line in event.advice]
+    return []
+
+
+def past_log(events: list[Event]) -> list[str]:
+    """A past run's Log tab from its events.jsonl, without the clock times (events carry none)."""
+    return [line for event in events for line in event_log_lines(event)]
 
 
 def _samples_text(step: int, samples: list[dict]) -> str:
