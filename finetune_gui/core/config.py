@@ -148,6 +148,12 @@ class TrainingConfig:
     group_by_length: bool = _f(
         True, "Batch examples of similar length together: less padding, faster steps on varied data."
     )
+    padding_free: bool = _f(
+        True,
+        "Put each batch's examples side by side in one row, so no padding is computed (attention stays "
+        "within each example; the loss is the padded batch's). Prefix and prompt tuning and the preference "
+        "objectives stay padded.",
+    )
     sample_prompts: int = _f(
         3,
         "Validation prompts the model answers at every evaluation, so you can watch its answers change "

@@ -258,6 +258,10 @@ def _run(ctx: RunContext, resume: bool) -> int:
     lean = ctx.memory_mode == "lean"
     mode = "bf16 weights, lean memory mode" if lean else plan.precision
     ctx.log(f"Loading the model on {plan.device} ({mode})")
+    from transformers import set_seed
+
+    # Before the method's weights are made (LoRA's A matrices are random): the same seed, the same run.
+    set_seed(config.training.seed)
     model = method_setup.load_base(config, source, plan, checkpointing, lean)
     model = method_setup.apply_method(model, config, source)
     trainable, total = method_setup.count_parameters(model)
@@ -281,7 +285,12 @@ def _run(ctx: RunContext, resume: bool) -> int:
             memory_mode=ctx.memory_mode,
         )
     )
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    from finetune_gui.core.training import packing
+
+    try:
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    finally:
+        packing.disable(trainer.model)  # the saved model names plain SDPA, not our packed attention
     status = "stopped" if ctx.control.stop_requested else "completed"
     metrics = _final_metrics(ctx, trainer, data, status)
     # The best evaluation's weights are the result (the learning check asks them too).
@@ -441,7 +450,7 @@ def _make_trainer(
 ) -> Any:
     from transformers import PrinterCallback, TrainingArguments
 
-    from finetune_gui.core.training.callbacks import EventsCallback, PadCollator
+    from finetune_gui.core.training.callbacks import EventsCallback
     from finetune_gui.core.training.trainer import AppTrainer
 
     config, t = ctx.config, ctx.config.training
@@ -498,7 +507,7 @@ def _make_trainer(
         collator: Any = PairCollator(tokenizer.pad_token_id, pad_to)
         preference = PreferenceLoss(t.objective, config.resolved_beta(), config.preference.loss)
     else:
-        collator = PadCollator(tokenizer.pad_token_id, pad_to)
+        collator = _supervised_collator(ctx, model, tokenizer, pad_to)
     trainer = AppTrainer(
         lean=lean,
         in_backward=in_backward,
@@ -535,6 +544,26 @@ def _make_trainer(
         trainer.add_callback(ctx.early)
     _add_checks(ctx, trainer, tokenizer, collator, data)
     return trainer
+
+
+def _supervised_collator(ctx: RunContext, model: Any, tokenizer: Any, pad_to: int | None) -> Any:
+    """Padding-free batches where the method, the objective and the model's attention allow them (the
+    model's attention is switched to the per-example one here), else padded ones; the log says which."""
+    from finetune_gui.core.training import packing
+    from finetune_gui.core.training.callbacks import PadCollator
+
+    config = ctx.config
+    if not config.training.padding_free:
+        return PadCollator(tokenizer.pad_token_id, pad_to)
+    why_not = packing.unsupported(
+        model, METHODS[config.method].virtual_keys, OBJECTIVES[config.training.objective].pairs
+    )
+    if why_not is not None:
+        ctx.log(f"Batches are padded: {why_not}.")
+        return PadCollator(tokenizer.pad_token_id, pad_to)
+    packing.enable(model)
+    ctx.log("Padding-free batches: each batch's examples side by side in one row, no padding computed.")
+    return packing.PackedCollator()
 
 
 def _add_checks(ctx: RunContext, trainer: Any, tokenizer: Any, collator: Any, data: Data) -> None:

@@ -5,7 +5,8 @@
   weight updated in the backward pass;
 - a learning rate that is right on the first step after a resume (also when max_steps or the rate changed);
 - the preference objectives' loss and metrics (``objectives/preference.py``) in place of the supervised
-  loss, when the run learns from pairs.
+  loss, when the run learns from pairs;
+- padding-free batches (``packing.py``): no attention mask is built for a packed batch's forward pass.
 """
 
 from __future__ import annotations
@@ -41,6 +42,14 @@ class AppTrainer(Trainer):
 
     def compute_loss(
         self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
+    ) -> Any:
+        from finetune_gui.core.training.packing import packed_forward
+
+        with packed_forward(inputs):
+            return self._compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    def _compute_loss(
+        self, model: Any, inputs: dict[str, Any], return_outputs: bool, num_items_in_batch: Any
     ) -> Any:
         if self.preference is not None:
             loss, found = self.preference(model, inputs, self.chunked)
