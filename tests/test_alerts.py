@@ -81,3 +81,7 @@ def test_rising_evaluations_and_a_gradient_spike_are_told_once_with_their_fixes(
         "training.learning_rate": 0.0001
     }
     assert watch_with([*falling, {"eval_loss": 2.0}, {"eval_loss": 1.9}]) == []
+    # Memorising, then the evaluation loss rising on: one story, told once.
+    learned_by_heart = [{"loss": 0.3 - 0.02 * i, "grad_norm": 1.0} for i in range(12)]
+    said = watch_with(learned_by_heart + [{"eval_loss": v} for v in (1.0, 1.1, 1.2, 1.3, 1.4)])
+    assert [a.alert for a in said] == ["memorising"]

@@ -142,3 +142,42 @@ def test_a_crashing_process_is_reported_with_its_log(qtbot, dashboard, tmp_path)
     assert blocker.args[0].kind_ in ("crash", "config")
     qtbot.waitUntil(lambda: not controller.is_running(), timeout=30_000)
     assert dashboard.status == "failed" and dashboard.facts.text()
+
+
+def test_charts_read_plainly_whole_steps_plain_values_and_a_smoothed_loss_that_follows(dashboard, qtbot):
+    """Steps are whole numbers on the axis, a learning rate reads 0.0002 (not '2 (x0.0001)'), and the
+    smoothed loss follows a falling loss from the first steps instead of sitting above it."""
+    from finetune_gui.core.events import Step
+    from finetune_gui.gui.training.view import RunView
+
+    view = RunView(Path("a-run"), status="running")
+    dashboard.active = view
+    dashboard._show(view)
+    losses = [4.0, 3.0, 2.2, 1.6, 1.2]
+    for step, loss in enumerate(losses, start=1):
+        event = Step(
+            step=step,
+            max_steps=5,
+            epoch=0.1 * step,
+            loss=loss,
+            learning_rate=2e-4,
+            grad_norm=0.001,
+            tokens_per_s=100.0,
+            elapsed_s=float(step),
+            eta_s=1.0,
+        )
+        dashboard._on_step(event)
+    dashboard._redraw()
+    smoothed = view.points[("loss", "train (smoothed)")][1]
+    assert smoothed[0] == losses[0] and all(s < losses[0] for s in smoothed[1:])
+    assert smoothed[-1] < 2.5  # a plain average started at 4.0 would still be at 3.6
+    bottom = dashboard.charts["loss"].getAxis("bottom")
+    ticks = [v for _spacing, values in bottom.tickValues(1, 5, 400) for v in values]
+    assert ticks and all(float(v).is_integer() for v in ticks)
+    ticks = [v for _spacing, values in bottom.tickValues(1, 2, 400) for v in values]  # zoomed in
+    assert ticks == [1.0, 2.0]
+    left = dashboard.charts["lr"].getAxis("left")
+    assert "x1e" not in left.labelString() and "(x" not in left.labelString()
+    spacing = 5e-5
+    strings = left.tickStrings([1e-4, 1.5e-4, 2e-4], left.scale, spacing)
+    assert strings == ["0.0001", "0.00015", "0.0002"]

@@ -31,9 +31,21 @@ def _styled(plot: pg.PlotWidget, left: str, bottom: str) -> pg.PlotWidget:
         axis.setLabel(label, color=text.name())
         # Two tick levels, not three: grid lines of a third level doubled every axis repaint.
         axis.setStyle(maxTickLevel=1)
+        # Plain values ("0.0002"), not pyqtgraph's scaled ones ("2 (x0.0001)") that read as jargon.
+        axis.enableAutoSIPrefix(False)
     plot.showGrid(x=True, y=True, alpha=0.15)
     plot.setMenuEnabled(False)
     return plot
+
+
+class WholeAxis(pg.AxisItem):
+    """An axis of whole numbers (steps, tokens): no tick at step 2.5."""
+
+    def tickValues(self, minVal, maxVal, size):  # pyqtgraph's names
+        levels = [(s, v) for s, v in super().tickValues(minVal, maxVal, size) if s >= 1]
+        if not levels:  # zoomed in to a few steps: a tick at each whole step in view
+            return [(1.0, [float(v) for v in range(int(np.ceil(minVal)), int(np.floor(maxVal)) + 1)])]
+        return levels
 
 
 class HistogramPlot(pg.PlotWidget):
@@ -121,7 +133,7 @@ class LiveChart(pg.PlotWidget):
     the title, listing only series that have data: a legend inside the plot would sit on the curves."""
 
     def __init__(self, title: str, unit: str, x_label: str = "step"):
-        super().__init__()
+        super().__init__(axisItems={"bottom": WholeAxis("bottom")} if x_label == "step" else None)
         _styled(self, unit, x_label)
         self.title = title
         self.text_colour = QApplication.palette().color(QPalette.ColorRole.WindowText).name()

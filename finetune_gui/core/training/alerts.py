@@ -24,6 +24,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from finetune_gui.core.events import Alert
+from finetune_gui.core.smoothing import Smoother
 
 FLAT_SHARE = 0.02  # the smoothed loss must fall by at least this share after warm-up
 FLAT_AFTER = 0.2  # … checked once this share of the run (and 10 steps after warm-up) is done
@@ -33,7 +34,6 @@ MEMORISED_SHARE = 0.3
 RISES = 3  # evaluations in a row that rose
 SPIKE = 10.0  # a gradient norm this many times the median so far
 SPIKE_AFTER = 8  # steps of gradient norms before a spike is judged
-SMOOTHING = 0.9  # the dashboard's
 
 
 class HealthWatch(TrainerCallback):
@@ -43,6 +43,7 @@ class HealthWatch(TrainerCallback):
         self.proposed_rate = proposed_rate  # what the proposal gives this method and size
         self.early_stopping = early_stopping
         self.fired: set[str] = set()
+        self.smoother = Smoother()  # the dashboard's smoothed loss
         self.smoothed: float | None = None
         self.after_warmup: float | None = None
         self.norms: list[float] = []
@@ -60,7 +61,7 @@ class HealthWatch(TrainerCallback):
         if loss is None:
             return
         loss = float(loss)
-        self.smoothed = loss if self.smoothed is None else SMOOTHING * self.smoothed + (1 - SMOOTHING) * loss
+        self.smoothed = self.smoother.add(loss)
         warmup = int(args.warmup_steps if args.warmup_steps >= 1 else args.warmup_steps * state.max_steps)
         if step > warmup and self.after_warmup is None:
             self.after_warmup = self.smoothed
@@ -90,7 +91,9 @@ class HealthWatch(TrainerCallback):
                 self._early_stopping_fix(),
             )
         recent = self.evals[-(RISES + 1) :]
-        if len(recent) == RISES + 1 and all(b > a for a, b in itertools.pairwise(recent)):
+        # After 'memorising' a rising evaluation loss is the same story with the same fix: told once.
+        rising = len(recent) == RISES + 1 and all(b > a for a, b in itertools.pairwise(recent))
+        if rising and "memorising" not in self.fired:
             shown = " → ".join(f"{v:.3f}" for v in recent)
             self._fire(
                 "eval rising",

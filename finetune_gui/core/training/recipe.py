@@ -694,10 +694,9 @@ def _final_metrics(ctx: RunContext, trainer: Any, data: Data, status: str) -> di
     }
     if history:
         metrics["final_loss"] = history[-1]["loss"]
-        smoothed = history[0]["loss"]
-        for record in history[1:]:  # the same smoothing as the dashboard's chart
-            smoothed = 0.9 * smoothed + 0.1 * record["loss"]
-        metrics["smoothed_loss"] = round(smoothed, 6)
+        from finetune_gui.core.smoothing import smoothed
+
+        metrics["smoothed_loss"] = round(smoothed(r["loss"] for r in history) or 0.0, 6)  # the chart's
     evals = [r for r in trainer.state.log_history if "eval_loss" in r]
     final_eval_missing = not evals or evals[-1].get("step") != trainer.state.global_step
     if data.validation is not None and status == "completed" and final_eval_missing:

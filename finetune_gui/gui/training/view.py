@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SMOOTHING = 0.9
+from finetune_gui.core.smoothing import Smoother
 
 
 @dataclass
@@ -19,7 +19,7 @@ class RunView:
     progress: int = 0
     max_steps: int = 1
     estimate_gib: float | None = None
-    ema: float | None = None
+    smoother: Smoother = field(default_factory=Smoother)  # the smoothed loss so far
     points: dict[tuple[str, str], tuple[list[float], list[float]]] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
     samples: list[str] = field(default_factory=list)
@@ -39,8 +39,7 @@ class RunView:
         ys.append(y)
 
     def smooth(self, loss: float) -> float:
-        self.ema = loss if self.ema is None else SMOOTHING * self.ema + (1 - SMOOTHING) * loss
-        return self.ema
+        return self.smoother.add(loss)
 
     def keep_up_to(self, step: int) -> bool:
         """Drop points after ``step`` (a resumed run logs them again); True when any were dropped."""
@@ -50,8 +49,9 @@ class RunView:
                 xs.pop()
                 ys.pop()
                 dropped = True
-        smoothed = self.points.get(("loss", "train (smoothed)"))
-        self.ema = smoothed[1][-1] if smoothed and smoothed[1] else None
+        self.smoother = Smoother()  # from the kept raw losses again
+        for loss in self.points.get(("loss", "train"), ([], []))[1]:
+            self.smoother.add(loss)
         return dropped
 
     def last(self, chart: str, series: str) -> float | None:
