@@ -3,7 +3,10 @@ switching adapters on one loaded base."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from gui_helpers import button, click
 from test_adapters import make_lora
 
 pytestmark = pytest.mark.gui
@@ -54,14 +57,17 @@ def test_refused_import_says_why(qtbot, tmp_path, monkeypatch):
 
 
 def answer_of(pane_text: str) -> str:
-    """The last answer in a playground pane (after the last 'You: …' line)."""
-    return pane_text.rsplit("You: ", 1)[-1].split("\n", 1)[-1].strip()
+    """The last answer in a playground pane (under the last 'You: …' line and the [what answered] line)."""
+    _question, label, *answer = pane_text.rsplit("You: ", 1)[-1].split("\n", 2)
+    assert label.startswith("[") and label.endswith("]"), label
+    return answer[0].strip() if answer else ""
 
 
 def test_playground_send_compares_base_and_tuned_and_stop_ends_both(qtbot, library_with_two, tiny_model):
     from PySide6.QtCore import Qt
+    from PySide6.QtGui import QGuiApplication
 
-    from finetune_gui.gui.playground_page import PlaygroundPage
+    from finetune_gui.gui.playground_page import ENDINGS, PlaygroundPage
 
     page = PlaygroundPage()
     qtbot.addWidget(page)
@@ -76,9 +82,30 @@ def test_playground_send_compares_base_and_tuned_and_stop_ends_both(qtbot, libra
     assert page.send_button.isEnabled(), "Send must be enabled once the model is loaded"
     qtbot.mouseClick(page.send_button, Qt.MouseButton.LeftButton)
     assert page.stop_button.isEnabled() and not page.send_button.isEnabled()
-    qtbot.waitUntil(lambda: page.status.text() == "Done.", timeout=120_000)
+    qtbot.waitUntil(lambda: page.status.text().startswith("Done."), timeout=120_000)
     base, tuned = answer_of(page.panes["base"].toPlainText()), answer_of(page.panes["tuned"].toPlainText())
     assert base and tuned and base != tuned  # the adapter changes what the model says
+    # Each answer says what gave it; the status how fast each came.
+    assert f"[{tiny_model.name}]" in page.panes["base"].toPlainText()
+    assert "[style]" in page.panes["tuned"].toPlainText()
+    assert re.search(r"Done\. Base [\d.]+ tokens/s · Tuned [\d.]+ tokens/s\.", page.status.text())
+    # The next question starts level in both panes, however long each answer was.
+    from finetune_gui.gui.playground_page import _screen_lines
+
+    qtbot.waitUntil(lambda: _screen_lines(page.panes["base"]) == _screen_lines(page.panes["tuned"]))
+    qtbot.mouseClick(button(page.boxes["tuned"], "Copy answer"), Qt.MouseButton.LeftButton)
+    copied = QGuiApplication.clipboard().text()
+    assert copied and tuned.removesuffix(ENDINGS["length"]).strip() == copied.strip()  # the answer alone
+
+    # The same question again at temperature 0: the base's answer is shown again, not generated again.
+    qtbot.keyClicks(page.prompt, "Hello")
+    qtbot.mouseClick(page.send_button, Qt.MouseButton.LeftButton)
+    assert [r["id"] for r in page.pending] == ["tuned"] or page.answering == {"tuned"}
+    qtbot.waitUntil(lambda: page.status.text().startswith("Done."), timeout=120_000)
+    assert answer_of(page.panes["base"].toPlainText()) == f"{base} [the same answer as before]"
+    assert answer_of(page.panes["tuned"].toPlainText()) == tuned
+    click(qtbot, page, "Clear")
+    assert not page.panes["base"].toPlainText() and not page.panes["tuned"].toPlainText()
 
     # A stack on the same base: switched on the loaded model, not reloaded.
     page.open(str(tiny_model), [(entries["style"]["path"], 0.5), (entries["facts"]["path"], 0.5)])
@@ -88,7 +115,7 @@ def test_playground_send_compares_base_and_tuned_and_stop_ends_both(qtbot, libra
     qtbot.mouseClick(page.send_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "You: Again" in page.panes["base"].toPlainText(), timeout=10_000)
     qtbot.mouseClick(page.stop_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: page.status.text() == "Stopped.", timeout=60_000)
+    qtbot.waitUntil(lambda: page.status.text().startswith("Stopped."), timeout=60_000)
     # Both answers ended: the one being written and the one that was waiting.
     assert (
         "[stopped]" in page.panes["base"].toPlainText() and "[stopped]" in page.panes["tuned"].toPlainText()
@@ -102,7 +129,7 @@ def test_playground_send_compares_base_and_tuned_and_stop_ends_both(qtbot, libra
 def test_removing_an_adapter_never_deletes_a_folder_the_user_made_without_its_name_typed(
     qtbot, tiny_model, tmp_path, monkeypatch
 ):
-    from gui_helpers import answer_next_dialog, click, select_rows
+    from gui_helpers import answer_next_dialog, select_rows
     from PySide6.QtWidgets import QInputDialog
 
     from finetune_gui.core.adapters.library import AdapterLibrary

@@ -4,8 +4,9 @@ The server loads the base once and answers JSON commands on stdin, one per line:
   {"prompt": "...", "adapters": [["path", 1.0], ...], "max_new_tokens": 128, "temperature": 0.7, "top_p": 0.95,
    "system": "..." (optional), "id": "base"}   → {"event": "token", "id": ..., "text": ...}… then {"event": "done", "id": ..., "stopped": bool}
   {"stop": true}   → ends the answer being generated, and every answer still waiting
-Each answer ends with {"event": "done", "id": ..., "stopped": bool, "end": "end" | "length" | "stopped"}
-("length": cut at max_new_tokens).
+Each answer ends with {"event": "done", "id": ..., "stopped": bool, "end": "end" | "length" | "stopped",
+"tokens": N, "seconds": S} ("length": cut at max_new_tokens; tokens and seconds: what it generated, and
+how long that took, for a tokens/s figure; absent on answers stopped before they started).
 Adapters switch on the loaded base without reloading it. Errors are {"event": "error", "message": ...}.
 """
 
@@ -15,6 +16,7 @@ import argparse
 import json
 import sys
 import threading
+import time
 from typing import Any
 
 
@@ -119,6 +121,7 @@ def serve(args: argparse.Namespace) -> int:
         ident = command.get("id")
         try:
             generator.use_adapters([(str(p), float(w)) for p, w in command.get("adapters") or []])
+            began = time.perf_counter()  # the answer's time, not the adapter switch's
             for piece in generator.stream(
                 str(command.get("prompt", "")),
                 max_new_tokens=int(command.get("max_new_tokens", 128)),
@@ -128,6 +131,13 @@ def serve(args: argparse.Namespace) -> int:
                 system=str(command.get("system") or "") or None,
             ):
                 send(event="token", id=ident, text=piece)
-            send(event="done", id=ident, stopped=stop.is_set(), end=generator.last_end)
+            send(
+                event="done",
+                id=ident,
+                stopped=stop.is_set(),
+                end=generator.last_end,
+                tokens=generator.last_tokens,
+                seconds=round(time.perf_counter() - began, 3),
+            )
         except UserError as exc:
             send(event="error", id=ident, message=str(exc))

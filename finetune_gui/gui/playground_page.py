@@ -1,12 +1,14 @@
 """The Playground: one prompt, answered side by side by the base and by the tuned model (an adapter from
 the library, or a weighted stack opened from the Adapters page), streamed token by token from a
-generation process that keeps the base loaded while adapters switch."""
+generation process that keeps the base loaded while adapters switch. Each answer is labelled with what
+gave it, the panes' questions stay level, each pane's last answer can be copied, and the base's answer to a
+question it already answered greedily is shown again rather than generated again."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -15,6 +17,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QPlainTextDocumentLayout,
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
@@ -52,6 +55,12 @@ class PlaygroundPage(QWidget):
         self.pending: list[dict] = []
         self.answering: set[str] = set()  # ids of answers asked for and not done
         self.stopped = False
+        self.answers: dict[str, str] = {}  # each pane's answer so far (the one being written, or the last)
+        self.rates: dict[str, float] = {}  # each pane's last answer's tokens/s
+        # The base's greedy answers by (question, system prompt, token limit): asking it again gives the
+        # same words, so they are shown again instead of generated again.
+        self.base_answers: dict[tuple[str, str, int], tuple[str, str]] = {}  # → (answer, how it ended)
+        self.asked: tuple[str, str, int] | None = None  # the base's question being answered, when greedy
         layout = QVBoxLayout(self)
         layout.setContentsMargins(24, 16, 24, 16)
         head = QHBoxLayout()
@@ -79,12 +88,21 @@ class PlaygroundPage(QWidget):
         panes = QHBoxLayout()
         self.panes: dict[str, QPlainTextEdit] = {}
         self.boxes: dict[str, QGroupBox] = {}
+        self.copy_buttons: dict[str, QPushButton] = {}
         for key, label in (("base", "Base"), ("tuned", "Tuned")):
             box = QGroupBox(label)
             inner = QVBoxLayout(box)
             pane = QPlainTextEdit()
             pane.setReadOnly(True)
             inner.addWidget(pane)
+            copy = QPushButton("Copy answer")
+            copy.setToolTip(f"Copy the {label.lower()} model's last answer.")
+            copy.clicked.connect(lambda _c=False, k=key: self.copy_answer(k))
+            copy_row = QHBoxLayout()
+            copy_row.addStretch(1)
+            copy_row.addWidget(copy)
+            inner.addLayout(copy_row)
+            self.copy_buttons[key] = copy
             self.panes[key] = pane
             self.boxes[key] = box
             panes.addWidget(box)
@@ -123,7 +141,11 @@ class PlaygroundPage(QWidget):
         self.send_button.clicked.connect(self.send)
         self.stop_button = QPushButton("Stop")
         self.stop_button.clicked.connect(self.stop)
+        self.clear_button = QPushButton("Clear")
+        self.clear_button.setToolTip("Empty both panes.")
+        self.clear_button.clicked.connect(self.clear)
         row.addWidget(self.prompt, 1)
+        row.addWidget(self.clear_button)
         row.addWidget(self.stop_button)
         row.addWidget(self.send_button)
         bottom = QHBoxLayout()
@@ -209,8 +231,19 @@ class PlaygroundPage(QWidget):
             return
         show_error(self.error, "")
         self.stopped = False
+        self.rates.clear()
+        system = self.system.text().strip() or None
+        greedy = self.temperature.value() == 0
+        self.asked = (text, system or "", self.max_tokens.value()) if greedy else None
+        labels = {"base": Path(self.base_model).name, "tuned": stack_label(self.adapters)}
         for key, pane in self.panes.items():
-            pane.appendPlainText(f"You: {text}\n")
+            pane.appendPlainText(f"You: {text}\n[{labels[key]}]")
+            self.answers[key] = ""
+            if key == "base" and self.asked in self.base_answers:
+                self.answers[key], end = self.base_answers[self.asked]
+                ending = f" {ENDINGS[end]}" if end in ENDINGS else ""
+                pane.appendPlainText(f"{self.answers[key]}{ending} [the same answer as before]\n")
+                continue
             self.pending.append(
                 {
                     "prompt": text,
@@ -219,12 +252,24 @@ class PlaygroundPage(QWidget):
                     "top_p": self.top_p.value(),
                     "id": key,
                     "adapters": [] if key == "base" else [list(a) for a in self.adapters],
-                    "system": self.system.text().strip() or None,
+                    "system": system,
                 }
             )
             self.answering.add(key)
         self.prompt.clear()
         self._flush()
+
+    def clear(self) -> None:
+        """Empty both panes (an answer being written goes on in an empty pane)."""
+        for pane in self.panes.values():
+            pane.clear()
+
+    def copy_answer(self, key: str) -> None:
+        from PySide6.QtGui import QGuiApplication
+
+        if self.answers.get(key):
+            QGuiApplication.clipboard().setText(self.answers[key])
+            self.status.setText(f"Copied the {'base' if key == 'base' else 'tuned'} model's answer.")
 
     def _flush(self) -> None:
         if not self.ready or self.child is None:
@@ -253,19 +298,45 @@ class PlaygroundPage(QWidget):
             self._flush()
         elif kind == "token" and event.get("id") in self.panes:
             pane = self.panes[event["id"]]
+            if not self.answers.get(event["id"]):
+                pane.appendPlainText("")  # the answer starts on the line under its label
             pane.moveCursor(pane.textCursor().MoveOperation.End)
             pane.insertPlainText(event["text"])
+            self.answers[event["id"]] = self.answers.get(event["id"], "") + event["text"]
         elif kind == "done" and event.get("id") in self.panes:
+            key = event["id"]
             ending = ENDINGS.get(str(event.get("end")), "")
-            self.panes[event["id"]].appendPlainText((f" {ending}" if ending else "") + "\n")
-            self.answering.discard(event["id"])
+            self.panes[key].appendPlainText((f" {ending}" if ending else "") + "\n")
+            self.answering.discard(key)
+            seconds, tokens = event.get("seconds"), event.get("tokens")
+            if seconds and tokens:
+                self.rates[key] = tokens / seconds
+            if key == "base" and self.asked is not None and event.get("end") in ("end", "length"):
+                self.base_answers[self.asked] = (self.answers.get(key, ""), str(event.get("end")))
             if not self.answering:
-                self.status.setText("Stopped." if self.stopped else "Done.")
+                self.status.setText(("Stopped." if self.stopped else "Done.") + self._rates_text())
+                # Once the panes are laid out (a scroll bar that just appeared narrows a pane and
+                # rewraps its lines).
+                QTimer.singleShot(0, self._align)
             self._update_buttons()
         elif kind == "error":
             show_error(self.error, event.get("message", "Generation failed."))
             self.answering.discard(str(event.get("id")))
             self._update_buttons()
+
+    def _rates_text(self) -> str:
+        names = {"base": "Base", "tuned": "Tuned"}
+        rates = [f"{names[k]} {self.rates[k]:.1f} tokens/s" for k in ("base", "tuned") if k in self.rates]
+        return f" {' · '.join(rates)}." if rates else ""
+
+    def _align(self) -> None:
+        """Pad the pane with fewer lines (as wrapped on screen) so the next question starts level in both."""
+        heights = {key: _screen_lines(pane) for key, pane in self.panes.items()}
+        tallest = max(heights.values())
+        for key, pane in self.panes.items():
+            if heights[key] < tallest:
+                pane.moveCursor(pane.textCursor().MoveOperation.End)
+                pane.insertPlainText("\n" * (tallest - heights[key]))
 
     def _on_ended(self, child: ChildProcess, code: int, sentence: str) -> None:
         child.deleteLater()
@@ -283,6 +354,8 @@ class PlaygroundPage(QWidget):
         can_ask = self.child is not None and bool(self.adapters)
         self.send_button.setEnabled(can_ask and not busy and bool(self.prompt.text().strip()))
         self.stop_button.setEnabled(busy)
+        for key, button in self.copy_buttons.items():
+            button.setEnabled(bool(self.answers.get(key)) and key not in self.answering)
         self.prompt.setEnabled(can_ask)
 
     def shutdown(self) -> None:
@@ -298,3 +371,15 @@ class PlaygroundPage(QWidget):
         if event.key() == Qt.Key.Key_Escape:
             self.stop()
         super().keyPressEvent(event)
+
+
+def _screen_lines(pane: QPlainTextEdit) -> int:
+    """The lines ``pane`` shows, counting a wrapped line as the lines it takes on screen."""
+    layout = pane.document().documentLayout()
+    block, lines = pane.document().firstBlock(), 0
+    while block.isValid():
+        if isinstance(layout, QPlainTextDocumentLayout):
+            layout.ensureBlockLayout(block)  # blocks out of view are laid out only when scrolled to
+        lines += max(1, block.lineCount())
+        block = block.next()
+    return lines

@@ -22,6 +22,7 @@ class Generator:
         self.model: Any = self.base
         self.active: list[tuple[str, float]] = []
         self.last_end = "end"  # how the last answer ended: end | length | stopped
+        self.last_tokens = 0  # tokens the last answer generated
 
     def use_adapters(self, adapters: list[tuple[str, float]]) -> None:
         """Switch to these adapters (one, or several LoRA adapters combined W + Σ wᵢ·ΔWᵢ); [] is the base."""
@@ -172,6 +173,7 @@ class Generator:
         thread.join()
         if errors:
             raise errors[0]
+        self.last_tokens = produced[0] if produced else 0
         if stop is not None and stop.is_set():
             self.last_end = "stopped"
         elif produced and produced[0] >= max_new_tokens:
