@@ -5,6 +5,7 @@ have caught it."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -200,6 +201,13 @@ def test_keep_training_exits_cleanly_and_the_next_window_can_pause_and_stop_it(q
         assert window.pages.currentWidget() is board and board.is_running()
         qtbot.waitUntil(lambda: board.point_count("loss", "train") >= 3, timeout=60_000)
         assert board.charts["loss"].series["train"].x[0] == 1  # its history, from the start
+        # What it said before this window came is read back without a clock time (the time it was read
+        # would be wrong); what comes after is stamped.
+        log = board.log.toPlainText().splitlines()
+        live = next(i for i, line in enumerate(log) if line.endswith("Following it live from here."))
+        stamped = re.compile(r"\d\d:\d\d:\d\d  ")
+        assert live > 1 and not any(stamped.match(line) for line in log[1:live]), log[: live + 1]
+        assert stamped.match(log[0]) and stamped.match(log[live])
         click(qtbot, board, "Pause")
         qtbot.waitUntil(lambda: board.status == "paused", timeout=30_000)
         click(qtbot, board, "Stop and save")
@@ -409,7 +417,7 @@ def test_adapters_stack_merge_then_playground_send_and_stop(qtbot, tiny_model, t
 
     qtbot.keyClicks(playground.prompt, "Hello")
     click(qtbot, playground, "Send")
-    qtbot.waitUntil(lambda: playground.status.text() == "Done.", timeout=120_000)
+    qtbot.waitUntil(lambda: playground.status.text().startswith("Done."), timeout=120_000)
     from test_gui_adapters import answer_of
 
     base = answer_of(playground.panes["base"].toPlainText())
@@ -419,7 +427,7 @@ def test_adapters_stack_merge_then_playground_send_and_stop(qtbot, tiny_model, t
     qtbot.keyClick(playground.prompt, Qt.Key.Key_Return)  # Enter sends too
     assert playground.stop_button.isEnabled()
     click(qtbot, playground, "Stop")
-    qtbot.waitUntil(lambda: playground.status.text() == "Stopped.", timeout=60_000)
+    qtbot.waitUntil(lambda: playground.status.text().startswith("Stopped."), timeout=60_000)
     assert not playground.stop_button.isEnabled()
     window.close()
 
@@ -471,3 +479,13 @@ def test_a_crash_shows_what_the_process_said_not_a_library_warning(qtbot, tiny_m
     board.crash_dialog.close()
     qtbot.waitUntil(lambda: not board.is_running(), timeout=30_000)
     window.close()
+
+
+def test_an_empty_training_page_leads_to_setup_and_no_label_says_it_is_detecting(qtbot):
+    window = open_window(qtbot, detect_hardware=False)
+    assert window.hardware_label.text() == "GPU: not checked"  # nothing detects: it must not say so
+    rail(qtbot, window, "Training")
+    assert window.pages.currentWidget() is window.dashboard
+    click(qtbot, window.dashboard, "Go to Setup")
+    assert window.pages.currentWidget() is window.setup
+    close_idle(window)

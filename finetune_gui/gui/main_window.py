@@ -86,6 +86,7 @@ class MainWindow(QMainWindow):
         self.dashboard.run_ended.connect(self._on_run_ended)
         self.dashboard.run_started.connect(lambda _path: self._refresh_built("Runs"))
         self.dashboard.resume_requested.connect(self.resume_run)
+        self.dashboard.go_to.connect(self.go_to)
         self.resize(1200, 800)
         geometry = self._settings.value("window/geometry")
         if geometry is not None:
@@ -96,6 +97,8 @@ class MainWindow(QMainWindow):
         if detect_hardware:
             self._start_hardware_detection()
             QTimer.singleShot(0, self.check_earlier_runs)
+        else:  # nothing is detecting: the label must not say it is
+            self.hardware_label.setText("GPU: not checked")
 
     def _show_status(self, text: str, ms: int) -> None:
         """The dashboard's lines: 0 ms is the run's standing progress, a timeout a notice over it."""

@@ -66,6 +66,7 @@ class TrainingController(QObject):
         self.resume = False
         self.env: dict[str, str] | None = None
         self.mode = "idle"  # idle | live | attached | detached
+        self.replaying = False  # reading back what a followed run emitted before this window came
         self.terminal: Finished | Failed | None = None
         self.done = False
         self._pid: int | None = None
@@ -109,7 +110,12 @@ class TrainingController(QObject):
         """Follow a run that trains in the background: everything it emitted so far, then what comes."""
         self._pid = self.folder.read().get("pid")
         self.mode = "attached"
-        self._poll()
+        # What the run emitted before this window came: its log lines carry no clock time of ours.
+        self.replaying = True
+        try:
+            self._poll()
+        finally:
+            self.replaying = False
         if not self.done:
             self._follow.start()
         return self

@@ -78,6 +78,7 @@ class Dashboard(QWidget):
     run_ended = Signal(str, str)  # run folder, status
     status_text = Signal(str, int)  # for the window's status bar: text, milliseconds (0: until replaced)
     resume_requested = Signal(str)  # a run folder to resume (from the crash dialog)
+    go_to = Signal(str)  # a section of the window ("Setup", from the empty page)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -107,7 +108,12 @@ class Dashboard(QWidget):
         self.progress = QProgressBar()
         layout.addWidget(self.progress)
         self.facts = muted("No run yet. Start one from Setup.")
-        layout.addWidget(self.facts)
+        facts_row = QHBoxLayout()
+        facts_row.addWidget(self.facts, 1)
+        self.setup_button = QPushButton("Go to Setup")  # only while no run is on the page
+        self.setup_button.clicked.connect(lambda: self.go_to.emit("Setup"))
+        facts_row.addWidget(self.setup_button)
+        layout.addLayout(facts_row)
         self.learned = QLabel()
         self.learned.setWordWrap(True)
         self.learned.setObjectName("learned")
@@ -242,8 +248,9 @@ class Dashboard(QWidget):
         )
         controller = self._new_controller(view)
         self._show(view)
-        self._log(view, f"Following {view.name}, which trains in the background.")
+        self._log(view, f"Following {view.name}, which trains in the background. What it said so far:")
         controller.attach()
+        self._log(view, "Following it live from here.")
         return controller
 
     def _new_controller(self, view: RunView) -> TrainingController:
@@ -382,6 +389,7 @@ class Dashboard(QWidget):
             f"background:{PILL.get(status, '#9aa0a6')}; color:white; border-radius:9px; padding:2px 6px;"
         )
         self.pill.setVisible(status != "idle")
+        self.setup_button.setVisible(view is None)
         live = view is not None and view is self.active and self.is_running()
         self.pause_button.setEnabled(live and status in ("running", "paused"))
         self.pause_button.setText("Resume" if status == "paused" else "Pause")
@@ -663,7 +671,10 @@ class Dashboard(QWidget):
     def _log(self, view: RunView | None, line: str) -> None:
         if view is None:
             return
-        text = f"{time.strftime('%H:%M:%S')}  {line}"
+        replayed = view is self.active and self.controller is not None and self.controller.replaying
+        # A line replayed from an earlier window's run has no time of ours (the events carry none): the
+        # time it was read would be wrong.
+        text = line if replayed else f"{time.strftime('%H:%M:%S')}  {line}"
         view.log.append(text)
         if view is self.shown:
             self.log.appendPlainText(text)
