@@ -10,9 +10,9 @@ still reports the first ones:
   3. LoRA and QLoRA train the demo model and answer held-out facts (bench/method_comparison.py);
   4. measured peaks against the estimate for full (standard and lean), LoRA, QLoRA, DoRA and prefix
      tuning at two sequence lengths (bench/measure_memory.py);
-  5. the app's bf16 step time against the plain TRL script (bench/train_throughput.py);
+  5. the app's bf16 training against the plain TRL script on the same rows, and the app with padding-free
+     batches on and off (bench/train_throughput.py);
   6. SDPA against eager attention: forward and backward of the demo model, in this process.
-Padding-free batches are not in the app yet (issue 28, part 3): the JSON says so rather than measure it.
 Prints one JSON object; every stage records its seconds, its result or why it has none.
 """
 
@@ -165,15 +165,20 @@ def main() -> None:
             left(0.3),
         )
     report["throughput_bf16"] = run_stage(
-        [PY, str(bench / "train_throughput.py"), "--steps", "8", "--repeats", "1"], left(0.7)
+        [PY, str(bench / "train_throughput.py"), "--rows", "96", "--repeats", "1"], left(0.7)
     )
+    found = report["throughput_bf16"].get("result") or {}
+    report["padding_free"] = {
+        "padded_over_padding_free": found.get("padding_free_ratio"),
+        "app_s": found.get("app_s"),
+        "app_padded_s": found.get("app_padded_s"),
+    }
     start = time.monotonic()
     try:
         report["attention"] = attention_step_times(model)
     except Exception as error:  # reported in the JSON: one stage failing must not lose the others' figures
         report["attention"] = {"error": f"{type(error).__name__}: {error}"}
     report["attention"]["seconds"] = round(time.monotonic() - start, 1)
-    report["padding_free"] = {"error": "not in the app yet (issue 28, part 3)"}
     report["total_s"] = round(args.budget_s - max(0.0, deadline - time.monotonic()), 1)
     text = json.dumps(report, indent=1)
     if args.out:

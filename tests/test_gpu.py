@@ -72,3 +72,19 @@ def test_lean_full_fine_tuning_peaks_below_standard_on_cuda(tiny_model, small_da
         assert sink.of(Started)[0].memory_mode == mode
         peaks[mode] = json.loads((tmp_path / mode / "run.json").read_text())["measured_peak_gib"]
     assert 0 < peaks["lean"] < peaks["standard"]
+
+
+def test_padding_free_batches_on_cuda_give_the_padded_loss_and_gradients(tiny_model):
+    """SDPA's CUDA kernels per example (flash or memory-efficient) against the padded batch."""
+    from test_packing import assert_same, features, loss_and_grads
+    from transformers import AutoModelForCausalLM
+
+    from finetune_gui.core.training import packing
+    from finetune_gui.core.training.callbacks import PadCollator
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).cuda()
+    rows = features(model.config.vocab_size)
+    on_gpu = lambda batch: {k: v.cuda() if torch.is_tensor(v) else v for k, v in batch.items()}  # noqa: E731
+    padded = loss_and_grads(model, on_gpu(PadCollator(0)(rows)))
+    packing.enable(model)
+    assert_same(padded, loss_and_grads(model, on_gpu(packing.PackedCollator()(rows))))
