@@ -24,7 +24,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from finetune_gui.core.events import Alert
-from finetune_gui.core.smoothing import Smoother
+from finetune_gui.core.training.smoothing import Smoother
 
 FLAT_SHARE = 0.02  # the smoothed loss must fall by at least this share after warm-up
 FLAT_AFTER = 0.2  # … checked once this share of the run (and 10 steps after warm-up) is done

@@ -694,7 +694,7 @@ def _final_metrics(ctx: RunContext, trainer: Any, data: Data, status: str) -> di
     }
     if history:
         metrics["final_loss"] = history[-1]["loss"]
-        from finetune_gui.core.smoothing import smoothed
+        from finetune_gui.core.training.smoothing import smoothed
 
         metrics["smoothed_loss"] = round(smoothed(r["loss"] for r in history) or 0.0, 6)  # the chart's
     evals = [r for r in trainer.state.log_history if "eval_loss" in r]

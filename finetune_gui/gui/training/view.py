@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from finetune_gui.core.smoothing import Smoother
+from finetune_gui.core.training.smoothing import Smoother
 
 
 @dataclass
