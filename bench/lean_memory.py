@@ -66,6 +66,11 @@ def run(model: str, mode: str, steps: int, out: Path) -> dict:
     }
 
 
+def _last5(run: dict) -> float | None:
+    losses = run.get("losses") or []
+    return sum(losses[-5:]) / len(losses[-5:]) if losses else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30)
@@ -90,6 +95,10 @@ def main() -> None:
         else None,
         "lean_final_loss_ratio": round(lean["final_loss"] / standard["final_loss"], 3)
         if standard.get("final_loss") and lean.get("final_loss")
+        else None,
+        # The measure: the mean of the last five losses, lean over standard, at the same steps.
+        "lean_last5_loss_ratio": round(_last5(lean) / _last5(standard), 3)
+        if _last5(standard) and _last5(lean)
         else None,
         "lean_time_ratio": round(lean["seconds_per_step"] / standard["seconds_per_step"], 2)
         if standard["seconds_per_step"]

@@ -459,8 +459,8 @@ def _make_trainer(
     ]
     has_eval = data.validation is not None
     lean = ctx.memory_mode == "lean"
-    # Lean mode updates each weight in the backward pass, unless gradients must add up first; a weight
-    # updated before the others' gradients exist cannot be clipped by the global norm.
+    # Lean mode updates each weight in the backward pass, unless gradients must add up first; it then
+    # clips in the optimizer (core/tuners/lean.py), not in the Trainer.
     in_backward = lean and t.gradient_accumulation == 1 and ctx.world_size == 1
     args = TrainingArguments(
         output_dir=str(ctx.folder.checkpoints_dir),
@@ -511,6 +511,7 @@ def _make_trainer(
     trainer = AppTrainer(
         lean=lean,
         in_backward=in_backward,
+        clip_in_backward=t.max_grad_norm,
         preference=preference,
         on_loss_note=lambda note: ctx.log(
             f"The memory-saving loss is off ({note}): the model's own loss is used, which holds the full "

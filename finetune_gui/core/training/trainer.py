@@ -23,12 +23,13 @@ class AppTrainer(Trainer):
         *args: Any,
         lean: bool = False,
         in_backward: bool = False,
+        clip_in_backward: float = 0.0,
         preference: Any = None,
         on_loss_note: Callable[[str], None] | None = None,
         **kwargs: Any,
     ):
         super().__init__(*args, **kwargs)
-        self.lean, self.in_backward = lean, in_backward
+        self.lean, self.in_backward, self.clip_in_backward = lean, in_backward, clip_in_backward
         from finetune_gui.core.training.loss import ChunkedLoss
 
         self.chunked = ChunkedLoss(self.model)
@@ -86,6 +87,8 @@ class AppTrainer(Trainer):
             betas=(args.adam_beta1, args.adam_beta2),
             eps=args.adam_epsilon,
             weight_decay=args.weight_decay,
+            # The Trainer clips when the step follows the backward pass; in it, the optimizer does.
+            max_grad_norm=self.clip_in_backward if self.in_backward else 0.0,
         )
         if self.in_backward:
             self.optimizer.attach()
