@@ -79,9 +79,9 @@ class MainWindow(QMainWindow):
         status = QStatusBar()
         status.addWidget(self.progress_label, 1)
         status.addPermanentWidget(self.hardware_label)
-        status.showMessage("Ready")
+        self.progress_label.setText("Ready")  # a label, not a message: a message drew over the progress
         self.setStatusBar(status)
-        self.setup.review.start_requested.connect(self.start_training)
+        self.setup.start_requested.connect(self.start_training)
         self.dashboard.status_text.connect(self._show_status)
         self.dashboard.run_ended.connect(self._on_run_ended)
         self.dashboard.run_started.connect(lambda _path: self._refresh_built("Runs"))

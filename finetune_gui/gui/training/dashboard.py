@@ -73,6 +73,9 @@ SERIES = {
 PREFERENCE_CHARTS = ("margin", "accuracy")
 
 
+CHARTS_SHARE = 0.56  # of the page's height
+
+
 class Dashboard(QWidget):
     run_started = Signal(str)  # run folder: its process has started training (Runs lists it now)
     run_ended = Signal(str, str)  # run folder, status
@@ -108,12 +111,22 @@ class Dashboard(QWidget):
         self.progress = QProgressBar()
         layout.addWidget(self.progress)
         self.facts = muted("No run yet. Start one from Setup.")
+        self.facts.setFixedHeight(2 * self.facts.fontMetrics().lineSpacing() + 2)  # grows by no line mid-run
         facts_row = QHBoxLayout()
         facts_row.addWidget(self.facts, 1)
         self.setup_button = QPushButton("Go to Setup")  # only while no run is on the page
         self.setup_button.clicked.connect(lambda: self.go_to.emit("Setup"))
         facts_row.addWidget(self.setup_button)
         layout.addLayout(facts_row)
+        self.pending_fix: dict | None = None  # an alert's fix, applied once the run has stopped and saved
+        self.charts_box = QWidget()
+        self.grid = QGridLayout(self.charts_box)
+        self.grid.setContentsMargins(0, 0, 0, 0)
+        self.charts: dict = {}
+        # Nothing above the charts changes height while a run trains, and their height follows the page's:
+        # the verdict and an alert appear under them and take their room from the Log. Resized or moved,
+        # the five charts all repaint at once (a 60-140 ms stall of the window).
+        layout.addWidget(self.charts_box)
         self.learned = QLabel()
         self.learned.setWordWrap(True)
         self.learned.setObjectName("learned")
@@ -131,12 +144,6 @@ class Dashboard(QWidget):
         layout.addLayout(alert_row)
         self.alert.hide()
         self.alert_fix.hide()
-        self.pending_fix: dict | None = None  # an alert's fix, applied once the run has stopped and saved
-        self.charts_box = QWidget()
-        self.grid = QGridLayout(self.charts_box)
-        self.grid.setContentsMargins(0, 0, 0, 0)
-        self.charts: dict = {}
-        layout.addWidget(self.charts_box, 3)
         self.tabs = QTabWidget()
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
@@ -148,6 +155,7 @@ class Dashboard(QWidget):
             "At every evaluation the model answers a few validation prompts; its answers appear here."
         )
         self.tabs.addTab(self.samples, "Samples")
+        self.tabs.setMinimumHeight(70)
         layout.addWidget(self.tabs, 1)
         # Charts are redrawn by a timer, never per event, and one chart per tick: painting all five at
         # once held the event loop for 50 ms and more; each chart still refreshes several times a second.
@@ -156,6 +164,10 @@ class Dashboard(QWidget):
         self.timer.timeout.connect(self._redraw_next)
         self._next_chart = 0
         self._render_controls()
+
+    def resizeEvent(self, event) -> None:
+        self.charts_box.setFixedHeight(max(200, int(event.size().height() * CHARTS_SHARE)))
+        super().resizeEvent(event)
 
     def showEvent(self, event) -> None:
         # Build the charts (and import pyqtgraph, about 0.5 s) once the window is up and idle, not at
