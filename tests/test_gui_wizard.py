@@ -122,6 +122,25 @@ def test_whole_wizard_produces_the_expected_config(qtbot, window, tiny_model, tm
     rate.reset()
     assert warning.isHidden()
     setup.go(5)
+    said = setup.review.rows["Time"].text()
+    assert "a rough guess: no run of this model and method has been timed here yet" in said
+    # Once a run of this model and method has recorded its step time here, the time is measured.
+    from finetune_gui.core.paths import runs_dir
+
+    earlier = runs_dir() / "earlier-lora"
+    earlier.mkdir(parents=True)
+    timing = {"seconds_per_step": 90.0, "tokens_per_step": 300.0, "steps": 9}
+    run = {"status": "completed", "model": str(tiny_model), "method": "lora", "device": state.device}
+    (earlier / "run.json").write_text(json.dumps({**run, "timing": timing}))
+    setup.go(4)
+    setup.go(5)
+    said = setup.review.rows["Time"].text()
+    assert "measured on this machine: 1 earlier run of this model and method" in said, said
+    from finetune_gui.gui.widgets import human_duration
+
+    settings, mean = state.settings(), state.dataset_report["token_stats"]["mean"]
+    per_step = 90.0 / 300.0 * settings.rows * min(settings.seq_len, mean)  # its rate, this run's tokens
+    assert said.startswith(f"about {human_duration(per_step, rough=True)} per step"), said
     setup.review.name.setText("wizard-run")
     setup.review.name.editingFinished.emit()
     with qtbot.waitSignal(setup.review.start_requested, timeout=5000) as blocker:

@@ -87,6 +87,10 @@ def test_method_learns_and_its_output_loads_in_plain_libraries(method, tiny_mode
     assert finished.status == "completed"
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["status"] == "completed" and run["world_size"] == 1 and run["metrics"]["steps"] == 20
+    # This machine's step time, from the second step on, for the next run's estimate.
+    timing = run["timing"]
+    assert timing["steps"] == 19 and timing["seconds_per_step"] > 0
+    assert 0 < timing["tokens_per_step"] <= 4 * config.training.max_seq_len
     ids = torch.tensor([[1, 5, 9, 20, 30, 40]])
     reference = base_logits(tiny_model, ids)
     from transformers import AutoModelForCausalLM

@@ -13,7 +13,7 @@ from finetune_gui.core.estimate.for_run import estimate_run, run_settings, shape
 from finetune_gui.core.estimate.memory import MethodEstimate, Settings, estimate_method, largest_fit
 from finetune_gui.core.estimate.proposal import Proposal, propose
 from finetune_gui.core.estimate.shape import ModelShape, model_shape
-from finetune_gui.core.estimate.timing import seconds_per_step
+from finetune_gui.core.estimate.timing import measured_seconds_per_step, seconds_per_step
 
 __all__ = [
     "Estimate",
@@ -25,6 +25,7 @@ __all__ = [
     "estimate_method",
     "estimate_run",
     "largest_fit",
+    "measured_seconds_per_step",
     "model_shape",
     "propose",
     "run_settings",

@@ -1,6 +1,10 @@
-"""A rough time per optimizer step, for the review page and the proposal; labelled rough where shown."""
+"""The time per optimizer step, for the review page: measured on this machine when earlier runs of the same
+model and method recorded theirs (run.json ``timing``), else a rough guess from the FLOPs, said so."""
 
 from __future__ import annotations
+
+import statistics
+from typing import Any
 
 from finetune_gui.core.estimate.memory import Settings
 from finetune_gui.core.estimate.shape import ModelShape
@@ -27,3 +31,22 @@ def seconds_per_step(
     flops = factor * shape.per_token_parameters * tokens  # a mixture of experts: the active ones
     rate = GPU_FLOPS.get(s.dtype, 12e12) if s.device == "cuda" else CPU_FLOPS_PER_CORE * max(1, cpu_cores)
     return flops / rate
+
+
+def measured_seconds_per_step(
+    runs: list[dict[str, Any]], model: str, method: str, device: str, tokens_per_step: float
+) -> tuple[float, int] | None:
+    """(seconds per step, how many runs it rests on) for ``tokens_per_step`` tokens a step, from earlier
+    runs of ``model`` with ``method`` on ``device`` (their seconds per token, the median); None without
+    any. ``runs``: run.json records (``core.runs.list_runs``)."""
+    rates = []
+    for run in runs:
+        timing = run.get("timing") or {}
+        if not (run.get("model") == model and run.get("method") == method and run.get("device") == device):
+            continue
+        seconds, tokens = timing.get("seconds_per_step"), timing.get("tokens_per_step")
+        if seconds and tokens:
+            rates.append(seconds / tokens)
+    if not rates:
+        return None
+    return statistics.median(rates) * tokens_per_step, len(rates)

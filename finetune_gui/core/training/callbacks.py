@@ -67,12 +67,29 @@ class EventsCallback(TrainerCallback):
         self.last_tokens = 0
         self.last_time = 0.0
         self.started = time.monotonic()
+        # (step, active seconds, tokens) at the first logged step: the time per step is measured from it,
+        # so the first step's warm-up and everything before training are left out.
+        self.timing_from: tuple[int, float, int] | None = None
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.device = "cuda" if args.device.type == "cuda" else "cpu"
         self.started = time.monotonic()
         self.last_time = self.started
         self.last_tokens = int(getattr(state, "num_input_tokens_seen", 0) or 0)
+
+    def _measure(self, step: int, elapsed: float, tokens: int) -> None:
+        """This machine's time per step and tokens per step so far (run.json ``timing``: the next run's
+        time estimate reads it)."""
+        if self.timing_from is None:
+            self.timing_from = (step, elapsed, tokens)
+            return
+        first, began, seen = self.timing_from
+        if step > first:
+            self.ctx.step_timing = {
+                "seconds_per_step": round((elapsed - began) / (step - first), 3),
+                "tokens_per_step": round((tokens - seen) / (step - first), 1),
+                "steps": step - first,
+            }
 
     def _active_elapsed(self) -> float:
         return time.monotonic() - self.started - self.paused_s
@@ -157,6 +174,7 @@ class EventsCallback(TrainerCallback):
         self.last_tokens, self.last_time = tokens, now
         done = state.global_step - (self.first_step or 0)
         elapsed = self._active_elapsed()
+        self._measure(state.global_step, elapsed, tokens)
         eta = elapsed / done * (state.max_steps - state.global_step) if done > 0 else None
         event = Step(
             step=state.global_step,

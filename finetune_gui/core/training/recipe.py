@@ -64,6 +64,7 @@ class RunContext:
     memory_mode: str = "standard"  # what the run uses: lean only for methods that train every weight
     forgetting: Any = None  # the ForgettingCheck: did it forget?
     checks_s: float = 0.0  # seconds the checks took before training (the base's answers and scores)
+    step_timing: dict[str, Any] | None = None  # measured seconds and tokens per step (run.json timing)
 
     @property
     def is_main(self) -> bool:
@@ -337,6 +338,7 @@ def _run(ctx: RunContext, resume: bool) -> int:
             learning=_learning_record(learned),
             forgetting=_learning_record(forgot),
             early_stop=early.to_dict() if early else None,
+            timing=ctx.step_timing,
             **_durations(ctx),
         )
         if METHODS[config.method].adapter_kind is not None:

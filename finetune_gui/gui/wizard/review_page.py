@@ -19,9 +19,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from finetune_gui.core.estimate import seconds_per_step
+from finetune_gui.core.config import RunConfig
+from finetune_gui.core.estimate import measured_seconds_per_step, seconds_per_step
 from finetune_gui.core.paths import runs_dir
-from finetune_gui.core.runs import RunFolder
+from finetune_gui.core.runs import RunFolder, list_runs
 from finetune_gui.gui.widgets import Card, error_label, human_duration, show_error, title_label
 from finetune_gui.gui.wizard.page import WizardPage
 from finetune_gui.gui.wizard.state import WizardState
@@ -103,6 +104,7 @@ class ReviewPage(WizardPage):
             stamp = time.strftime("%Y%m%d-%H%M%S")
             config.output_dir = str(runs_dir() / f"{config.method}-{stamp}")
         self.name.setText(Path(config.output_dir).name)
+        self.past_runs = list_runs(runs_dir())  # their measured step times, read once per visit
         self.refresh()
 
     def _on_name(self) -> None:
@@ -145,16 +147,29 @@ class ReviewPage(WizardPage):
                 f"{est.total_gib:.1f} GB estimated of {self.state.budget_gib():.1f} GB {where} free"
                 + ("" if est.fits else " — it may not fit; see the method page")
             )
-            cores = self.state.hardware.cpu_count if self.state.hardware else 1
-            mean = ((report.get("token_stats") or {}).get("mean")) or None
-            per_step = seconds_per_step(config.method, self.state.shape, self.state.settings(), cores, mean)
-            total = f", about {human_duration(per_step * steps, rough=True)} in all" if steps else ""
-            self.rows["Time"].setText(
-                f"roughly {human_duration(per_step, rough=True)} per step{total} (a rough guess)"
-            )
+            self.rows["Time"].setText(self._time_text(config, report, steps))
         self.yaml.setPlainText(annotated_yaml(config, proposal))
         path = RunFolder(config.output_dir).launch_config_path
         self.command.setText(f"finetune-gui train {shlex.quote(str(path))}")
+
+    def _time_text(self, config: RunConfig, report: dict, steps: int) -> str:
+        """Measured on this machine when earlier runs of this model and method recorded their step time
+        (scaled to this run's tokens a step), else the rough guess, and which it is."""
+        settings = self.state.settings()
+        mean = ((report.get("token_stats") or {}).get("mean")) or None
+        tokens = settings.rows * (min(settings.seq_len, mean) if mean else settings.seq_len)
+        found = measured_seconds_per_step(
+            getattr(self, "past_runs", []), config.model, config.method, self.state.device, tokens
+        )
+        if found is not None:
+            per_step, runs = found
+            said = f"measured on this machine: {runs} earlier run{'s' if runs > 1 else ''} of this model and method"
+        else:
+            cores = self.state.hardware.cpu_count if self.state.hardware else 1
+            per_step = seconds_per_step(config.method, self.state.shape, settings, cores, mean)
+            said = "a rough guess: no run of this model and method has been timed here yet"
+        total = f", about {human_duration(per_step * steps, rough=True)} in all" if steps else ""
+        return f"about {human_duration(per_step, rough=True)} per step{total} ({said})"
 
     def _save(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save the run config", "run.yaml", "YAML (*.yaml *.yml)")
