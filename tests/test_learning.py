@@ -187,6 +187,37 @@ def test_checked_answers_stop_a_little_past_their_reference(tiny_model):
     assert budget(long, tokenizer, 48) == 48  # never past the configured limit
 
 
+def test_questions_answered_in_batches_get_the_words_they_get_one_at_a_time(tiny_model, monkeypatch):
+    """Left-padded batches, each answer cut at its own budget and end, with an adapter on and off."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from finetune_gui.core.training import learning
+    from finetune_gui.core.training.learning import Question, answer, base_answers
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    torch.manual_seed(0)
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_model), LoraConfig(r=4, target_modules="all-linear")
+    )
+    for module in model.modules():  # a LoRA that changes the answers
+        if hasattr(module, "lora_B"):
+            for b in module.lora_B.values():
+                torch.nn.init.normal_(b.weight, std=0.5)
+    words = ["amber", "the mill by the river", "seven", "a very long answer " * 3, "yes"]
+    questions = [
+        Question(f"<|im_start|>user\nQuestion {i}: {'why ' * (i * 3)}?<|im_end|>\n", "q", ref)
+        for i, ref in enumerate(words * 2)
+    ]
+    batched = answer(model, tokenizer, questions, 12, fit=True), base_answers(model, tokenizer, questions, 12)
+    monkeypatch.setattr(learning, "ANSWER_BATCH", 1)
+    single = answer(model, tokenizer, questions, 12, fit=True), base_answers(model, tokenizer, questions, 12)
+    assert batched == single
+    assert batched[0] != batched[1]  # the adapter is on in the first, off in the second
+    assert tokenizer.padding_side == AutoTokenizer.from_pretrained(tiny_model).padding_side  # restored
+
+
 @pytest.mark.parametrize(
     ("rate", "steps", "verdict"), [("2e-3", 150, "learned"), ("1e-7", 10, "did not move")]
 )
