@@ -29,7 +29,7 @@ from finetune_gui.gui.child import ChildProcess
 from finetune_gui.gui.core_client import CoreJob
 from finetune_gui.gui.settings import app_settings
 from finetune_gui.gui.training.dashboard import Dashboard
-from finetune_gui.gui.widgets import file_kind
+from finetune_gui.gui.widgets import file_kind, replace_placeholder
 from finetune_gui.gui.wizard.setup_page import SetupPage
 from finetune_gui.gui.wizard.state import WizardState
 
@@ -129,14 +129,7 @@ class MainWindow(QMainWindow):
         if page is None:
             page = self._build(section)
             self._built[section] = page
-            index = SECTIONS.index(section)
-            placeholder = self.pages.widget(index)
-            showing = self.pages.currentIndex() == index
-            self.pages.removeWidget(placeholder)
-            placeholder.deleteLater()
-            self.pages.insertWidget(index, page)
-            if showing:
-                self.pages.setCurrentIndex(index)
+            replace_placeholder(self.pages, SECTIONS.index(section), page)
         return page
 
     def _build(self, section: str) -> QWidget:

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSizePolicy,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -301,3 +302,14 @@ def metrics_sentence(metrics: dict) -> str:
             f"(base: {metrics.get('base_preferred_chosen', 0)})"
         )
     return ", ".join(parts)
+
+
+def replace_placeholder(stack: QStackedWidget, index: int, page: QWidget) -> None:
+    """Put a page built on first use where its placeholder stood, still shown if the placeholder was."""
+    placeholder = stack.widget(index)
+    showing = stack.currentIndex() == index
+    stack.removeWidget(placeholder)
+    placeholder.deleteLater()
+    stack.insertWidget(index, page)
+    if showing:
+        stack.setCurrentIndex(index)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, cast
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QStackedWidget, QVBoxLayout, QWidget
 
-from finetune_gui.gui.widgets import title_label
+from finetune_gui.gui.widgets import replace_placeholder, title_label
 from finetune_gui.gui.wizard.page import WizardPage
 from finetune_gui.gui.wizard.state import WizardState
 
@@ -77,13 +77,7 @@ class SetupPage(QWidget):
             _name, module, cls = PAGES[index]
             page = getattr(importlib.import_module(f"finetune_gui.gui.wizard.{module}"), cls)(self.state)
             self._built[index] = page
-            placeholder = self.stack.widget(index)
-            showing = self.stack.currentIndex() == index
-            self.stack.removeWidget(placeholder)
-            placeholder.deleteLater()
-            self.stack.insertWidget(index, page)
-            if showing:
-                self.stack.setCurrentIndex(index)
+            replace_placeholder(self.stack, index, page)
             page.completeness_changed.connect(self._update_buttons)
             start = getattr(page, "start_requested", None)
             if start is not None:
