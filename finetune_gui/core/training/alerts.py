@@ -44,10 +44,13 @@ class HealthWatch(TrainerCallback):
         self.early_stopping = early_stopping
         self.fired: set[str] = set()
         self.smoother = Smoother()  # the dashboard's smoothed loss
-        self.smoothed: float | None = None
         self.after_warmup: float | None = None
         self.norms: list[float] = []
         self.evals: list[float] = []
+
+    @property
+    def smoothed(self) -> float | None:
+        return self.smoother.value
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
@@ -61,12 +64,12 @@ class HealthWatch(TrainerCallback):
         if loss is None:
             return
         loss = float(loss)
-        self.smoothed = self.smoother.add(loss)
+        smoothed = self.smoother.add(loss)
         warmup = int(args.warmup_steps if args.warmup_steps >= 1 else args.warmup_steps * state.max_steps)
         if step > warmup and self.after_warmup is None:
-            self.after_warmup = self.smoothed
+            self.after_warmup = smoothed
         flat_from = max(warmup + 10, int(FLAT_AFTER * state.max_steps))
-        moved = self.after_warmup is None or self.smoothed <= self.after_warmup * (1 - FLAT_SHARE)
+        moved = self.after_warmup is None or smoothed <= self.after_warmup * (1 - FLAT_SHARE)
         if step >= flat_from and not moved:
             self._flat(step)
         if norm is not None:

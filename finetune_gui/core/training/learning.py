@@ -362,6 +362,7 @@ def answer(
 
     config = getattr(model, "active_peft_config", None)
     size = 1 if getattr(config, "is_prompt_learning", False) else ANSWER_BATCH
+    ends = _end_ids(model, tokenizer)
     answers = []
     was_training = model.training
     side = tokenizer.padding_side
@@ -382,7 +383,6 @@ def answer(
                     pad_token_id=tokenizer.pad_token_id,
                     use_cache=True,
                 )
-                ends = _end_ids(model, tokenizer)
                 for row, limit in zip(out, limits, strict=True):
                     new = row[inputs["input_ids"].shape[1] :][:limit].tolist()
                     cut = next((i for i, t in enumerate(new) if t in ends), len(new))

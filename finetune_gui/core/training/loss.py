@@ -25,7 +25,8 @@ def chunk_positions(batch: int, vocab: int) -> int:
     return max(1, CHUNK_ENTRIES // max(1, batch * vocab))
 
 
-def _unwrapped(model: Any) -> Any:
+def unwrapped(model: Any) -> Any:
+    """The transformers model under DDP's and PEFT's wrappers."""
     model = getattr(model, "module", model)  # DDP
     get_base = getattr(model, "get_base_model", None)  # PEFT
     return get_base() if callable(get_base) else model
@@ -33,7 +34,7 @@ def _unwrapped(model: Any) -> Any:
 
 def final_norm(model: Any) -> torch.nn.Module | None:
     """The module whose output the language-model head reads: the decoder's final norm."""
-    base = _unwrapped(model)
+    base = unwrapped(model)
     decoder = base.get_decoder() if hasattr(base, "get_decoder") else getattr(base, "model", None)
     for name in FINAL_NORMS:
         module = getattr(decoder, name, None)
@@ -143,7 +144,7 @@ class ChunkedLoss:
             outputs = model(**inputs, logits_to_keep=1)
         finally:
             handle.remove()
-        head = _unwrapped(model).get_output_embeddings()
+        head = unwrapped(model).get_output_embeddings()
         hidden = captured.get("hidden")
         if not self.checked:
             self.checked = True

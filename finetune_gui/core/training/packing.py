@@ -27,9 +27,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-IGNORE = -100
+from finetune_gui.core.data.encode import IGNORE
+from finetune_gui.core.training.loss import unwrapped
+
 ATTENTION = "finetune_packed_sdpa"  # our name in transformers' attention and mask registries
-BOUNDARIES = ("cu_seq_lens_q", "cu_seq_lens_k")
 NATIVE = ("flash_attention_2", "flash_attention_3")  # read the boundaries themselves
 
 # Set while a packed batch runs forward: the mask builder then returns no mask (attention reads the
@@ -141,7 +142,7 @@ def unsupported(model: Any, method_pads: bool, pairs: bool) -> str | None:
         return "prefix and prompt tuning give their virtual tokens to each row"
     if pairs:
         return "the preference objectives score each pair in its own row"
-    implementation = getattr(_base(model).config, "_attn_implementation", None)
+    implementation = getattr(unwrapped(model).config, "_attn_implementation", None)
     if implementation not in ("sdpa", ATTENTION, *NATIVE):
         return f"the model's attention ({implementation}) does not read example boundaries"
     return None
@@ -149,7 +150,7 @@ def unsupported(model: Any, method_pads: bool, pairs: bool) -> str | None:
 
 def enable(model: Any) -> None:
     """Switch the model's SDPA attention to the per-example one (flash-attention needs nothing)."""
-    base = _base(model)
+    base = unwrapped(model)
     if base.config._attn_implementation == "sdpa":
         _register()
         base.set_attn_implementation(ATTENTION)
@@ -157,12 +158,6 @@ def enable(model: Any) -> None:
 
 def disable(model: Any) -> None:
     """Back to plain SDPA (before saving, so no config names our function)."""
-    base = _base(model)
+    base = unwrapped(model)
     if base.config._attn_implementation == ATTENTION:
         base.set_attn_implementation("sdpa")
-
-
-def _base(model: Any) -> Any:
-    model = getattr(model, "module", model)  # DDP
-    get_base = getattr(model, "get_base_model", None)  # PEFT
-    return get_base() if callable(get_base) else model

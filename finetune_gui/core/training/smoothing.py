@@ -19,11 +19,14 @@ class Smoother:
     def add(self, value: float) -> float:
         self.raw = self.factor * self.raw + (1 - self.factor) * value
         self.count += 1
-        return self.raw / (1 - self.factor**self.count)
+        return self._corrected()
 
     @property
     def value(self) -> float | None:
-        return self.raw / (1 - self.factor**self.count) if self.count else None
+        return self._corrected() if self.count else None
+
+    def _corrected(self) -> float:
+        return self.raw / (1 - self.factor**self.count)
 
 
 def smoothed(values: Iterable[float], factor: float = SMOOTHING) -> float | None:
