@@ -269,7 +269,7 @@ class PlaygroundPage(QWidget):
 
         if self.answers.get(key):
             QGuiApplication.clipboard().setText(self.answers[key])
-            self.status.setText(f"Copied the {'base' if key == 'base' else 'tuned'} model's answer.")
+            self.status.setText(f"Copied the {key} model's answer.")
 
     def _flush(self) -> None:
         if not self.ready or self.child is None:

@@ -118,7 +118,6 @@ class Dashboard(QWidget):
         self.setup_button.clicked.connect(lambda: self.go_to.emit("Setup"))
         facts_row.addWidget(self.setup_button)
         layout.addLayout(facts_row)
-        self.pending_fix: dict | None = None  # an alert's fix, applied once the run has stopped and saved
         self.charts_box = QWidget()
         self.grid = QGridLayout(self.charts_box)
         self.grid.setContentsMargins(0, 0, 0, 0)
@@ -144,6 +143,7 @@ class Dashboard(QWidget):
         layout.addLayout(alert_row)
         self.alert.hide()
         self.alert_fix.hide()
+        self.pending_fix: dict | None = None  # an alert's fix, applied once the run has stopped and saved
         self.tabs = QTabWidget()
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)

@@ -52,6 +52,7 @@ class ReviewPage(WizardPage):
 
     def __init__(self, state: WizardState, parent: QWidget | None = None):
         super().__init__(state, parent)
+        self.past_runs: list[dict] = []  # earlier runs' run.json (their step times), read on each visit
         card = Card()
         card.layout_.addWidget(title_label("Summary", 1.1))
         self.form = QFormLayout()
@@ -159,7 +160,7 @@ class ReviewPage(WizardPage):
         mean = ((report.get("token_stats") or {}).get("mean")) or None
         tokens = settings.rows * (min(settings.seq_len, mean) if mean else settings.seq_len)
         found = measured_seconds_per_step(
-            getattr(self, "past_runs", []), config.model, config.method, self.state.device, tokens
+            self.past_runs, config.model, config.method, self.state.device, tokens
         )
         if found is not None:
             per_step, runs = found

@@ -84,33 +84,36 @@ class SetupPage(QWidget):
                 start.connect(self.start_requested)
         return page
 
+    def _named(self, name: str) -> WizardPage:
+        return self.page_at(next(i for i, (attribute, _m, _c) in enumerate(PAGES) if attribute == name))
+
     @property
     def pages(self) -> list[WizardPage]:
         return [self.page_at(i) for i in range(len(PAGES))]
 
     @property
     def hardware(self) -> HardwarePage:
-        return cast("HardwarePage", self.page_at(0))
+        return cast("HardwarePage", self._named("hardware"))
 
     @property
     def model(self) -> ModelPage:
-        return cast("ModelPage", self.page_at(1))
+        return cast("ModelPage", self._named("model"))
 
     @property
     def dataset(self) -> DatasetPage:
-        return cast("DatasetPage", self.page_at(2))
+        return cast("DatasetPage", self._named("dataset"))
 
     @property
     def method(self) -> MethodPage:
-        return cast("MethodPage", self.page_at(3))
+        return cast("MethodPage", self._named("method"))
 
     @property
     def settings(self) -> SettingsPage:
-        return cast("SettingsPage", self.page_at(4))
+        return cast("SettingsPage", self._named("settings"))
 
     @property
     def review(self) -> ReviewPage:
-        return cast("ReviewPage", self.page_at(5))
+        return cast("ReviewPage", self._named("review"))
 
     @property
     def current(self) -> WizardPage:
