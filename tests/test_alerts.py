@@ -44,14 +44,14 @@ def test_an_alert_fires_on_the_run_that_shows_it_and_on_no_other(
         assert losses[-1] < losses[0] - 0.2  # healthy indeed
         return
     assert [a.alert for a in alerts] == [expected], [a.message for a in alerts]
-    assert fix in alerts[0].fixes[0]["label"] and "\n" not in alerts[0].message
+    assert fix in alerts[0].fixes[0].label and "\n" not in alerts[0].message
     if expected == "flat loss":  # three times the proposal for LoRA on this model, not three times 1e-9
         from finetune_gui.core.estimate import shape_for
         from finetune_gui.core.estimate.proposal import learning_rate
 
         config = make_config(tiny_model, small_dataset, tmp_path / "x", method)
         proposed = learning_rate("lora", shape_for(config).parameters)
-        assert alerts[0].fixes[0]["set"]["training.learning_rate"] == pytest.approx(3 * proposed, rel=0.05)
+        assert alerts[0].fixes[0].settings["training.learning_rate"] == pytest.approx(3 * proposed, rel=0.05)
     assert run["alerts"][0]["alert"] == expected and run["alerts"][0]["message"] == alerts[0].message
 
 
@@ -72,12 +72,12 @@ def test_rising_evaluations_and_a_gradient_spike_are_told_once_with_their_fixes(
     said = watch_with(falling + evals)
     assert [a.alert for a in said] == ["eval rising"]
     assert "rose at the last 3 evaluations (2.000 → 2.100 → 2.200 → 2.300)" in said[0].message
-    assert said[0].fixes == [
+    assert [f.to_dict() for f in said[0].fixes] == [
         {"label": "Early stopping after 2 evaluations", "set": {"training.early_stopping": 2}}
     ]
     spiky = [*falling, {"loss": 2.3, "grad_norm": 40.0}, {"loss": 2.2, "grad_norm": 50.0}]
     said = watch_with(spiky)
-    assert [a.alert for a in said] == ["gradient spike"] and said[0].fixes[0]["set"] == {
+    assert [a.alert for a in said] == ["gradient spike"] and said[0].fixes[0].settings == {
         "training.learning_rate": 0.0001
     }
     assert watch_with([*falling, {"eval_loss": 2.0}, {"eval_loss": 1.9}]) == []

@@ -155,12 +155,29 @@ def test_version_1_method_adapter_is_migrated_with_a_notice(tmp_path):
     path.write_text("schema_version: 1\nmodel: m\nmethod: adapter\nadapter: {bottleneck: 32}\n")
     config = RunConfig.load(path)
     assert config.method == "bottleneck" and config.schema_version == SCHEMA_VERSION
-    assert config.adapter.bottleneck == 32
+    assert config.bottleneck.bottleneck == 32
     assert any("'adapter' is now called 'bottleneck'" in n for n in config.notices)
+    assert any("section 'adapter:' is now called 'bottleneck:'" in n for n in config.notices)
     without_version = tmp_path / "unversioned.yaml"
     without_version.write_text("model: m\nmethod: adapter\n")
     assert RunConfig.load(without_version).method == "bottleneck"
     assert RunConfig.from_yaml(RunConfig(method="lora").to_yaml()).notices == ()
+
+
+def test_version_2_adapter_section_becomes_bottleneck_and_old_set_keys_still_apply(tmp_path):
+    path = tmp_path / "v2.yaml"
+    path.write_text("schema_version: 2\nmodel: m\nmethod: bottleneck\nadapter: {bottleneck: 24}\n")
+    config = RunConfig.load(path)
+    assert config.bottleneck.bottleneck == 24 and config.schema_version == SCHEMA_VERSION == 3
+    assert "adapter" not in config.to_dict() and config.to_dict()["bottleneck"] == {"bottleneck": 24}
+    # A script written for version 2 still sets the width on a current file.
+    current = tmp_path / "v3.yaml"
+    RunConfig(model="m", method="bottleneck").save(current)
+    config = RunConfig.load(current, ["adapter.bottleneck=40"])
+    assert config.bottleneck.bottleneck == 40
+    assert any("'adapter:' is now called 'bottleneck:'" in n for n in config.notices)
+    # Without the old name, nothing is said.
+    assert RunConfig.load(current, ["bottleneck.bottleneck=40"]).notices == ()
 
 
 def test_switches_accept_yaml_booleans():

@@ -64,7 +64,7 @@ def test_tiny_model_counts_match_real_models(tiny_model, tiny_shape):
     source = resolve_model(str(tiny_model))
     for method in ("lora", "dora", "ia3", "prefix", "prompt", "bottleneck"):
         config = RunConfig(model=str(tiny_model), method=method)
-        config.lora.r, config.adapter.bottleneck = 4, 8
+        config.lora.r, config.bottleneck.bottleneck = 4, 8
         config.prefix.num_virtual_tokens = config.prompt.num_virtual_tokens = 5
         built = method_setup.apply_method(AutoModelForCausalLM.from_pretrained(tiny_model), config, source)
         trainable, _ = method_setup.count_parameters(built)

@@ -104,7 +104,7 @@ def test_a_flat_loss_alert_is_applied_in_one_click_and_the_run_continues_with_th
     assert (
         offered.startswith("Apply “Learning rate ") and "(three times the proposal)” and continue" in offered
     )
-    fixed = board.alert_fix.property("fix")["set"]["training.learning_rate"]
+    fixed = board.shown_fix.settings["training.learning_rate"]
     click(qtbot, board, offered)
     qtbot.waitUntil(lambda: board.status == "running" and board.controller.is_running(), timeout=60_000)
     qtbot.waitUntil(lambda: not board.is_running(), timeout=120_000)

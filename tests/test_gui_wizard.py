@@ -149,7 +149,7 @@ def test_whole_wizard_produces_the_expected_config(qtbot, window, tiny_model, tm
     config = blocker.args[0]
     expected = yaml.safe_load(
         f"""
-        schema_version: 2
+        schema_version: 3
         model: {tiny_model}
         method: lora
         dataset: {{path: {dataset}, format: messages, validation_split: 0.05, validation_path: null, columns: null}}

@@ -49,7 +49,7 @@ def make_config(tiny_model, dataset, out, method="lora", **training):
     for key, value in training.items():
         setattr(t, key, value)
     config.lora.r = 8
-    config.adapter.bottleneck = 16
+    config.bottleneck.bottleneck = 16
     config.prefix.num_virtual_tokens = config.prompt.num_virtual_tokens = 4
     return config
 
@@ -210,7 +210,8 @@ def test_simulated_oom_fails_with_advice(tiny_model, small_dataset, tmp_path, mo
     assert failed.kind_ == "oom"
     assert any("batch 4 → 2 with gradient accumulation 2" in a for a in failed.advice)
     assert any(
-        fix["set"] == {"training.batch_size": 2, "training.gradient_accumulation": 2} for fix in failed.fixes
+        fix.settings == {"training.batch_size": 2, "training.gradient_accumulation": 2}
+        for fix in failed.fixes
     )
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["status"] == "failed" and run["error_kind"] == "oom"

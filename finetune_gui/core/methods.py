@@ -180,7 +180,7 @@ METHODS: dict[str, Method] = {
             ),
             # each adapter's fp32 input and hidden activation
             activations=lambda shape, s: 2 * (4 * shape.hidden + 4 * s.bottleneck),
-            settings_section="adapter",
+            settings_section="bottleneck",
             adapter_kind="bottleneck",
             peft=False,
             merges=False,

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from finetune_gui.core.errors import UserError
+from finetune_gui.core.events import Progress
 from finetune_gui.core.files import disk_error_sentence
 
 FORMATS = ("safetensors", "gguf", "adapter")
-Progress = Callable[[str, float], None]
 
 
 def export(

@@ -17,17 +17,16 @@ import math
 import re
 import shutil
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from finetune_gui.core.adapters.folders import describe_adapter
 from finetune_gui.core.errors import UserError
+from finetune_gui.core.events import Progress
 from finetune_gui.core.methods import for_kind
 
 PEFT_PREFIX = "base_model.model."
-Progress = Callable[[str, float], None]
 DTYPE_NAMES = {
     "float32": "F32",
     "float16": "F16",

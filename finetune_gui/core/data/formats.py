@@ -12,9 +12,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from finetune_gui.core.config import DATASET_FORMATS
 from finetune_gui.core.errors import DataError
 
-FORMATS = ("alpaca", "sharegpt", "messages", "prompt_completion", "text", "preference")
+# The formats a dataset can be read as (the config also accepts "auto": detect one from the columns).
+FORMATS = tuple(name for name in DATASET_FORMATS if name != "auto")
 # Formats whose rows teach a preference between two answers (the preference objectives' data).
 PREFERENCE_FORMATS = ("preference",)
 # The fields a column mapping fills for each format, the one it needs first (the window's pickers).

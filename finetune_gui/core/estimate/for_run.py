@@ -33,7 +33,7 @@ def run_settings(
         lora_r=rank_of(config, parameters),
         lora_targets=config.lora.target_modules,
         virtual_tokens=_virtual_tokens(config),
-        bottleneck=config.adapter.bottleneck,
+        bottleneck=config.bottleneck.bottleneck,
         optimizer=t.optimizer,
         memory_mode=t.memory_mode,
         accumulation=t.gradient_accumulation,

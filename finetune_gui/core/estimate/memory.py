@@ -27,9 +27,9 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from finetune_gui.core.estimate.shape import ModelShape
+from finetune_gui.core.hardware import GIB
 from finetune_gui.core.methods import METHODS, optimizer_for
 
-GIB = 1024**3
 CUDA_CONTEXT_GIB = 0.5
 FRAGMENTATION = 0.08
 CPU_BASELINE_GIB = 0.6  # the Python process with torch and transformers imported, on CPU
@@ -123,7 +123,9 @@ def layer_activation_bytes(shape: ModelShape, method: str, s: Settings, keys: in
     return float(total)
 
 
-CHUNK_ENTRIES = 1 << 26  # the loss computes logits this many entries at a time (core/training/loss.py)
+# The loss computes logits this many entries (positions × vocabulary) at a time, 256 MB in fp32; the
+# training loss (core/training/loss.py) reads it from here, so the estimate counts the chunk it uses.
+CHUNK_ENTRIES = 1 << 26
 
 
 def activation_bytes(method: str, shape: ModelShape, s: Settings, checkpointing: bool) -> tuple[float, float]:

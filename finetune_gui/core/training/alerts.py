@@ -23,7 +23,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from finetune_gui.core.events import Alert
+from finetune_gui.core.events import Alert, Fix
 from finetune_gui.core.training.smoothing import Smoother
 
 FLAT_SHARE = 0.02  # the smoothed loss must fall by at least this share after warm-up
@@ -116,7 +116,7 @@ class HealthWatch(TrainerCallback):
             step,
             f"The training loss has not moved since warm-up ({self.after_warmup:.3f} → {self.smoothed:.3f}): the "
             f"learning rate {self.learning_rate:g} is likely too low for this method and model. Try {higher:g}.",
-            [{"label": f"Learning rate {higher:g} ({said})", "set": {"training.learning_rate": higher}}],
+            [Fix(f"Learning rate {higher:g} ({said})", {"training.learning_rate": higher})],
         )
 
     def _spike(self, step: int, norm: float, median: float) -> None:
@@ -126,15 +126,15 @@ class HealthWatch(TrainerCallback):
             step,
             f"The gradient norm jumped to {norm:.3g} at step {step} (usually about {median:.2g}): the learning rate "
             f"may be too high. Clipping holds the step; if the loss jumps too, try {lower:g}.",
-            [{"label": f"Learning rate {lower:g} (half)", "set": {"training.learning_rate": lower}}],
+            [Fix(f"Learning rate {lower:g} (half)", {"training.learning_rate": lower})],
         )
 
-    def _early_stopping_fix(self) -> list[dict[str, Any]]:
+    def _early_stopping_fix(self) -> list[Fix]:
         if self.early_stopping:
             return []
-        return [{"label": "Early stopping after 2 evaluations", "set": {"training.early_stopping": 2}}]
+        return [Fix("Early stopping after 2 evaluations", {"training.early_stopping": 2})]
 
-    def _fire(self, alert: str, step: int, message: str, fixes: list[dict[str, Any]]) -> None:
+    def _fire(self, alert: str, step: int, message: str, fixes: list[Fix]) -> None:
         if alert in self.fired or not self.ctx.is_main:
             return
         self.fired.add(alert)

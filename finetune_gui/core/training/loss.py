@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-IGNORE = -100
-CHUNK_ENTRIES = 1 << 26  # logits a chunk may hold (positions × vocabulary): 256 MB in fp32
+from finetune_gui.core.data.encode import IGNORE
+from finetune_gui.core.estimate.memory import CHUNK_ENTRIES
+
 FINAL_NORMS = ("norm", "final_layernorm", "ln_f", "norm_f", "final_norm")
 
 

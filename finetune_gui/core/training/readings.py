@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-GIB = 1024**3
+from finetune_gui.core.hardware import GIB
 
 
 def current(device: str) -> dict[str, float]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from finetune_gui.core.config import RunConfig, check_paths
 from finetune_gui.core.errors import FailureKind, UserError
-from finetune_gui.core.events import EventSink, Failed, Finished, Log, Started
+from finetune_gui.core.events import EventSink, Failed, Finished, Fix, Log, Started
 from finetune_gui.core.hardware import DevicePlan
 from finetune_gui.core.methods import METHODS, optimizer_for
 from finetune_gui.core.objectives import OBJECTIVES
@@ -98,7 +98,7 @@ def run_training(
 
             message = f"Out of memory at step {ctx.step} with batch {config.training.batch_size}."
             fixes = oom_fixes(config, ctx.shape, ctx.hardware)
-            return _fail(ctx, FailureKind.OOM, message, [f["label"] for f in fixes], fixes=fixes)
+            return _fail(ctx, FailureKind.OOM, message, [f.label for f in fixes], fixes=fixes)
         disk = failures.disk_failure(exc, ctx.step, ctx.folder.last_checkpoint() if ctx.began else None)
         if disk is not None:
             return _fail(ctx, FailureKind.DISK, disk, [])
@@ -124,7 +124,7 @@ def _fail(
     message: str,
     advice: list[str],
     log_path: str | None = None,
-    fixes: list[dict[str, Any]] | None = None,
+    fixes: list[Fix] | None = None,
     code: int | None = None,
 ) -> int:
     ctx.emit(Failed(kind_=kind.value, message=message, advice=advice, log_path=log_path, fixes=fixes or []))
@@ -434,7 +434,7 @@ def _refuse_for_memory(ctx: RunContext, needed: float, budget: float) -> None:
     fixes = oom_fixes(ctx.config, ctx.shape, ctx.hardware)
     raise UserError(
         f"This run needs about {needed:.1f} GB but only {budget:.1f} GB of {where} is free, so it would run out "
-        f"of memory. Try: {fixes[0]['label'] if fixes else 'a smaller model'}.",
+        f"of memory. Try: {fixes[0].label if fixes else 'a smaller model'}.",
         kind=FailureKind.OOM,
     )
 

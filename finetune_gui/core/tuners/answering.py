@@ -23,7 +23,8 @@ from typing import Any
 
 from peft import PeftType
 
-GIB = 1024**3
+from finetune_gui.core.hardware import GIB
+
 ROOM = 1 * GIB  # free memory kept beyond twice the cache, for the answer's own tensors
 
 _lock = threading.Lock()

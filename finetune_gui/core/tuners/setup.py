@@ -103,7 +103,7 @@ def _bottleneck(model: Any, config: RunConfig, _source: ModelSource) -> Any:
     bottleneck.attach(
         model,
         bottleneck.BottleneckConfig(
-            bottleneck=config.adapter.bottleneck,
+            bottleneck=config.bottleneck.bottleneck,
             hidden_size=text.hidden_size,
             num_layers=text.num_hidden_layers,
             base_model_name_or_path=config.model,

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from finetune_gui.core.errors import FailureKind
 from finetune_gui.core.events import (
     Alert,
     Checkpoint,
@@ -35,6 +36,7 @@ from finetune_gui.core.events import (
     Event,
     Failed,
     Finished,
+    Fix,
     Forgetting,
     Learned,
     Log,
@@ -143,7 +145,8 @@ class Dashboard(QWidget):
         layout.addLayout(alert_row)
         self.alert.hide()
         self.alert_fix.hide()
-        self.pending_fix: dict | None = None  # an alert's fix, applied once the run has stopped and saved
+        self.shown_fix: Fix | None = None  # the fix the alert's button applies
+        self.pending_fix: Fix | None = None  # an alert's fix, applied once the run has stopped and saved
         self.tabs = QTabWidget()
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
@@ -540,18 +543,18 @@ class Dashboard(QWidget):
         self.alert.setVisible(bool(message))
         running = view is self.active and view.status in ACTIVE
         self.alert_fix.setVisible(fix is not None and running)
+        self.shown_fix = fix
         if fix is not None:
-            self.alert_fix.setText(f"Apply “{fix['label']}” and continue")
-            self.alert_fix.setProperty("fix", fix)
+            self.alert_fix.setText(f"Apply “{fix.label}” and continue")
 
     def _apply_alert_fix(self) -> None:
         """Stop and save now; once the process has exited, write the fix and continue from the checkpoint."""
-        fix = self.alert_fix.property("fix")
-        if not fix or self.active is None:
+        fix = self.shown_fix
+        if fix is None or self.active is None:
             return
-        self.pending_fix = dict(fix)
+        self.pending_fix = fix
         self.alert_fix.hide()
-        self._log(self.active, f"Applying “{fix['label']}”: stopping after this step, then continuing.")
+        self._log(self.active, f"Applying “{fix.label}”: stopping after this step, then continuing.")
         self.stop()
 
     def _continue_with_fix(self) -> None:
@@ -612,7 +615,7 @@ class Dashboard(QWidget):
                 self._log(view, "  " + line)
         self._set_status(view, "failed")
         self._end(view, "failed")
-        if event.kind_ == "oom" and event.fixes:
+        if event.kind_ == FailureKind.OOM and event.fixes:
             self._offer_oom_fix(event)
         else:
             self._offer_resume(view, event, lines)
@@ -624,7 +627,7 @@ class Dashboard(QWidget):
         box.setText(event.message)
         box.setInformativeText("What would help, best first:\n" + "\n".join(f"• {a}" for a in event.advice))
         apply = box.addButton(
-            f"Apply “{event.fixes[0]['label'].split(' (')[0]}” and continue",
+            f"Apply “{event.fixes[0].short_label}” and continue",
             QMessageBox.ButtonRole.AcceptRole,
         )
         box.addButton(QMessageBox.StandardButton.Close)
@@ -642,7 +645,7 @@ class Dashboard(QWidget):
         box.setInformativeText("\n".join(details))
         checkpoint = RunFolder(view.path).last_checkpoint()
         resume = None
-        if checkpoint is not None and event.kind_ in ("crash", "disk"):
+        if checkpoint is not None and event.kind_ in (FailureKind.CRASH, FailureKind.DISK):
             resume = box.addButton(f"Resume from {checkpoint.name}", QMessageBox.ButtonRole.AcceptRole)
         box.addButton(QMessageBox.StandardButton.Close)
         self.crash_dialog = box
@@ -655,17 +658,17 @@ class Dashboard(QWidget):
         )
         box.open()
 
-    def apply_fix_and_continue(self, fix: dict) -> None:
+    def apply_fix_and_continue(self, fix: Fix) -> None:
         """Write the fix into the run's config and resume from its last checkpoint (or start over)."""
         assert self.active is not None
         folder = RunFolder(self.active.path)
-        config_path = folder.apply_fix(fix["set"])
+        config_path = folder.apply_fix(fix.settings)
         resume = folder.last_checkpoint() is not None
         env = self.controller.env if self.controller else None
         self.start(config_path, folder.path, resume=resume, env=env)
         self._log(
             self.active,
-            f"Applied: {fix['label']}. {'Continuing from the last checkpoint' if resume else 'Starting again'}.",
+            f"Applied: {fix.label}. {'Continuing from the last checkpoint' if resume else 'Starting again'}.",
         )
 
     def _end(self, view: RunView, status: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from finetune_gui.core.events import Fix
 from finetune_gui.core.training.smoothing import Smoother
 
 
@@ -27,7 +28,7 @@ class RunView:
     learned_verdict: str = ""  # its one word (learned, absorbed, did not move…)
     forgot: str = ""  # the forgetting check's sentence
     forgot_verdict: str = ""  # kept | some | forgot
-    alerts: list[tuple[str, dict | None]] = field(default_factory=list)  # (sentence, its first fix)
+    alerts: list[tuple[str, Fix | None]] = field(default_factory=list)  # (sentence, its first fix)
 
     @property
     def name(self) -> str:
