@@ -316,16 +316,17 @@ def test_a_method_that_cannot_train_fused_experts_is_refused_before_the_run(tmp_
 
 def test_the_step_time_is_measured_from_earlier_runs_of_the_same_model_method_and_device():
     from finetune_gui.core.estimate import measured_seconds_per_step
+    from finetune_gui.core.runs import RunRecord
 
     def run(method="lora", device="cpu", model="m", seconds=2.0, tokens=100.0):
         timing = {"seconds_per_step": seconds, "tokens_per_step": tokens, "steps": 5}
-        return {"model": model, "method": method, "device": device, "timing": timing}
+        return RunRecord.from_dict({"model": model, "method": method, "device": device, "timing": timing})
 
     runs = [run(), run(seconds=4.0), run(seconds=9.0), run(method="full", seconds=50.0)]
     runs += [
         run(device="cuda", seconds=0.1),
         run(model="other", seconds=70.0),
-        {"model": "m", "method": "lora"},
+        RunRecord(model="m", method="lora"),
     ]
     per_step, count = measured_seconds_per_step(runs, "m", "lora", "cpu", tokens_per_step=300.0)
     assert count == 3 and per_step == pytest.approx(0.04 * 300)  # the median 4 s per 100 tokens, scaled

@@ -55,7 +55,7 @@ def test_interrupted_run_is_offered_for_resume(qtbot):
 
     fake_run("done-run", "completed")
     fake_run("crashed-run", "running", pid=dead_pid())
-    states = {r["name"]: r["state"] for r in list_runs(runs_dir())}
+    states = {r.name: r.state for r in list_runs(runs_dir())}
     assert states == {"done-run": "completed", "crashed-run": "interrupted"}
     window = MainWindow(detect_hardware=False)
     qtbot.addWidget(window)
@@ -72,14 +72,24 @@ def test_interrupted_run_is_offered_for_resume(qtbot):
 def test_runs_page_lists_opens_and_overlays(qtbot):
     from finetune_gui.gui.main_window import MainWindow
 
+    # As the training process writes them (a record missing a required field reads as no verdict).
     learning = {
+        "step": 30,
+        "changed": 12,
         "questions": 12,
         "tuned_right": 11,
         "base_right": 0,
         "verdict": "learned",
         "summary": "It learned.",
     }
-    forgetting = {"ratio": 3.4, "verdict": "forgot", "summary": "General text perplexity 3.40× the base's."}
+    forgetting = {
+        "step": 30,
+        "base_perplexity": 10.0,
+        "tuned_perplexity": 34.0,
+        "ratio": 3.4,
+        "verdict": "forgot",
+        "summary": "General text perplexity 3.40× the base's.",
+    }
     fake_run("first", "completed", losses=(3.0, 2.0, 1.0), learning=learning, forgetting=forgetting)
     second = fake_run("second", "stopped", losses=(3.0, 2.5))
     from finetune_gui.core.events import Checkpoint, Finished, Log

@@ -15,13 +15,171 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+import types
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from finetune_gui.core.events import Eval, Event, Step, event_from_dict, parse_event
+from finetune_gui.core.events import (
+    Alert,
+    Eval,
+    Event,
+    Forgetting,
+    Learned,
+    Step,
+    event_from_dict,
+    parse_event,
+)
 from finetune_gui.core.files import FileLock, write_json, write_text
 
 CONTROL_WORDS = ("run", "pause", "stop")
+ENDED = ("completed", "stopped", "failed")
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    """This machine's measured time per optimizer step (run.json ``timing``), from the second logged step
+    on: the Review page's time estimate reads it for later runs of the same model and method."""
+
+    seconds_per_step: float
+    tokens_per_step: float
+    steps: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> StepTiming | None:
+        try:
+            return cls(float(data["seconds_per_step"]), float(data["tokens_per_step"]), int(data["steps"]))
+        except (TypeError, KeyError, ValueError):
+            return None
+
+
+def _event_record(event: Event) -> dict[str, Any]:
+    record = event.to_dict()
+    record.pop("event")
+    return record
+
+
+def _as_event(cls: type[Event], data: Any) -> Any:
+    return event_from_dict({**data, "event": cls.kind}) if isinstance(data, dict) else None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """run.json, typed: what the run is, where it stands and what it found (docs/architecture.md, "Run
+    folder" and its extensions). The training process writes it (``RunFolder.update``), the window, the
+    adapter library and the next session read it. Keys a newer version wrote are kept in ``extra`` and
+    written back, so an older app never drops them; a value of the wrong type reads as unknown."""
+
+    status: str = "unknown"  # running | completed | stopped | failed
+    error_kind: str | None = None  # a FailureKind's word
+    error_message: str | None = None
+    advice: list[str] = field(default_factory=list)
+    pid: int | None = None
+    started_at: str | None = None  # the first session's start
+    session_started_at: str | None = None
+    finished_at: str | None = None
+    updated_at: str | None = None
+    duration_s: float | None = None  # every session's time added
+    sessions: list[dict[str, Any]] = field(default_factory=list)  # {started_at, duration_s}
+    method: str = ""
+    model: str = ""
+    dataset: str = ""
+    objective: str = "sft"
+    reference: str | None = None  # DPO's reference: adapter_off | precomputed
+    world_size: int = 1
+    device: str = ""
+    precision: str = ""
+    memory_mode: str = ""
+    gradient_checkpointing: bool | None = None
+    trainable_parameters: int | None = None
+    total_parameters: int | None = None
+    train_rows: int | None = None
+    validation_rows: int | None = None
+    skipped_rows: int | None = None
+    estimate_gib: float | None = None
+    measured_peak_gib: float | None = None
+    proposal: dict[str, Any] = field(default_factory=dict)  # {key: {value, why}}
+    system_prompt: str | None = None  # the one the run trained with (the playground asks with it)
+    versions: dict[str, Any] = field(default_factory=dict)
+    checkpoint: str | None = None  # a failed run's last checkpoint
+    output: str | None = None  # adapter/ or model/
+    metrics: dict[str, Any] = field(default_factory=dict)  # the final ones: steps, losses, answers…
+    learning: Learned | None = None  # did it learn?
+    forgetting: Forgetting | None = None  # did it forget?
+    alerts: list[Alert] = field(default_factory=list)
+    early_stop: dict[str, Any] | None = None  # {best_step, best_eval_loss, stopped_at, patience}
+    timing: StepTiming | None = None
+    # What the checks measured on the base model before training, so a resumed run compares with it.
+    base_answers: list[str] | None = None
+    base_trained_answers: list[str] | None = None
+    base_general: dict[str, Any] | None = None  # {perplexity, answers}
+    base_preference_margins: dict[str, Any] | None = None  # {held, trained}
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ended(self) -> bool:
+        return self.status in ENDED
+
+    def replace(self, **fields: Any) -> RunRecord:
+        """This record with ``fields`` changed; an unknown name is a TypeError (a typo, not a new key)."""
+        return dataclasses.replace(self, **fields)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = dict(self.extra)
+        for f in dataclasses.fields(self):
+            if f.name == "extra":
+                continue
+            value = getattr(self, f.name)
+            if isinstance(value, Event):
+                value = _event_record(value)
+            elif isinstance(value, StepTiming):
+                value = value.to_dict()
+            elif f.name == "alerts":
+                value = [_event_record(a) for a in value]
+            data[f.name] = value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunRecord:
+        hints = typing.get_type_hints(cls)
+        known: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for key, value in data.items():
+            if key == "extra" or key not in hints:
+                extra[key] = value
+            elif key == "learning":
+                known[key] = _as_event(Learned, value)
+            elif key == "forgetting":
+                known[key] = _as_event(Forgetting, value)
+            elif key == "alerts":
+                found = [_as_event(Alert, a) for a in value] if isinstance(value, list) else []
+                known[key] = [a for a in found if a is not None]
+            elif key == "timing":
+                known[key] = StepTiming.from_dict(value)
+            elif _fits(value, hints[key]):
+                known[key] = value
+        return cls(**known, extra=extra)
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Does a JSON value fit a field's type (loosely: the container, not its items)?"""
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    options = typing.get_args(hint) if union else (hint,)
+    for option in options:
+        base = typing.get_origin(option) or option
+        if option is type(None) and value is None:
+            return True
+        if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True
+        if base is int and isinstance(value, int) and not isinstance(value, bool):
+            return True
+        if base in (str, bool, list, dict) and isinstance(value, base):
+            return True
+    return False
 
 
 class RunFolder:
@@ -88,19 +246,19 @@ class RunFolder:
         return FileLock(self.path / ".lock")
 
     # -- run.json
-    def read(self) -> dict[str, Any]:
+    def read(self) -> RunRecord:
+        """run.json as a record; an empty one when the file is missing or unreadable."""
         try:
             data = json.loads(self.run_json.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
+            return RunRecord()
+        return RunRecord.from_dict(data) if isinstance(data, dict) else RunRecord()
 
-    def update(self, **fields: Any) -> dict[str, Any]:
-        data = self.read()
-        data.update(fields)
-        data["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        write_json(self.run_json, data)
-        return data
+    def update(self, **fields: Any) -> RunRecord:
+        """Change these fields of run.json (atomically); the others stay as they are."""
+        record = self.read().replace(**fields, updated_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        write_json(self.run_json, record.to_dict())
+        return record
 
     # -- metrics, samples and events
     def append_metrics(self, record: dict[str, Any]) -> None:
@@ -239,7 +397,20 @@ def _read_lines(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def list_runs(root: str | Path) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class ListedRun:
+    """A run folder found under the runs folder: where it is, its record, and where it stands now."""
+
+    path: Path
+    record: RunRecord
+    state: str  # the record's status, or 'interrupted' for a 'running' run whose process is gone
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def list_runs(root: str | Path) -> list[ListedRun]:
     """Every run folder under ``root`` (newest first), with its run.json and where it stands now."""
     root = Path(root)
     if not root.is_dir():
@@ -249,21 +420,16 @@ def list_runs(root: str | Path) -> list[dict[str, Any]]:
         folder = RunFolder(child)
         if not child.is_dir() or not folder.exists():
             continue
-        info = folder.read()
-        info["path"] = str(child)
-        info["name"] = child.name
-        info["state"] = run_state(info)
-        runs.append(info)
-    return sorted(runs, key=lambda r: str(r.get("started_at") or ""), reverse=True)
+        record = folder.read()
+        runs.append(ListedRun(child, record, run_state(record)))
+    return sorted(runs, key=lambda r: r.record.started_at or "", reverse=True)
 
 
-def run_state(info: dict[str, Any]) -> str:
+def run_state(record: RunRecord) -> str:
     """run.json's status, except that a 'running' run whose process is gone is 'interrupted'."""
-    status = str(info.get("status", "unknown"))
-    if status != "running":
-        return status
-    pid = info.get("pid")
-    return "running" if isinstance(pid, int) and process_alive(pid) else "interrupted"
+    if record.status != "running":
+        return record.status
+    return "running" if record.pid is not None and process_alive(record.pid) else "interrupted"
 
 
 def process_alive(pid: int) -> bool:

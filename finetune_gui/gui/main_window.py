@@ -171,18 +171,18 @@ class MainWindow(QMainWindow):
         from finetune_gui.core.runs import list_runs
 
         runs = list_runs(self.runs.root)
-        running = [r for r in runs if r["state"] == "running"]
+        running = [r for r in runs if r.state == "running"]
         if running and not self.dashboard.is_running():
-            self.dashboard.attach(running[0]["path"])
+            self.dashboard.attach(running[0].path)
             self.go_to("Training")
-            self.statusBar().showMessage(f"{running[0]['name']} is still training in the background.", 10_000)
-        interrupted = [r for r in runs if r["state"] == "interrupted"]
+            self.statusBar().showMessage(f"{running[0].name} is still training in the background.", 10_000)
+        interrupted = [r for r in runs if r.state == "interrupted"]
         if interrupted:
             run = interrupted[0]
             box = QMessageBox(self)
             box.setWindowTitle("An interrupted run")
-            box.setText(f"The run {run['name']} stopped unexpectedly (the app or the computer went down).")
-            checkpoint = RunFolder(run["path"]).last_checkpoint()
+            box.setText(f"The run {run.name} stopped unexpectedly (the app or the computer went down).")
+            checkpoint = RunFolder(run.path).last_checkpoint()
             box.setInformativeText(
                 f"Resume it from {checkpoint.name}?"
                 if checkpoint
@@ -192,7 +192,7 @@ class MainWindow(QMainWindow):
             box.addButton("Not now", QMessageBox.ButtonRole.RejectRole)
             box.finished.connect(
                 lambda _r: (
-                    resume is not None and box.clickedButton() is resume and self.resume_run(run["path"])
+                    resume is not None and box.clickedButton() is resume and self.resume_run(str(run.path))
                 )
             )
             self.resume_dialog = box

@@ -15,8 +15,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from finetune_gui.core.events import Forgetting, Learned
 from finetune_gui.core.paths import runs_dir
-from finetune_gui.core.runs import RunFolder, list_runs
+from finetune_gui.core.runs import ListedRun, RunFolder, list_runs
 from finetune_gui.gui.widgets import (
     empty_state,
     fill_table,
@@ -32,31 +33,31 @@ HINT = "Select two runs (Ctrl-click) to overlay their loss curves and compare th
 OVERLAY_COLOURS = ["#3d7be0", "#e07b39", "#2e9d5b", "#b54ad6"]
 
 
-def learned_text(learning: dict | None) -> str:
+def learned_text(learning: Learned | None) -> str:
     """'✓ 11 of 12 (base 0)' for the Runs table: held-out answers that match their reference, marked
     with the verdict; with too few held-out rows, what it absorbed from its training questions."""
-    if not learning:
+    if learning is None:
         return "–"
-    icon, _ = verdict_mark(str(learning.get("verdict") or ""))
+    icon, _ = verdict_mark(learning.verdict)
     prefix = f"{icon} " if icon else ""
-    if learning.get("min_held_out") and learning.get("questions", 0) < learning["min_held_out"]:
-        if not learning.get("trained_questions"):
+    if learning.min_held_out and learning.questions < learning.min_held_out:
+        if not learning.trained_questions:
             return f"{prefix}too few held-out rows"
         return (
-            f"{prefix}training {learning['trained_tuned_right']} of {learning['trained_questions']} "
-            f"(base {learning['trained_base_right']}); too few held-out"
+            f"{prefix}training {learning.trained_tuned_right} of {learning.trained_questions} "
+            f"(base {learning.trained_base_right}); too few held-out"
         )
-    if not learning.get("questions"):
+    if not learning.questions:
         return "–"
-    return f"{prefix}{learning['tuned_right']} of {learning['questions']} (base {learning['base_right']})"
+    return f"{prefix}{learning.tuned_right} of {learning.questions} (base {learning.base_right})"
 
 
-def forgot_text(forgetting: dict | None) -> str:
+def forgot_text(forgetting: Forgetting | None) -> str:
     """'✓ 1.04×' for the Runs table: the general text's perplexity, tuned over base, marked."""
-    if not forgetting or not isinstance(forgetting.get("ratio"), (int, float)):
+    if forgetting is None:
         return "–"
-    icon, _ = verdict_mark(str(forgetting.get("verdict") or ""))
-    return f"{icon} {forgetting['ratio']:.2f}×".strip()
+    icon, _ = verdict_mark(forgetting.verdict)
+    return f"{icon} {forgetting.ratio:.2f}×".strip()
 
 
 class RunsPage(QWidget):
@@ -116,37 +117,38 @@ class RunsPage(QWidget):
         self.runs = list_runs(self.root)
         table_rows = []
         for run in self.runs:
-            loss = quality_loss(run.get("metrics") or {})
+            record = run.record
+            loss = quality_loss(record.metrics)
             values = [
-                run["name"],
-                run["state"],
-                run.get("method", ""),
-                Path(str(run.get("model", ""))).name,
+                run.name,
+                run.state,
+                record.method,
+                Path(record.model).name,
                 f"{loss:.3f}" if loss is not None else "–",
-                learned_text(run.get("learning")),
-                forgot_text(run.get("forgetting")),
-                f"{run['duration_s'] / 60:.1f} min" if run.get("duration_s") else "–",
-                (run.get("started_at") or "")[:16].replace("T", " "),
+                learned_text(record.learning),
+                forgot_text(record.forgetting),
+                f"{record.duration_s / 60:.1f} min" if record.duration_s else "–",
+                (record.started_at or "")[:16].replace("T", " "),
             ]
             table_rows.append(values)
         fill_table(self.table, table_rows, self.empty)
         self._on_selection()
 
-    def selected(self) -> list[dict]:
+    def selected(self) -> list[ListedRun]:
         return selected_items(self.table, self.runs)
 
     def _on_selection(self) -> None:
         chosen = self.selected()
         self.open_button.setEnabled(len(chosen) == 1)
         self.resume_button.setEnabled(
-            len(chosen) == 1 and chosen[0]["state"] in ("interrupted", "stopped", "failed")
+            len(chosen) == 1 and chosen[0].state in ("interrupted", "stopped", "failed")
         )
         if len(chosen) >= 2:
             self.show_overlay(chosen[:4])
         else:
             self.hint.setText(HINT)
 
-    def show_overlay(self, runs: list[dict]) -> None:
+    def show_overlay(self, runs: list[ListedRun]) -> None:
         from finetune_gui.gui.charts import LiveChart
 
         if self.overlay is None:
@@ -157,22 +159,23 @@ class RunsPage(QWidget):
         # Both verdicts of each run beside the curves: what it learned, what it forgot.
         self.hint.setText(
             " · ".join(
-                f"{run['name']}: learned {learned_text(run.get('learning'))}, forgot {forgot_text(run.get('forgetting'))}"
+                f"{run.name}: learned {learned_text(run.record.learning)}, "
+                f"forgot {forgot_text(run.record.forgetting)}"
                 for run in runs
             )
         )
         for colour, run in zip(OVERLAY_COLOURS, runs, strict=False):
-            records = [r for r in RunFolder(run["path"]).metrics() if "loss" in r]
-            series = self.overlay.add_series(run["name"], colour)
+            records = [r for r in RunFolder(run.path).metrics() if "loss" in r]
+            series = self.overlay.add_series(run.name, colour)
             series.set([r["step"] for r in records], [r["loss"] for r in records])
         self.overlay.redraw()
 
     def _open(self) -> None:
         chosen = self.selected()
         if len(chosen) == 1:
-            self.open_requested.emit(chosen[0]["path"])
+            self.open_requested.emit(str(chosen[0].path))
 
     def _resume(self) -> None:
         chosen = self.selected()
         if len(chosen) == 1:
-            self.resume_requested.emit(chosen[0]["path"])
+            self.resume_requested.emit(str(chosen[0].path))

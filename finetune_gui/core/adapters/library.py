@@ -100,13 +100,13 @@ class AdapterLibrary:
         if not folder.adapter_dir.is_dir():
             return None
         info = folder.read()
-        metrics = info.get("metrics") or {}
+        metrics = info.metrics
         return self.add(
             folder.adapter_dir,
             name=folder.path.name,
-            base_model=info.get("model"),
-            method=info.get("method"),
-            dataset=info.get("dataset"),
+            base_model=info.model or None,
+            method=info.method or None,
+            dataset=info.dataset or None,
             steps=metrics.get("steps"),
             final_loss=metrics.get("final_loss"),
             eval_loss=metrics.get("eval_loss"),

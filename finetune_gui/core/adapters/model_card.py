@@ -23,12 +23,11 @@ def adapter_facts(path: str) -> dict[str, Any]:
     run = entry.get("run") or (str(Path(path).parent) if Path(path).name == "adapter" else None)
     if run and RunFolder(run).exists():
         info = RunFolder(run).read()
-        facts.setdefault("method", info.get("method"))
-        facts.setdefault("dataset", info.get("dataset"))
-        metrics = info.get("metrics") or {}
-        facts.setdefault("steps", metrics.get("steps"))
-        facts.setdefault("eval_loss", metrics.get("eval_loss"))
-        facts["learning"] = info.get("learning")
+        facts.setdefault("method", info.method or None)
+        facts.setdefault("dataset", info.dataset or None)
+        facts.setdefault("steps", info.metrics.get("steps"))
+        facts.setdefault("eval_loss", info.metrics.get("eval_loss"))
+        facts["learning"] = info.learning.summary if info.learning else None
     return facts
 
 
@@ -64,9 +63,8 @@ def write(
         if isinstance(facts.get("eval_loss"), (int, float)):
             parts.append(f"evaluation loss {facts['eval_loss']:.3f}")
         lines.append(f"  - `{facts.get('name') or Path(path).name}`: " + ", ".join(parts))
-        learning = facts.get("learning") or {}
-        if learning.get("summary"):
-            lines.append(f"    - Did it learn? {learning['summary']}")
+        if facts.get("learning"):
+            lines.append(f"    - Did it learn? {facts['learning']}")
     lines += ["", "## Verification", ""]
     for part in ("merge", "gguf"):
         if part in report:

@@ -13,22 +13,13 @@ from typing import Any
 OWN_EXAMPLES = 8
 
 
-def run_record(adapter: str | Path) -> dict[str, Any]:
-    """The run.json of the run an adapter came from ({} for an imported one)."""
-    import json
-
-    try:
-        record = json.loads((Path(adapter).parent / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return record if isinstance(record, dict) else {}
-
-
 def trained_system_prompt(adapters: list[tuple[str, float]]) -> str | None:
     """The system prompt the first adapter from a run of this app trained with (None: none, or no run)."""
+    from finetune_gui.core.runs import RunFolder
+
     for path, _weight in adapters:
-        prompt = run_record(path).get("system_prompt")
-        if isinstance(prompt, str) and prompt.strip():
+        prompt = RunFolder(Path(path).parent).read().system_prompt  # an imported adapter has no run.json
+        if prompt and prompt.strip():
             return prompt
     return None
 

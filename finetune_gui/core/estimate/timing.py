@@ -4,11 +4,11 @@ model and method recorded theirs (run.json ``timing``), else a rough guess from 
 from __future__ import annotations
 
 import statistics
-from typing import Any
 
 from finetune_gui.core.estimate.memory import Settings
 from finetune_gui.core.estimate.shape import ModelShape
 from finetune_gui.core.methods import METHODS
+from finetune_gui.core.runs import RunRecord
 
 # Sustained training throughput assumed: rough on purpose.
 CPU_FLOPS_PER_CORE = 55e9  # measured here: SmolLM2-135M LoRA, batch 4 × 256, about 5 s a step on 2 cores
@@ -34,19 +34,18 @@ def seconds_per_step(
 
 
 def measured_seconds_per_step(
-    runs: list[dict[str, Any]], model: str, method: str, device: str, tokens_per_step: float
+    runs: list[RunRecord], model: str, method: str, device: str, tokens_per_step: float
 ) -> tuple[float, int] | None:
     """(seconds per step, how many runs it rests on) for ``tokens_per_step`` tokens a step, from earlier
     runs of ``model`` with ``method`` on ``device`` (their seconds per token, the median); None without
-    any. ``runs``: run.json records (``core.runs.list_runs``)."""
+    any."""
     rates = []
     for run in runs:
-        timing = run.get("timing") or {}
-        if not (run.get("model") == model and run.get("method") == method and run.get("device") == device):
+        timing = run.timing
+        if timing is None or (run.model, run.method, run.device) != (model, method, device):
             continue
-        seconds, tokens = timing.get("seconds_per_step"), timing.get("tokens_per_step")
-        if seconds and tokens:
-            rates.append(seconds / tokens)
+        if timing.seconds_per_step and timing.tokens_per_step:
+            rates.append(timing.seconds_per_step / timing.tokens_per_step)
     if not rates:
         return None
     return statistics.median(rates) * tokens_per_step, len(rates)

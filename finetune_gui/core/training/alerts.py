@@ -140,7 +140,4 @@ class HealthWatch(TrainerCallback):
         self.fired.add(alert)
         event = Alert(step=step, alert=alert, message=message, fixes=fixes)
         self.ctx.emit(event)
-        record = event.to_dict()
-        record.pop("event")
-        alerts = list(self.ctx.folder.read().get("alerts") or [])
-        self.ctx.folder.update(alerts=[*alerts, record])
+        self.ctx.folder.update(alerts=[*self.ctx.folder.read().alerts, event])

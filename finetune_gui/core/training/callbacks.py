@@ -10,6 +10,7 @@ from transformers import TrainerCallback
 
 from finetune_gui.core.data.encode import IGNORE
 from finetune_gui.core.events import Checkpoint, Eval, Paused, Resumed, Step
+from finetune_gui.core.runs import StepTiming
 
 
 class PadCollator:
@@ -85,11 +86,11 @@ class EventsCallback(TrainerCallback):
             return
         first, began, seen = self.timing_from
         if step > first:
-            self.ctx.step_timing = {
-                "seconds_per_step": round((elapsed - began) / (step - first), 3),
-                "tokens_per_step": round((tokens - seen) / (step - first), 1),
-                "steps": step - first,
-            }
+            self.ctx.step_timing = StepTiming(
+                seconds_per_step=round((elapsed - began) / (step - first), 3),
+                tokens_per_step=round((tokens - seen) / (step - first), 1),
+                steps=step - first,
+            )
 
     def _active_elapsed(self) -> float:
         return time.monotonic() - self.started - self.paused_s

@@ -12,12 +12,11 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from finetune_gui.core.config import RunConfig
 from finetune_gui.core.errors import ConfigError
 from finetune_gui.core.files import FileLock, disk_error_sentence
-from finetune_gui.core.runs import RunFolder
+from finetune_gui.core.runs import RunFolder, RunRecord
 
 # What a folder may hold before its first run: the window creates the log and the lock first.
 BEFORE_A_RUN = {"train.log", ".lock"}
@@ -29,7 +28,7 @@ ATTEMPT_FILES = ("run.json", "metrics.jsonl", "samples.jsonl", "events.jsonl", "
 class Opening:
     checkpoint: Path | None = None
     start_step: int = 0
-    previous: dict[str, Any] = field(default_factory=dict)  # the run.json of earlier sessions
+    previous: RunRecord = field(default_factory=RunRecord)  # the run.json of earlier sessions
     lock: FileLock | None = None
 
 
@@ -85,7 +84,7 @@ def _start(folder: RunFolder, log: Callable[[str, str], None]) -> Opening:
     info = folder.read()
     if folder.checkpoints() or folder.adapter_dir.exists() or folder.model_dir.exists():
         raise ConfigError(
-            f"{folder.path} already holds a run (status {info.get('status', 'unknown')}). Continue it with "
+            f"{folder.path} already holds a run (status {info.status}). Continue it with "
             "--resume, or choose another output_dir (e.g. --set output_dir=runs/new-run)."
         )
     # An earlier attempt died before its first checkpoint: there is nothing to continue, so start over.
@@ -115,7 +114,7 @@ def _resume(folder: RunFolder, config: RunConfig, log: Callable[[str, str], None
         if number > step:  # damaged: kept for the user to look at, out of the Trainer's way
             path.rename(path.with_name(f"damaged-{path.name}"))
     if checkpoint is None:
-        if info.get("status") == "completed":
+        if info.status == "completed":
             raise ConfigError(f"The run in {folder.path} already completed; there is nothing to resume.")
         raise ConfigError(
             f"There is no intact checkpoint in {folder.path} to resume from: the run stopped before its first "

@@ -108,7 +108,7 @@ class ForgettingCheck(TrainerCallback):
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         if not self.ctx.is_main or model is None:
             return
-        stored = self.ctx.folder.read().get("base_general") or {}
+        stored = self.ctx.folder.read().base_general or {}
         if isinstance(stored, dict) and isinstance(stored.get("perplexity"), (int, float)):
             self.base_perplexity = float(stored["perplexity"])
             self.base_answers = [str(a) for a in stored.get("answers") or []]

@@ -443,7 +443,7 @@ class LearningCheck(TrainerCallback):
         if not self.ctx.is_main or model is None or not self.questions:
             return
         record = self.ctx.folder.read()
-        stored, stored_trained = record.get("base_answers"), record.get("base_trained_answers") or []
+        stored, stored_trained = record.base_answers, record.base_trained_answers or []
         if isinstance(stored, list) and len(stored) == len(self.questions):
             self.base = [str(a) for a in stored]
             if isinstance(stored_trained, list) and len(stored_trained) == len(self.trained):

@@ -23,7 +23,7 @@ from finetune_gui.core.events import EventSink, Failed, Finished, Fix, Log, Star
 from finetune_gui.core.hardware import DevicePlan
 from finetune_gui.core.methods import METHODS, optimizer_for
 from finetune_gui.core.objectives import OBJECTIVES
-from finetune_gui.core.runs import RunFolder
+from finetune_gui.core.runs import RunFolder, RunRecord, StepTiming
 from finetune_gui.core.training import failures
 from finetune_gui.core.training.control import RunControl, run_started_ns
 from finetune_gui.core.training.inputs import Data, load_data, to_dataset
@@ -55,7 +55,7 @@ class RunContext:
     shape: Any = None  # the model's ModelShape, once known (for the estimate and the advice)
     hardware: Any = None  # the machine's Hardware
     began: bool = False  # this session owns the run folder (its checks passed): failures are recorded
-    previous: dict[str, Any] = field(default_factory=dict)  # run.json of earlier sessions (resume)
+    previous: RunRecord = field(default_factory=RunRecord)  # run.json of earlier sessions (resume)
     checkpoint: Path | None = None  # what this session resumes from
     start_step: int = 0
     proposal: dict[str, Any] = field(default_factory=dict)  # what was proposed for empty fields, and why
@@ -64,7 +64,7 @@ class RunContext:
     memory_mode: str = "standard"  # what the run uses: lean only for methods that train every weight
     forgetting: Any = None  # the ForgettingCheck: did it forget?
     checks_s: float = 0.0  # seconds the checks took before training (the base's answers and scores)
-    step_timing: dict[str, Any] | None = None  # measured seconds and tokens per step (run.json timing)
+    step_timing: StepTiming | None = None  # measured seconds and tokens per step (run.json timing)
 
     @property
     def is_main(self) -> bool:
@@ -152,9 +152,9 @@ def _now() -> str:
 
 def _durations(ctx: RunContext) -> dict[str, Any]:
     """started_at stays the first session's; duration_s adds every session's time."""
-    earlier = float(ctx.previous.get("duration_s") or 0.0)
+    earlier = ctx.previous.duration_s or 0.0
     this = round(time.time() - ctx.started_at, 1)
-    sessions = list(ctx.previous.get("sessions") or [])
+    sessions = list(ctx.previous.sessions)
     sessions.append({"started_at": _stamp(ctx.started_at), "duration_s": this})
     return {"duration_s": round(earlier + this, 1), "sessions": sessions}
 
@@ -335,8 +335,8 @@ def _run(ctx: RunContext, resume: bool) -> int:
             metrics=metrics,
             measured_peak_gib=_peak_memory_gib(plan.device),
             output=str(output),
-            learning=_learning_record(learned),
-            forgetting=_learning_record(forgot),
+            learning=learned,
+            forgetting=forgot,
             early_stop=early.to_dict() if early else None,
             timing=ctx.step_timing,
             **_durations(ctx),
@@ -348,14 +348,6 @@ def _run(ctx: RunContext, resume: bool) -> int:
 
     barrier()
     return 0
-
-
-def _learning_record(learned: Any) -> dict[str, Any] | None:
-    if learned is None:
-        return None
-    record = learned.to_dict()
-    record.pop("event")
-    return record
 
 
 def _register(ctx: RunContext) -> None:
@@ -749,7 +741,7 @@ def _run_facts(
     return {
         "status": "running",
         "pid": os.getpid(),
-        "started_at": ctx.previous.get("started_at") or _stamp(ctx.started_at),
+        "started_at": ctx.previous.started_at or _stamp(ctx.started_at),
         "session_started_at": _stamp(ctx.started_at),
         "method": ctx.config.method,
         "model": ctx.config.model,

@@ -108,7 +108,7 @@ class TrainingController(QObject):
 
     def attach(self) -> TrainingController:
         """Follow a run that trains in the background: everything it emitted so far, then what comes."""
-        self._pid = self.folder.read().get("pid")
+        self._pid = self.folder.read().pid
         self.mode = "attached"
         # What the run emitted before this window came: its log lines carry no clock time of ours.
         self.replaying = True
@@ -224,23 +224,20 @@ class TrainingController(QObject):
 
     def _poll(self) -> None:
         """Attached: read what the run appended to events.jsonl; notice when its process is gone."""
-        alive = self._pid is not None and process_alive(int(self._pid))
+        alive = self._pid is not None and process_alive(self._pid)
         for data in self._new_lines():
             self._on_line(data)
         if self.done or alive:
             return
         info = self.folder.read()  # ended without a final event in the file: run.json may say how
-        status = info.get("status")
-        if status in ("completed", "stopped"):
-            self._end(
-                Finished(status=status, metrics=info.get("metrics") or {}, output_path=info.get("output"))
-            )
-        elif status == "failed":
+        if info.status in ("completed", "stopped"):
+            self._end(Finished(status=info.status, metrics=info.metrics, output_path=info.output))
+        elif info.status == "failed":
             self._end(
                 Failed(
-                    kind_=str(info.get("error_kind") or FailureKind.CRASH.value),
-                    message=str(info.get("error_message") or ""),
-                    advice=list(info.get("advice") or []),
+                    kind_=info.error_kind or FailureKind.CRASH.value,
+                    message=info.error_message or "",
+                    advice=list(info.advice),
                 )
             )
         else:

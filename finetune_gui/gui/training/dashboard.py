@@ -305,7 +305,7 @@ class Dashboard(QWidget):
         """A run as its folder tells it: charts from metrics.jsonl, samples, status and results."""
         folder = RunFolder(path)
         info = folder.read()
-        view = RunView(path, estimate_gib=info.get("estimate_gib"))
+        view = RunView(path, estimate_gib=info.estimate_gib)
         for event in folder.step_events():
             if isinstance(event, Eval):
                 self._record_eval(view, event)
@@ -313,27 +313,22 @@ class Dashboard(QWidget):
                 self._record_step(view, event)
         for record in folder.samples():
             view.samples.append(_samples_text(record.get("step", 0), record.get("samples") or []))
-        learning = info.get("learning") or {}
-        view.learned = learning.get("summary") or ""
-        view.learned_verdict = str(learning.get("verdict") or "")
-        view.alerts = [(str(a.get("message")), None) for a in info.get("alerts") or [] if isinstance(a, dict)]
-        forgetting = info.get("forgetting") or {}
-        view.forgot, view.forgot_verdict = (
-            forgetting.get("summary") or "",
-            str(forgetting.get("verdict") or ""),
-        )
+        if info.learning is not None:
+            view.learned, view.learned_verdict = info.learning.summary, info.learning.verdict
+        view.alerts = [(alert.message, None) for alert in info.alerts]  # the run is over: no fix to apply
+        if info.forgetting is not None:
+            view.forgot, view.forgot_verdict = info.forgetting.summary, info.forgetting.verdict
         view.log = past_log(folder.events())
         if finished:
             state = run_state(info)
             view.status = state if state in PILL else "stopped"
-            view.progress = int((info.get("metrics") or {}).get("steps") or view.progress)
-            objective = str(info.get("objective") or "sft")
-            how = info.get("method", "?") + (f" · {objective.upper()}" if objective != "sft" else "")
-            what = f"{how} on {Path(str(info.get('model', '?'))).name}"
-            said = metrics_sentence(info.get("metrics") or {})
+            view.progress = int(info.metrics.get("steps") or view.progress)
+            how = (info.method or "?") + (f" · {info.objective.upper()}" if info.objective != "sft" else "")
+            what = f"{how} on {Path(info.model or '?').name}"
+            said = metrics_sentence(info.metrics)
             view.facts = f"{what} · {view.status}" + (f" · {said}" if said else "")
-            if info.get("error_message"):
-                view.facts += f" · {info['error_message']}"
+            if info.error_message:
+                view.facts += f" · {info.error_message}"
         return view
 
     def _show(self, view: RunView) -> None:

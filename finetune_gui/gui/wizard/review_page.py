@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 from finetune_gui.core.config import RunConfig
 from finetune_gui.core.estimate import measured_seconds_per_step, seconds_per_step
 from finetune_gui.core.paths import runs_dir
-from finetune_gui.core.runs import RunFolder, list_runs
+from finetune_gui.core.runs import RunFolder, RunRecord, list_runs
 from finetune_gui.gui.widgets import Card, error_label, human_duration, show_error, title_label
 from finetune_gui.gui.wizard.page import WizardPage
 from finetune_gui.gui.wizard.state import WizardState
@@ -52,7 +52,7 @@ class ReviewPage(WizardPage):
 
     def __init__(self, state: WizardState, parent: QWidget | None = None):
         super().__init__(state, parent)
-        self.past_runs: list[dict] = []  # earlier runs' run.json (their step times), read on each visit
+        self.past_runs: list[RunRecord] = []  # earlier runs' run.json (their step times), read on each visit
         card = Card()
         card.layout_.addWidget(title_label("Summary", 1.1))
         self.form = QFormLayout()
@@ -105,7 +105,7 @@ class ReviewPage(WizardPage):
             stamp = time.strftime("%Y%m%d-%H%M%S")
             config.output_dir = str(runs_dir() / f"{config.method}-{stamp}")
         self.name.setText(Path(config.output_dir).name)
-        self.past_runs = list_runs(runs_dir())  # their measured step times, read once per visit
+        self.past_runs = [run.record for run in list_runs(runs_dir())]  # their step times, once per visit
         self.refresh()
 
     def _on_name(self) -> None:

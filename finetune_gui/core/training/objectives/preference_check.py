@@ -181,7 +181,7 @@ class PreferenceCheck(TrainerCallback):
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         if not self.ctx.is_main or model is None or not self.held:
             return
-        stored = self.ctx.folder.read().get("base_preference_margins") or {}
+        stored = self.ctx.folder.read().base_preference_margins or {}
         if isinstance(stored, dict) and len(stored.get("held") or []) == len(self.held):
             self.base = [float(m) for m in stored["held"]]
             kept = stored.get("trained") or []

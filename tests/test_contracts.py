@@ -1,0 +1,78 @@
+"""The typed records that cross a process or file boundary: each round-trips through its JSON form, reads
+the wire format other programs write, and keeps what it does not know."""
+
+from __future__ import annotations
+
+import json
+
+from finetune_gui.core.events import Alert, Failed, Fix, Learned, event_from_dict, parse_event
+from finetune_gui.core.runs import RunFolder, RunRecord, StepTiming
+
+
+def test_a_fix_reads_and_writes_its_wire_form_inside_events():
+    fix = Fix("batch 4 → 2 (half the activations)", {"training.batch_size": 2})
+    assert fix.to_dict() == {"label": "batch 4 → 2 (half the activations)", "set": {"training.batch_size": 2}}
+    assert fix.short_label == "batch 4 → 2"
+    failed = Failed(kind_="oom", message="Out of memory.", advice=[fix.label], fixes=[fix])
+    wire = json.loads(failed.to_json())
+    assert wire["kind"] == "oom" and wire["fixes"] == [fix.to_dict()]
+    back = parse_event(failed.to_json())
+    assert back == failed and isinstance(back.fixes[0], Fix)
+    alert = event_from_dict(
+        {"event": "alert", "step": 3, "alert": "flat loss", "message": "m", "fixes": [fix.to_dict()]}
+    )
+    assert isinstance(alert, Alert) and alert.fixes == [fix]
+
+
+def test_the_run_record_round_trips_and_keeps_keys_it_does_not_know(tmp_path):
+    learned = Learned(
+        step=9, questions=8, base_right=0, tuned_right=7, changed=8, verdict="learned", summary="s"
+    )
+    alert = Alert(
+        step=4, alert="gradient spike", message="m", fixes=[Fix("half", {"training.learning_rate": 1e-4})]
+    )
+    record = RunRecord(
+        status="completed",
+        pid=12,
+        method="lora",
+        model="m",
+        metrics={"steps": 9, "eval_loss": 1.5},
+        learning=learned,
+        alerts=[alert],
+        timing=StepTiming(2.5, 300.0, 7),
+        base_answers=["a", "b"],
+    )
+    data = record.to_dict()
+    assert data["learning"]["verdict"] == "learned" and "event" not in data["learning"]
+    assert data["alerts"][0]["fixes"][0]["set"] == {"training.learning_rate": 1e-4}
+    assert data["timing"] == {"seconds_per_step": 2.5, "tokens_per_step": 300.0, "steps": 7}
+    assert RunRecord.from_dict(json.loads(json.dumps(data))) == record
+    # A newer app's key survives an update by this one; a wrongly typed value reads as unknown.
+    folder = RunFolder(tmp_path / "run")
+    folder.path.mkdir()
+    folder.run_json.write_text(json.dumps({**data, "pid": "not a pid", "from_the_future": {"x": 1}}))
+    read = folder.read()
+    assert read.pid is None and read.extra == {"from_the_future": {"x": 1}} and read.learning == learned
+    folder.update(status="stopped")
+    on_disk = json.loads(folder.run_json.read_text())
+    assert on_disk["from_the_future"] == {"x": 1} and on_disk["status"] == "stopped" and on_disk["updated_at"]
+    # A misspelt field is an error in the code, not a new key in the file.
+    try:
+        folder.update(stauts="failed")
+    except TypeError:
+        pass
+    else:
+        raise AssertionError("an unknown field was written")
+
+
+def test_a_missing_or_broken_run_json_reads_as_an_empty_record(tmp_path):
+    folder = RunFolder(tmp_path / "none")
+    assert folder.read() == RunRecord() and folder.read().status == "unknown"
+    folder.path.mkdir()
+    folder.run_json.write_text("[1, 2")
+    assert folder.read() == RunRecord()
+    folder.run_json.write_text(
+        json.dumps({"learning": "not a record", "alerts": [1, {"nope": 2}], "timing": {}})
+    )
+    read = folder.read()
+    assert read.learning is None and read.alerts == [] and read.timing is None
