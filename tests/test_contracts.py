@@ -76,3 +76,35 @@ def test_a_missing_or_broken_run_json_reads_as_an_empty_record(tmp_path):
     )
     read = folder.read()
     assert read.learning is None and read.alerts == [] and read.timing is None
+
+
+def test_the_generate_protocol_round_trips_both_ways():
+    from finetune_gui.core.adapters.generate_protocol import (
+        AnswerRequest,
+        Done,
+        GenerateError,
+        Ready,
+        StopRequest,
+        Token,
+        parse_reply,
+        parse_request,
+    )
+
+    request = AnswerRequest("Hi", id="tuned", adapters=[("/a", 0.7)], temperature=0.5, system="Be brief.")
+    wire = json.loads(json.dumps(request.to_dict()))
+    assert wire["adapters"] == [["/a", 0.7]] and parse_request(wire) == request
+    assert parse_request({"stop": True}) == StopRequest() and StopRequest().to_dict() == {"stop": True}
+    # What an older window sent: no system, no id; a line of nonsense is skipped.
+    assert parse_request({"prompt": "x"}) == AnswerRequest("x")
+    assert parse_request({"prompt": "x", "max_new_tokens": "lots"}) is None and parse_request([1]) is None
+    for reply in (
+        Ready("m"),
+        Token("base", "Hel"),
+        Done("base", end="length", tokens=12, seconds=0.5),
+        GenerateError("No model at m.", id="tuned"),
+    ):
+        assert parse_reply(json.loads(reply.to_json())) == reply
+    assert json.loads(Done("x").to_json())["event"] == "done"
+    assert Done("b", tokens=12, seconds=0.5).tokens_per_s == 24.0 and Done("b").tokens_per_s is None
+    assert parse_reply({"event": "token", "id": "b"}) is None  # a required field is missing
+    assert parse_reply({"event": "unknown"}) is None

@@ -100,7 +100,7 @@ def test_playground_send_compares_base_and_tuned_and_stop_ends_both(qtbot, libra
     # The same question again at temperature 0: the base's answer is shown again, not generated again.
     qtbot.keyClicks(page.prompt, "Hello")
     qtbot.mouseClick(page.send_button, Qt.MouseButton.LeftButton)
-    assert [r["id"] for r in page.pending] == ["tuned"] or page.answering == {"tuned"}
+    assert [r.id for r in page.pending] == ["tuned"] or page.answering == {"tuned"}
     qtbot.waitUntil(lambda: page.status.text().startswith("Done."), timeout=120_000)
     assert answer_of(page.panes["base"].toPlainText()) == f"{base} [the same answer as before]"
     assert answer_of(page.panes["tuned"].toPlainText()) == tuned

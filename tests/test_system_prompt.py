@@ -85,7 +85,7 @@ def test_the_playground_asks_with_the_runs_system_prompt_shown_and_editable(qtbo
     assert page.system.text() == SYSTEM  # shown, as trained
     qtbot.keyClicks(page.prompt, "Where is the mill?")
     qtbot.mouseClick(page.send_button, Qt.MouseButton.LeftButton)
-    assert [r["system"] for r in page.pending] == [SYSTEM, SYSTEM]  # both panes ask under it
+    assert [r.system for r in page.pending] == [SYSTEM, SYSTEM]  # both panes ask under it
     page.stop()
     page.pending.clear()
     page.answering.clear()
@@ -93,5 +93,5 @@ def test_the_playground_asks_with_the_runs_system_prompt_shown_and_editable(qtbo
     qtbot.keyClicks(page.system, "Answer in French.")
     qtbot.keyClicks(page.prompt, "Again?")
     qtbot.mouseClick(page.send_button, Qt.MouseButton.LeftButton)
-    assert [r["system"] for r in page.pending] == ["Answer in French."] * 2
+    assert [r.system for r in page.pending] == ["Answer in French."] * 2
     page.shutdown()

@@ -1,13 +1,8 @@
 """``finetune-gui generate`` (one completion) and ``generate-server`` (the playground's process).
 
-The server loads the base once and answers JSON commands on stdin, one per line:
-  {"prompt": "...", "adapters": [["path", 1.0], ...], "max_new_tokens": 128, "temperature": 0.7, "top_p": 0.95,
-   "system": "..." (optional), "id": "base"}   → {"event": "token", "id": ..., "text": ...}… then {"event": "done", "id": ..., "stopped": bool}
-  {"stop": true}   → ends the answer being generated, and every answer still waiting
-Each answer ends with {"event": "done", "id": ..., "stopped": bool, "end": "end" | "length" | "stopped",
-"tokens": N, "seconds": S} ("length": cut at max_new_tokens; tokens and seconds: what it generated, and
-how long that took, for a tokens/s figure; absent on answers stopped before they started).
-Adapters switch on the loaded base without reloading it. Errors are {"event": "error", "message": ...}.
+The server loads the base once and answers requests on stdin, one JSON line each, with replies on
+stdout (``core/adapters/generate_protocol.py`` holds both); adapters switch on the loaded base without
+reloading it.
 """
 
 from __future__ import annotations
@@ -17,7 +12,6 @@ import json
 import sys
 import threading
 import time
-from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -68,45 +62,56 @@ def generate(args: argparse.Namespace) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     from finetune_gui.core.adapters.generate import Generator
+    from finetune_gui.core.adapters.generate_protocol import (
+        AnswerRequest,
+        Done,
+        GenerateError,
+        Ready,
+        Reply,
+        StopRequest,
+        Token,
+        parse_request,
+    )
     from finetune_gui.core.errors import UserError
     from finetune_gui.core.processes import private_stdout
 
     out = private_stdout()
     writing = threading.Lock()
 
-    def send(**event: Any) -> None:
+    def send(reply: Reply) -> None:
         with writing:
-            out.write(json.dumps(event, ensure_ascii=False) + "\n")
+            out.write(reply.to_json() + "\n")
             out.flush()
 
     try:
         generator = Generator(args.model)
     except UserError as exc:
-        send(event="error", message=str(exc))
+        send(GenerateError(message=str(exc)))
         return 1
-    send(event="ready", model=args.model)
+    send(Ready(model=args.model))
     stop = threading.Event()
-    requests: list[dict[str, Any]] = []
+    requests: list[AnswerRequest | None] = []  # None: stdin closed, the server ends
     arrived = threading.Condition()
 
     def reader() -> None:
         for line in sys.stdin:
             try:
-                command = json.loads(line)
+                request = parse_request(json.loads(line))
             except ValueError:
                 continue
             with arrived:
-                if isinstance(command, dict) and command.get("stop"):
+                if isinstance(request, StopRequest):
                     # A stop ends the answer being written and every one still waiting.
                     stop.set()
                     for waiting in requests:
-                        send(event="done", id=waiting.get("id"), stopped=True, end="stopped")
+                        if waiting is not None:
+                            send(Done(id=waiting.id, stopped=True, end="stopped"))
                     requests.clear()
-                    continue
-                requests.append(command)
-                arrived.notify()
+                elif request is not None:
+                    requests.append(request)
+                    arrived.notify()
         with arrived:
-            requests.append({"quit": True})
+            requests.append(None)
             arrived.notify()
 
     threading.Thread(target=reader, daemon=True).start()
@@ -114,30 +119,30 @@ def serve(args: argparse.Namespace) -> int:
         with arrived:
             while not requests:
                 arrived.wait()
-            command = requests.pop(0)
+            request = requests.pop(0)
             stop.clear()
-        if command.get("quit"):
+        if request is None:
             return 0
-        ident = command.get("id")
         try:
-            generator.use_adapters([(str(p), float(w)) for p, w in command.get("adapters") or []])
+            generator.use_adapters(request.adapters)
             began = time.perf_counter()  # the answer's time, not the adapter switch's
             for piece in generator.stream(
-                str(command.get("prompt", "")),
-                max_new_tokens=int(command.get("max_new_tokens", 128)),
-                temperature=float(command.get("temperature", 0.0)),
-                top_p=float(command.get("top_p", 0.95)),
+                request.prompt,
+                max_new_tokens=request.max_new_tokens,
+                temperature=request.temperature,
+                top_p=request.top_p,
                 stop=stop,
-                system=str(command.get("system") or "") or None,
+                system=request.system,
             ):
-                send(event="token", id=ident, text=piece)
+                send(Token(id=request.id, text=piece))
             send(
-                event="done",
-                id=ident,
-                stopped=stop.is_set(),
-                end=generator.last_end,
-                tokens=generator.last_tokens,
-                seconds=round(time.perf_counter() - began, 3),
+                Done(
+                    id=request.id,
+                    stopped=stop.is_set(),
+                    end=generator.last_end,
+                    tokens=generator.last_tokens,
+                    seconds=round(time.perf_counter() - began, 3),
+                )
             )
         except UserError as exc:
-            send(event="error", id=ident, message=str(exc))
+            send(GenerateError(message=str(exc), id=request.id))

@@ -25,6 +25,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from finetune_gui.core.adapters.generate_protocol import (
+    AnswerRequest,
+    Done,
+    GenerateError,
+    Ready,
+    StopRequest,
+    Token,
+    parse_reply,
+)
 from finetune_gui.gui.child import ChildProcess
 from finetune_gui.gui.widgets import error_label, muted, show_error, title_label
 
@@ -52,7 +61,7 @@ class PlaygroundPage(QWidget):
         self.adapters: list[tuple[str, float]] = []
         self.child: ChildProcess | None = None
         self.ready = False
-        self.pending: list[dict] = []
+        self.pending: list[AnswerRequest] = []
         self.answering: set[str] = set()  # ids of answers asked for and not done
         self.stopped = False
         self.answers: dict[str, str] = {}  # each pane's answer so far (the one being written, or the last)
@@ -245,15 +254,15 @@ class PlaygroundPage(QWidget):
                 pane.appendPlainText(f"{self.answers[key]}{ending} [the same answer as before]\n")
                 continue
             self.pending.append(
-                {
-                    "prompt": text,
-                    "max_new_tokens": self.max_tokens.value(),
-                    "temperature": self.temperature.value(),
-                    "top_p": self.top_p.value(),
-                    "id": key,
-                    "adapters": [] if key == "base" else [list(a) for a in self.adapters],
-                    "system": system,
-                }
+                AnswerRequest(
+                    prompt=text,
+                    id=key,
+                    adapters=[] if key == "base" else list(self.adapters),
+                    max_new_tokens=self.max_tokens.value(),
+                    temperature=self.temperature.value(),
+                    top_p=self.top_p.value(),
+                    system=system,
+                )
             )
             self.answering.add(key)
         self.prompt.clear()
@@ -277,7 +286,7 @@ class PlaygroundPage(QWidget):
             self._update_buttons()
             return
         while self.pending:
-            self.child.write(self.pending.pop(0))
+            self.child.write(self.pending.pop(0).to_dict())
         if self.answering:
             self.status.setText("Generating…")
         self._update_buttons()
@@ -287,41 +296,40 @@ class PlaygroundPage(QWidget):
         if self.child is not None and self.answering:
             self.stopped = True
             self.pending.clear()
-            self.child.write({"stop": True})
+            self.child.write(StopRequest().to_dict())
             self.status.setText("Stopping…")
 
-    def _on_line(self, event: dict) -> None:
-        kind = event.get("event")
-        if kind == "ready":
+    def _on_line(self, data: dict) -> None:
+        reply = parse_reply(data)
+        if isinstance(reply, Ready):
             self.ready = True
             self.status.setText("Ready.")
             self._flush()
-        elif kind == "token" and event.get("id") in self.panes:
-            pane = self.panes[event["id"]]
-            if not self.answers.get(event["id"]):
+        elif isinstance(reply, Token) and reply.id in self.panes:
+            pane = self.panes[reply.id]
+            if not self.answers.get(reply.id):
                 pane.appendPlainText("")  # the answer starts on the line under its label
             pane.moveCursor(pane.textCursor().MoveOperation.End)
-            pane.insertPlainText(event["text"])
-            self.answers[event["id"]] = self.answers.get(event["id"], "") + event["text"]
-        elif kind == "done" and event.get("id") in self.panes:
-            key = event["id"]
-            ending = ENDINGS.get(str(event.get("end")), "")
+            pane.insertPlainText(reply.text)
+            self.answers[reply.id] = self.answers.get(reply.id, "") + reply.text
+        elif isinstance(reply, Done) and reply.id in self.panes:
+            key = reply.id
+            ending = ENDINGS.get(reply.end, "")
             self.panes[key].appendPlainText((f" {ending}" if ending else "") + "\n")
             self.answering.discard(key)
-            seconds, tokens = event.get("seconds"), event.get("tokens")
-            if seconds and tokens:
-                self.rates[key] = tokens / seconds
-            if key == "base" and self.asked is not None and event.get("end") in ("end", "length"):
-                self.base_answers[self.asked] = (self.answers.get(key, ""), str(event.get("end")))
+            if reply.tokens_per_s is not None:
+                self.rates[key] = reply.tokens_per_s
+            if key == "base" and self.asked is not None and reply.end in ("end", "length"):
+                self.base_answers[self.asked] = (self.answers.get(key, ""), reply.end)
             if not self.answering:
                 self.status.setText(("Stopped." if self.stopped else "Done.") + self._rates_text())
                 # Once the panes are laid out (a scroll bar that just appeared narrows a pane and
                 # rewraps its lines).
                 QTimer.singleShot(0, self._align)
             self._update_buttons()
-        elif kind == "error":
-            show_error(self.error, event.get("message", "Generation failed."))
-            self.answering.discard(str(event.get("id")))
+        elif isinstance(reply, GenerateError):
+            show_error(self.error, reply.message or "Generation failed.")
+            self.answering.discard(str(reply.id))
             self._update_buttons()
 
     def _rates_text(self) -> str:
