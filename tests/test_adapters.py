@@ -55,7 +55,7 @@ def test_weighted_stack_merges_to_exactly_base_plus_weighted_deltas(tiny_model, 
         changed += int(not torch.equal(value, base[key]))
     assert changed == 14  # 7 linear layers × 2 decoder layers
     report = verify(str(tiny_model), [(str(a), 0.7), (str(b), 0.3)], out)
-    assert report["verified"] and report["max_abs_diff"] < 1e-4
+    assert report.verified and report.max_abs_diff < 1e-4
 
 
 def test_single_merge_equals_peft_merge_and_unload(tiny_model, two_loras, tmp_path):
@@ -81,7 +81,7 @@ def test_dora_and_ia3_merge_alone(tiny_model, tmp_path):
 
     dora = make_lora(tiny_model, tmp_path / "dora", 4, 3, use_dora=True)
     out = merge(str(tiny_model), [(str(dora), 1.0)], tmp_path / "dora-merged")
-    assert verify(str(tiny_model), [(str(dora), 1.0)], out)["verified"]
+    assert verify(str(tiny_model), [(str(dora), 1.0)], out).verified
     torch.manual_seed(4)
     model = get_peft_model(
         AutoModelForCausalLM.from_pretrained(tiny_model), IA3Config(init_ia3_weights=False)
@@ -270,7 +270,7 @@ def test_merge_cli_writes_a_verified_folder(tiny_model, two_loras, tmp_path):
 
 
 def test_modelfile_follows_the_chat_template(tiny_model):
-    from finetune_gui.core.adapters.export import modelfile
+    from finetune_gui.core.adapters.modelfile import modelfile
 
     text = modelfile(tiny_model, "model-f16.gguf")
     assert text.startswith("FROM ./model-f16.gguf")
@@ -279,22 +279,22 @@ def test_modelfile_follows_the_chat_template(tiny_model):
 
 @pytest.mark.slow
 def test_gguf_export_of_the_demo_model_agrees(demo_model, tmp_path):
-    from finetune_gui.core.adapters.export import export_gguf, verify_gguf
+    from finetune_gui.core.adapters.gguf_export import export_gguf, verify_gguf
 
     gguf = export_gguf(demo_model, tmp_path / "demo-f16.gguf", "f16")
-    assert verify_gguf(demo_model, gguf)["top1_agreement"] >= 0.95
+    assert verify_gguf(demo_model, gguf).top1_agreement >= 0.95
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind, size, quality", [("q4_1", 0.45, 1.25), ("q5_0", 0.50, 1.20)])
 def test_quantized_gguf_of_the_demo_model_is_small_and_close(demo_model, tmp_path, kind, size, quality):
-    from finetune_gui.core.adapters.export import export_gguf, verify_gguf
+    from finetune_gui.core.adapters.gguf_export import export_gguf, verify_gguf
 
     f16 = export_gguf(demo_model, tmp_path / "demo-f16.gguf", "f16")
     quantized = export_gguf(demo_model, tmp_path / f"demo-{kind}.gguf", kind, "demo-export")
     assert quantized.stat().st_size <= size * f16.stat().st_size
     result = verify_gguf(demo_model, quantized, kind)
-    assert result["verified"] and result["perplexity_ratio"] <= quality, result["message"]
+    assert result.verified and result.perplexity_ratio <= quality, result.message
 
 
 def gguf_name(path):
@@ -385,11 +385,11 @@ def test_peft_combinations_and_adapter_folder_export(tiny_model, two_loras, tmp_
     from peft import PrefixTuningConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from finetune_gui.core.adapters.exporting import export
+    from finetune_gui.core.adapters.exporter import export
 
     a, b = two_loras
     report = export(str(tiny_model), [(str(a), 0.5), (str(b), 0.5)], tmp_path / "svd", combination="svd")
-    assert report["merge"]["verified"] and (tmp_path / "svd" / "model.safetensors").is_file()
+    assert report.merge.verified and (tmp_path / "svd" / "model.safetensors").is_file()
     with pytest.raises(UserError, match="'linear' combination cannot combine"):
         export(str(tiny_model), [(str(a), 0.5), (str(b), 0.5)], tmp_path / "lin", combination="linear")
     prefix = get_peft_model(
@@ -398,7 +398,8 @@ def test_peft_combinations_and_adapter_folder_export(tiny_model, two_loras, tmp_
     )
     prefix.save_pretrained(tmp_path / "prefix")
     report = export(str(tiny_model), [(str(tmp_path / "prefix"), 1.0)], tmp_path / "exported", fmt="adapter")
-    folder = Path(report["output"])
+    folder = Path(report.output)
+    assert report.folder == report.output and report.merge is None and report.verified
     assert (folder / "adapter_config.json").is_file() and str(tiny_model) in (
         folder / "README.md"
     ).read_text()
@@ -413,8 +414,8 @@ def test_a_single_adapter_merged_at_a_weight_is_verified_against_that_weight(tin
     a, _ = two_loras
     out = merge(str(tiny_model), [(str(a), 0.7)], tmp_path / "merged")
     report = verify(str(tiny_model), [(str(a), 0.7)], out)
-    assert report["verified"] and report["max_abs_diff"] < 1e-4, report["message"]
-    assert not verify(str(tiny_model), [(str(a), 1.0)], out)["verified"]
+    assert report.verified and report.max_abs_diff < 1e-4, report.message
+    assert not verify(str(tiny_model), [(str(a), 1.0)], out).verified
 
 
 def snapped_base(tiny_model, folder):
@@ -478,12 +479,12 @@ def test_an_export_that_snaps_the_fine_tune_back_to_the_base_is_not_verified(tin
         timeout=300,
     )
     assert "Traceback" not in result.stderr
-    from finetune_gui.core.adapters.exporting import export
+    from finetune_gui.core.adapters.exporter import export
 
     q80 = export(str(base), [(str(tmp_path / "small"), 1.0)], tmp_path / "q8_0", fmt="gguf", gguf_type="q8_0")
     verdicts = {
         "q4_1": (result.returncode, json.loads(result.stdout)["gguf"]),
-        "q8_0": (0 if q80["verified"] else 4, q80["gguf"]),
+        "q8_0": (0 if q80.verified else 4, q80.to_dict()["gguf"]),
     }
     code, q41 = verdicts["q4_1"]
     assert code != 0 and not q41["verified"] and q41["kept"] < 0.5, q41["message"]
@@ -500,7 +501,7 @@ def test_a_gguf_that_answers_like_the_base_on_the_runs_own_examples_is_not_verif
     fine-tune (what a lost fine-tune looks like) answers like the base, and says so. The other way (a
     right export of a run's adapter answers like the fine-tune) runs for every family in
     tests/test_families.py, whose adapters sit in their run folders."""
-    from finetune_gui.core.adapters.export import export_gguf, verify_gguf
+    from finetune_gui.core.adapters.gguf_export import export_gguf, verify_gguf
     from finetune_gui.core.adapters.merge import merge
     from finetune_gui.core.data.scan import load_examples
 
@@ -508,6 +509,6 @@ def test_a_gguf_that_answers_like_the_base_on_the_runs_own_examples_is_not_verif
     examples = load_examples(small_dataset)[0][:8]
     lost = export_gguf(tiny_model, tmp_path / "lost" / "lost-f16.gguf", "f16")
     bad = verify_gguf(merged, lost, "f16", base_dir=tiny_model, examples=examples)
-    assert not bad["verified"] and bad["own_base_agreement"] > bad["own_agreement"] + 0.1, bad["message"]
-    assert "it answers like the base, not like your fine-tune" in bad["message"]
-    assert bad["kept"] < 0.1
+    assert not bad.verified and bad.own_base_agreement > bad.own_agreement + 0.1, bad.message
+    assert "it answers like the base, not like your fine-tune" in bad.message
+    assert bad.kept < 0.1

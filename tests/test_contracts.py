@@ -108,3 +108,46 @@ def test_the_generate_protocol_round_trips_both_ways():
     assert Done("b", tokens=12, seconds=0.5).tokens_per_s == 24.0 and Done("b").tokens_per_s is None
     assert parse_reply({"event": "token", "id": "b"}) is None  # a required field is missing
     assert parse_reply({"event": "unknown"}) is None
+
+
+def test_the_export_report_round_trips_and_moves_with_its_folder(tmp_path):
+    from finetune_gui.core.adapters.export_report import ExportReport, GgufCheck, MergeCheck
+    from finetune_gui.core.adapters.gguf_check import TensorCheck
+
+    staging, final = tmp_path / ".out.partial", tmp_path / "out"
+    tensors = TensorCheck(12, (), 1e-3, 5e-2, 0.97, 10)
+    report = ExportReport(
+        format="gguf",
+        output=str(staging / "model"),
+        folder=str(staging),
+        name="out",
+        merge=MergeCheck(True, "verified: max difference 1e-6", 1e-6, 1.0, 20),
+        gguf=GgufCheck(
+            str(staging / "out-q8_0.gguf"), "q8_0", False, "NOT verified: …", tensors, 0.97, notes=["n"]
+        ),
+        modelfile=str(staging / "Modelfile"),
+        ollama="ollama create out -f Modelfile",
+    )
+    assert not report.verified and report.messages == ["verified: max difference 1e-6", "NOT verified: …"]
+    wire = json.loads(json.dumps(report.to_dict()))
+    assert wire["verified"] is False and wire["gguf"]["tensors"]["keeps_fine_tune"] is True
+    assert "perplexity" not in wire["gguf"]  # answers not checked: no figures, rather than nulls
+    assert ExportReport.from_dict(wire) == report
+    moved = report.moved(staging, final)
+    assert moved.folder == str(final) and moved.output == str(final / "model")
+    assert moved.gguf.path == str(final / "out-q8_0.gguf") and moved.modelfile == str(final / "Modelfile")
+    # An adapter copy merges nothing and runs no check: verified is what it says of the files it copied.
+    copy = ExportReport(format="adapter", output=str(final), folder=str(final))
+    assert copy.verified and copy.messages == [] and "merge" not in copy.to_dict()
+
+
+def test_every_export_format_is_offered_by_the_merge_command():
+    from finetune_gui.cli import build_parser
+    from finetune_gui.core.adapters.exporter import EXPORT_FORMATS
+
+    parser = build_parser()
+    merge = next(
+        a for a in parser._subparsers._group_actions[0].choices["merge"]._actions if a.dest == "format"
+    )
+    assert list(merge.choices) == list(EXPORT_FORMATS) == ["safetensors", "gguf", "adapter"]
+    assert [f.name for f in EXPORT_FORMATS.values() if not f.merges] == ["adapter"]

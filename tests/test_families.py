@@ -65,7 +65,7 @@ def expect(name, column, outcome):
 
 
 def test_each_family_trains_merges_and_exports_verified(family, small_dataset, tmp_path):
-    from finetune_gui.core.adapters.exporting import export
+    from finetune_gui.core.adapters.exporter import export
     from finetune_gui.core.adapters.generate import Generator
     from finetune_gui.core.adapters.merge import merge, verify
 
@@ -90,9 +90,9 @@ def test_each_family_trains_merges_and_exports_verified(family, small_dataset, t
     for index, stack in enumerate(([(adapter, 0.7)], [(adapter, 1.0)], [(adapter, 0.7), (other, 0.3)])):
         out = merge(str(model), stack, tmp_path / f"merged-{index}")
         report = verify(str(model), stack, out)
-        assert report["verified"] and expect(name, "merge", report), report["message"]
+        assert report.verified and expect(name, "merge", report), report.message
     # The weights are right, not only the verdict: a merge is NOT verified against other weights.
-    assert not verify(str(model), [(adapter, 1.0)], tmp_path / "merged-0")["verified"]
+    assert not verify(str(model), [(adapter, 1.0)], tmp_path / "merged-0").verified
     # q4_1 for every family; f16 too for qwen3 (no transformers reader); the others take the same f16
     # path as Llama's tests.
     for kind in ("f16", "q4_1") if name == "qwen3" else ("q4_1",):
@@ -101,7 +101,7 @@ def test_each_family_trains_merges_and_exports_verified(family, small_dataset, t
         except UserError as exc:
             assert not expect(name, "gguf", exc)
             return
-        gguf = result["gguf"]
+        gguf = result.gguf.to_dict()
         assert expect(name, "gguf", gguf) and gguf["verified"], gguf["message"]
         assert gguf["kept"] > 0.9 and gguf["tensors"]["matches"], gguf["message"]
         assert "it answers like the base" not in gguf["message"]  # on the run's own examples, where read

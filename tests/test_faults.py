@@ -176,7 +176,7 @@ def test_merge_on_a_full_disk_is_one_sentence(tiny_model, tmp_path, monkeypatch)
     from test_adapters import make_lora
 
     from finetune_gui.core.adapters import merge as merge_module
-    from finetune_gui.core.adapters.exporting import export
+    from finetune_gui.core.adapters.exporter import export
     from finetune_gui.core.errors import UserError
 
     adapter = make_lora(tiny_model, tmp_path / "a", 4, 1)

@@ -48,8 +48,8 @@ def test_a_run_records_its_system_prompt_and_generate_and_the_modelfile_use_it(t
     assert run_training(config, sink=ListSink(), control=RunControl()) == 0
     assert json.loads((run / "run.json").read_text())["system_prompt"] == SYSTEM
 
-    from finetune_gui.core.adapters.export import modelfile
     from finetune_gui.core.adapters.generate import Generator
+    from finetune_gui.core.adapters.modelfile import modelfile
     from finetune_gui.core.adapters.own_data import trained_system_prompt
 
     adapter = str(run / "adapter")

@@ -8,8 +8,8 @@ import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from finetune_gui.core.adapters.export import GGUF_TYPES
-    from finetune_gui.core.adapters.exporting import FORMATS
+    from finetune_gui.core.adapters.exporter import EXPORT_FORMATS
+    from finetune_gui.core.adapters.gguf_types import GGUF_TYPES
     from finetune_gui.core.adapters.merge import COMBINATIONS
 
     p = sub.add_parser("merge", help="merge weighted adapters into the base and write a standalone model")
@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", required=True, help="a new folder for the merged model")
     p.add_argument(
         "--format",
-        choices=FORMATS,
+        choices=list(EXPORT_FORMATS),
         default="safetensors",
         help="adapter: copy a prefix, prompt or bottleneck adapter (which cannot merge) with a note of its base",
     )
@@ -76,7 +76,7 @@ def gguf_options(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from finetune_gui.core.adapters.exporting import export
+    from finetune_gui.core.adapters.exporter import export
     from finetune_gui.core.adapters.merge import parse_adapter_arg
 
     def progress(what: str, fraction: float) -> None:
@@ -93,10 +93,9 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=progress,
     )
-    for part in ("merge", "gguf"):
-        if part in report:
-            print(report[part]["message"], file=sys.stderr)
-    if "ollama" in report:
-        print(f"Run it in Ollama: cd {args.output} && {report['ollama']}", file=sys.stderr)
-    print(json.dumps(report, indent=2))
-    return 0 if report.get("verified", True) else 4
+    for message in report.messages:
+        print(message, file=sys.stderr)
+    if report.ollama:
+        print(f"Run it in Ollama: cd {args.output} && {report.ollama}", file=sys.stderr)
+    print(json.dumps(report.to_dict(), indent=2))
+    return 0 if report.verified else 4

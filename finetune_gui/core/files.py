@@ -2,6 +2,8 @@
 
 - ``write_text``/``write_json``: a temporary file in the same folder, fsynced, then renamed over the
   target: a crash or a full disk mid-write leaves the old file.
+- ``staged_folder``: the same for a folder (a run's adapter/ or model/, a merged model, an export):
+  written beside its target and moved into place whole when complete.
 - ``FileLock``: an OS lock on a file (flock / msvcrt), released when its process ends however it ends,
   so a crashed run never leaves a stale lock behind (a status in a JSON file would lie).
 """
@@ -11,9 +13,12 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -37,6 +42,30 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
 
 def write_json(path: str | os.PathLike[str], data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+@contextmanager
+def staged_folder(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield an empty folder beside ``target`` (``.NAME.partial``) to write into; when the block ends it
+    becomes ``target``, replacing an earlier one whole (the two never mix). When the block fails (a full
+    disk, a crash of the writer, Ctrl-C), ``target`` stays as it was and the staging folder is removed."""
+    target = Path(target)
+    staging = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+        if target.exists():
+            old = target.with_name(f".{target.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            target.rename(old)
+            staging.rename(target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def disk_error_sentence(exc: OSError, what: str) -> str | None:

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from finetune_gui.core.adapters.export_report import ExportReport
 from finetune_gui.core.adapters.library import AdapterLibrary
 from finetune_gui.core.adapters.merge import COMBINATIONS as MERGE_COMBINATIONS
 from finetune_gui.core.errors import UserError
@@ -43,13 +44,19 @@ from finetune_gui.gui.widgets import (
 )
 
 COLUMNS = ["Name", "Base model", "Kind", "Rank", "Merges", "Loss", "Date", "Size"]
-SAFETENSORS_EXPORT = ("safetensors folder (transformers)", ["--format", "safetensors"])
-ADAPTER_EXPORT = ("adapter folder (this kind cannot merge)", ["--format", "adapter"])
+
+
+def format_export(name: str) -> tuple[str, list[str]]:
+    """An export format's choice as the page offers it: its label and the merge command's flags."""
+    from finetune_gui.core.adapters.exporter import EXPORT_FORMATS
+
+    return EXPORT_FORMATS[name].label, ["--format", name]
 
 
 def gguf_exports(options: dict | None) -> list[tuple[str, list[str]]]:
     """One choice per GGUF type this machine can write, with its size and measured quality loss for this
     model once known (``gguf-options``), the recommended one marked."""
+    from finetune_gui.core.adapters.exporter import EXPORT_FORMATS
     from finetune_gui.core.adapters.gguf_check import kept_words
     from finetune_gui.core.adapters.gguf_types import GGUF_TYPES, available
 
@@ -58,7 +65,7 @@ def gguf_exports(options: dict | None) -> list[tuple[str, list[str]]]:
     for name in GGUF_TYPES:
         if not available(name) or name == "f32":
             continue
-        label = f"GGUF {name} + Ollama"
+        label = EXPORT_FORMATS["gguf"].label.replace("GGUF", f"GGUF {name}", 1)
         entry = measured.get(name)
         if entry:
             # Sizes are estimated from the tensors; quality is measured on this fine-tune when the report
@@ -219,7 +226,7 @@ class AdaptersPage(QWidget):
         after.addWidget(self.open_export)
         after.addStretch(1)
         self.detail.layout_.addLayout(after)
-        self.exported: dict = {}
+        self.exported: ExportReport | None = None  # the last export's report
         self.mergeable = True
         self._show_export_actions()
         self.error = error_label()
@@ -259,7 +266,7 @@ class AdaptersPage(QWidget):
         self.sliders = {}
         show_error(self.error, "")
         self.result.setText("")
-        self.exported = {}
+        self.exported = None
         self._show_export_actions()
         if not chosen:
             return
@@ -351,7 +358,10 @@ class AdaptersPage(QWidget):
 
     def _fill_exports(self) -> None:
         options = self.options.get(self._options_key())
-        self.exports = [SAFETENSORS_EXPORT, *gguf_exports(options)] if self.mergeable else [ADAPTER_EXPORT]
+        if self.mergeable:
+            self.exports = [format_export("safetensors"), *gguf_exports(options)]
+        else:
+            self.exports = [format_export("adapter")]
         previous = self.export_choice.currentText().split(" ·")[0]
         self.export_choice.clear()
         self.export_choice.addItems([label for label, _ in self.exports])
@@ -438,7 +448,7 @@ class AdaptersPage(QWidget):
             args += ["--combination", COMBINATIONS[self.combination.currentIndex()][1]]
         if overwrite:
             args.append("--overwrite")
-        self.exported = {}
+        self.exported = None
         self.result.setText("")  # the earlier export's message must not read as this one's
         show_error(self.error, "")
         self._show_export_actions()
@@ -448,38 +458,37 @@ class AdaptersPage(QWidget):
         self.job.failed.connect(self._on_failed)
         return self.job.start()
 
-    def _on_exported(self, report: dict) -> None:
+    def _on_exported(self, data: dict) -> None:
         self.busy.stop()
-        self.exported = report
-        folder = Path(report["output"]).parent if report.get("format") == "gguf" else Path(report["output"])
-        self.exported["folder"] = str(folder)
-        if report.get("format") == "adapter":
+        report = self.exported = ExportReport.from_dict(data)
+        folder = Path(report.folder)
+        if report.merge is None:
             self.result.setText(f"Written to {folder.name}, with a model card naming its base model.")
             self._show_export_actions()
             return
-        lines = [
-            f"Written to {folder.name}, with a model card (README.md).",
-            report["merge"]["message"] + ".",
-        ]
-        if "gguf" in report:
-            lines.append(report["gguf"]["message"] + ".")
-            lines += [f"Note: {note}" for note in report["gguf"].get("notes") or []]
-            lines.append(f"Run it in Ollama from that folder: {report['ollama']}")
+        lines = [f"Written to {folder.name}, with a model card (README.md)."]
+        lines += [message + "." for message in report.messages]
+        if report.gguf is not None:
+            lines += [f"Note: {note}" for note in report.gguf.notes]
+        if report.ollama:
+            lines.append(f"Run it in Ollama from that folder: {report.ollama}")
         self.result.setText("\n".join(lines))
         self._show_export_actions()
 
     def _show_export_actions(self) -> None:
-        self.copy_ollama.setVisible("ollama" in self.exported)
-        self.open_export.setVisible("folder" in self.exported)
+        self.copy_ollama.setVisible(self.exported is not None and self.exported.ollama is not None)
+        self.open_export.setVisible(self.exported is not None)
 
     def _copy_ollama(self) -> None:
         from PySide6.QtGui import QGuiApplication
 
-        QGuiApplication.clipboard().setText(f"cd {self.exported['folder']} && {self.exported['ollama']}")
+        assert self.exported is not None and self.exported.ollama is not None
+        QGuiApplication.clipboard().setText(f"cd {self.exported.folder} && {self.exported.ollama}")
         self.parent_status("Copied: paste it into a terminal to add the model to Ollama.")
 
     def _open_export(self) -> None:
-        QDesktopServices.openUrl(QUrl.fromLocalFile(self.exported["folder"]))
+        if self.exported is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(self.exported.folder))
 
     def _on_failed(self, message: str) -> None:
         self.busy.stop()

@@ -71,6 +71,18 @@ class TensorCheck:
             "keeps_fine_tune": self.keeps_fine_tune,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TensorCheck:
+        kept = data.get("kept")
+        return cls(
+            tensors=int(data.get("tensors", 0)),
+            missing=tuple(str(m) for m in data.get("missing") or ()),
+            error=float(data.get("error", 0.0)),
+            error_limit=float(data.get("error_limit", 0.0)),
+            kept=float(kept) if kept is not None else None,
+            changed_tensors=int(data.get("changed_tensors", 0)),
+        )
+
     def sentence(self, outtype: str) -> str:
         if not self.tensors:
             return "the GGUF holds no tensors"

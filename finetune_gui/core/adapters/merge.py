@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from finetune_gui.core.adapters.export_report import MergeCheck
 from finetune_gui.core.adapters.folders import describe_adapter
 from finetune_gui.core.errors import UserError
 from finetune_gui.core.events import Progress
+from finetune_gui.core.files import staged_folder
 from finetune_gui.core.methods import for_kind
 
 PEFT_PREFIX = "base_model.model."
@@ -268,11 +270,8 @@ def merge(
         raise UserError(
             f"{output} already exists and is not empty. Choose a new folder for the merged model."
         )
-    staging = output.with_name(f".{output.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     used: set[str] = set()
-    try:
+    with staged_folder(output) as staging:
         if fused:
             report("Merging the adapters (experts included) in memory", 0.0)
             _merge_with_peft(base_dir, adapters, staging)
@@ -287,12 +286,6 @@ def merge(
                 "was trained for another base. Merge it into the model it was trained on."
             )
         _copy_side_files(base_dir, [Path(p) for p, _ in adapters], staging)
-        if output.exists():
-            output.rmdir()
-        staging.rename(output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     report("Merged", 1.0)
     return output
 
@@ -401,7 +394,7 @@ def _scale_b(peft: Any, names: list[str], weights: list[float]) -> None:
                     param.mul_(weight)
 
 
-def verify(base: str, adapters: list[tuple[str, float]], merged: str | Path) -> dict[str, Any]:
+def verify(base: str, adapters: list[tuple[str, float]], merged: str | Path) -> MergeCheck:
     """Logits of a fixed prompt through adapter-on-base (PEFT) and through the merged model."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -422,15 +415,15 @@ def verify(base: str, adapters: list[tuple[str, float]], merged: str | Path) -> 
     dtype = str(getattr(merged_model.config, "dtype", "float32"))
     half = any(k in dtype for k in ("16",))
     ok = agreement >= 0.98 if half else diff <= 1e-3
-    return {
-        "verified": ok,
-        "max_abs_diff": diff,
-        "top1_agreement": agreement,
-        "tokens": int(ids.shape[1]),
-        "message": f"verified: max difference {diff:.1e}, top token agrees on {agreement:.0%} of positions"
+    return MergeCheck(
+        verified=ok,
+        message=f"verified: max difference {diff:.1e}, top token agrees on {agreement:.0%} of positions"
         if ok
         else f"NOT verified: max difference {diff:.2e}, top token agrees on {agreement:.0%} of positions",
-    }
+        max_abs_diff=diff,
+        top1_agreement=agreement,
+        tokens=int(ids.shape[1]),
+    )
 
 
 def export_adapter_folder(base: str, adapter: str | Path, output: str | Path) -> Path:

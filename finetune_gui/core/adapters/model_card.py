@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from finetune_gui.core.adapters.export_report import ExportReport
+
 
 def ollama_name(name: str) -> str:
     """A name Ollama accepts: lower case letters, digits, dashes."""
@@ -35,20 +37,19 @@ def write(
     folder: Path,
     *,
     final: Path | None = None,
-    name: str,
     base: str,
     adapters: list[tuple[str, float]],
     combination: str,
-    report: dict[str, Any],
-    gguf_name: str | None = None,
+    report: ExportReport,
 ) -> Path:
+    """README.md in ``folder``: the base, each adapter with its weight and how it was trained, what the
+    verifications found, and how to run it (``final``: where the folder will be once in place)."""
+    name = report.name
+    gguf_name = Path(report.gguf.path).name if report.gguf else None
+    merges = report.merge is not None
     lines = [f"# {name}", "", f"A fine-tune of **{Path(base).name or base}** made with finetune-gui.", ""]
     lines += ["## What it is", "", f"- Base model: `{base}`"]
-    how = (
-        "merged into the weights"
-        if report.get("format") != "adapter"
-        else "kept as an adapter (it cannot merge)"
-    )
+    how = "merged into the weights" if merges else "kept as an adapter (it cannot merge)"
     if len(adapters) > 1:
         lines.append(f"- Adapters, {how} as a weighted stack ({combination}):")
     else:
@@ -66,9 +67,7 @@ def write(
         if facts.get("learning"):
             lines.append(f"    - Did it learn? {facts['learning']}")
     lines += ["", "## Verification", ""]
-    for part in ("merge", "gguf"):
-        if part in report:
-            lines.append(f"- {report[part]['message']}.")
+    lines += [f"- {message}." for message in report.messages] or ["- Not merged: the adapter's own files."]
     lines += ["", "## How to run it", ""]
     if gguf_name:
         tag = ollama_name(name)
@@ -87,7 +86,7 @@ def write(
             "```",
             "",
         ]
-    if report.get("format") == "adapter":
+    if not merges:
         lines += [
             "Load the adapter on its base model:",
             "",

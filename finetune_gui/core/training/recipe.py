@@ -704,26 +704,18 @@ def _final_metrics(ctx: RunContext, trainer: Any, data: Data, status: str) -> di
 
 
 def _save_result(ctx: RunContext, model: Any, tokenizer: Any) -> Path:
-    """Write adapter/ (adapter methods) or model/ (full), atomically via a staging folder."""
-    import shutil
-
+    """Write adapter/ (adapter methods) or model/ (full), whole or not at all (a full disk must not leave
+    half a folder behind)."""
+    from finetune_gui.core.files import staged_folder
     from finetune_gui.core.tuners.setup import save_trained
 
     folder = ctx.folder
     target = folder.adapter_dir if METHODS[ctx.config.method].adapter_kind else folder.model_dir
     if not ctx.is_main:
         return target
-    staging = target.with_name(f".{target.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
+    with staged_folder(target) as staging:
         save_trained(model, ctx.config, staging, ctx.base_dtype)
         tokenizer.save_pretrained(staging)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)  # a full disk must not leave half a folder behind
-        raise
     return target
 
 

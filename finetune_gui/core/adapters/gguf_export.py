@@ -1,10 +1,10 @@
-"""Export a merged model as GGUF with an Ollama Modelfile, verified.
+"""Write a merged model as GGUF, and verify the file written.
 
 f16, bf16, q8_0 and f32 come from llama.cpp's converter (PyPI); the 4- and 5-bit block types and the
-k-quants from its f32 or f16 file (``gguf_types.py``). The GGUF is loaded back with transformers
-(which dequantizes it) and compared with the merged model on an ordinary paragraph: perplexity and the
-top next token at every position. The Modelfile's TEMPLATE and stop tokens follow the model's own chat
-template, so the exported model knows where its answer ends.
+k-quants from its f32 or f16 file (``gguf_types.py``). Every tensor is read back and compared with the
+converter's f32 file of the merged model, and how much of the fine-tune's change it keeps; where
+transformers reads the architecture's GGUF, its answers are compared with the merged model's too. The
+Modelfile beside it is ``modelfile.py``'s.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from finetune_gui.core.adapters.export_report import GgufCheck
 from finetune_gui.core.adapters.gguf_types import (
     CLOSE,
     GGUF_TYPES,
@@ -25,43 +26,6 @@ from finetune_gui.core.errors import UserError, parse_notes
 
 # What a GGUF of each kind may lose against the merged model and still count as written right.
 TOLERANCE = {"float": 1.02, "q8_0": 1.05, "5-bit": 1.35, "4-bit": 2.2}
-
-CHATML = '''TEMPLATE """{{ if .System }}<|im_start|>system
-{{ .System }}<|im_end|>
-{{ end }}{{ if .Prompt }}<|im_start|>user
-{{ .Prompt }}<|im_end|>
-{{ end }}<|im_start|>assistant
-{{ .Response }}<|im_end|>
-"""
-PARAMETER stop "<|im_end|>"
-PARAMETER stop "<|im_start|>"'''
-
-LLAMA3 = '''TEMPLATE """{{ if .System }}<|start_header_id|>system<|end_header_id|>
-
-{{ .System }}<|eot_id|>{{ end }}{{ if .Prompt }}<|start_header_id|>user<|end_header_id|>
-
-{{ .Prompt }}<|eot_id|>{{ end }}<|start_header_id|>assistant<|end_header_id|>
-
-{{ .Response }}<|eot_id|>"""
-PARAMETER stop "<|eot_id|>"
-PARAMETER stop "<|start_header_id|>"'''
-
-GEMMA = '''TEMPLATE """<start_of_turn>user
-{{ if .System }}{{ .System }} {{ end }}{{ .Prompt }}<end_of_turn>
-<start_of_turn>model
-{{ .Response }}<end_of_turn>
-"""
-PARAMETER stop "<end_of_turn>"'''
-
-PLAIN = '''TEMPLATE """{{ if .System }}### System:
-{{ .System }}
-
-{{ end }}### User:
-{{ .Prompt }}
-
-### Assistant:
-{{ .Response }}"""
-PARAMETER stop "### User:"'''
 
 
 def export_gguf(
@@ -176,56 +140,6 @@ def _convert(model_dir: str | Path, target: Path, outtype: str, name: str) -> li
     return parse_notes(result.stderr)
 
 
-def chat_template_text(model_dir: Path) -> str:
-    import json
-
-    jinja = model_dir / "chat_template.jinja"
-    if jinja.is_file():
-        return jinja.read_text(encoding="utf-8")
-    try:
-        return (
-            json.loads((model_dir / "tokenizer_config.json").read_text(encoding="utf-8")).get("chat_template")
-            or ""
-        )
-    except (OSError, ValueError):
-        return ""
-
-
-def modelfile(
-    model_dir: str | Path, gguf_name: str, temperature: float = 0.7, system: str | None = None
-) -> str:
-    """An Ollama Modelfile whose TEMPLATE and stop tokens match the model's chat template; its SYSTEM is
-    ``system`` (the one the fine-tune trained with), else the template's own default."""
-    template = chat_template_text(Path(model_dir))
-    if "<|im_start|>" in template:
-        body = CHATML
-    elif "<|start_header_id|>" in template:
-        body = LLAMA3
-    elif "<start_of_turn>" in template:
-        body = GEMMA
-    else:
-        body = PLAIN
-    system = system or default_system_prompt(Path(model_dir))
-    system_line = f'SYSTEM """{system}"""\n' if system else ""
-    return f"FROM ./{gguf_name}\n{body}\n{system_line}PARAMETER temperature {temperature}\n"
-
-
-def default_system_prompt(model_dir: Path) -> str:
-    """The system message a chat template adds when there is none (SmolLM2's does), so that Ollama
-    prompts the model exactly as it was trained."""
-    try:
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-        text = tokenizer.apply_chat_template([{"role": "user", "content": "\x00"}], tokenize=False)
-    except Exception:
-        return ""
-    start = "<|im_start|>system\n"
-    if start in text and text.index(start) < text.index("\x00"):
-        return text.split(start, 1)[1].split("<|im_end|>", 1)[0]
-    return ""
-
-
 def verify_gguf(
     model_dir: str | Path,
     gguf_file: str | Path,
@@ -234,7 +148,7 @@ def verify_gguf(
     merged_f32: Path | None = None,
     base_dir: str | Path | None = None,
     examples: list[Any] | None = None,
-) -> dict[str, Any]:
+) -> GgufCheck:
     """Is the written GGUF the fine-tuned model? Two levels, each named in the verdict:
 
     - tensors (any architecture): every tensor read back with the ``gguf`` package and compared with the
@@ -267,15 +181,17 @@ def verify_gguf(
         )
         parts.insert(0, f"{outtype} {what}: export q8_0 or f16 instead")
     parts.append(answers["sentence"])
-    return {
-        "verified": verified,
-        "tensors": tensors.to_dict(),
-        "kept": tensors.kept,
+    return GgufCheck(
+        path=str(gguf_file),
+        type=outtype,
+        verified=verified,
+        message=f"{'verified' if verified else 'NOT verified'}: " + "; ".join(parts),
+        tensors=tensors,
+        kept=tensors.kept,
+        answers_checked="verified" in answers,
+        size_bytes=gguf_file.stat().st_size,
         **{k: v for k, v in answers.items() if k not in ("sentence", "verified")},
-        "answers_checked": "verified" in answers,
-        "size_bytes": gguf_file.stat().st_size,
-        "message": f"{'verified' if verified else 'NOT verified'}: " + "; ".join(parts),
-    }
+    )
 
 
 def _answers(
