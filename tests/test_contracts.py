@@ -151,3 +151,17 @@ def test_every_export_format_is_offered_by_the_merge_command():
     )
     assert list(merge.choices) == list(EXPORT_FORMATS) == ["safetensors", "gguf", "adapter"]
     assert [f.name for f in EXPORT_FORMATS.values() if not f.merges] == ["adapter"]
+
+
+def test_the_dataset_report_round_trips(tmp_path):
+    from finetune_gui.core.data.inspect import DatasetReport, inspect
+
+    data = tmp_path / "qa.csv"
+    data.write_text("question,answer\nWhat is 2+2?,4\nCapital of France?,Paris\n,missing\n")
+    report = inspect(str(data))
+    assert (
+        report.columns_used == {"instruction": "question", "output": "answer"} and report.problem_count == 1
+    )
+    wire = json.loads(json.dumps(report.to_dict()))
+    assert wire["total_rows"] == 3 and wire["token_stats"] is None and "formatted_sample" not in wire
+    assert DatasetReport.from_dict(wire) == report

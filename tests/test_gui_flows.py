@@ -88,7 +88,7 @@ def test_wizard_train_pause_resume_stop_then_resume_from_runs_in_a_new_window(
     assert window.pages.currentWidget() is board
     qtbot.waitUntil(lambda: board.point_count("loss", "train") >= 2, timeout=120_000)
     # Runs lists the run while it trains, not only once it has ended.
-    listed = {r["name"]: r for r in window.runs.runs}
+    listed = {r.name: r for r in window.runs.runs}
     assert "flow-run" in listed and window.runs.table.rowCount() >= 1
     # A refused drop's notice outlives the next step's progress, which waits in its own label.
     strange = tmp_path / "notes.docx"
@@ -129,7 +129,7 @@ def test_wizard_train_pause_resume_stop_then_resume_from_runs_in_a_new_window(
     window = open_window(qtbot, detect_hardware=False)
     rail(qtbot, window, "Runs")
     assert window.pages.currentWidget() is window.runs
-    row = [r["name"] for r in window.runs.runs].index("flow-run")
+    row = [r.name for r in window.runs.runs].index("flow-run")
     select_rows(qtbot, window.runs.table, [row])
     click(qtbot, window.runs, "Resume")
     board = window.dashboard
@@ -445,7 +445,7 @@ def test_opening_another_runs_charts_while_one_trains(qtbot, tiny_model, tmp_pat
     board = window.dashboard
     qtbot.waitUntil(lambda: board.point_count("loss", "train") >= 2, timeout=120_000)
     rail(qtbot, window, "Runs")
-    row = [r["name"] for r in window.runs.runs].index("older-run")
+    row = [r.name for r in window.runs.runs].index("older-run")
     select_rows(qtbot, window.runs.table, [row])
     click(qtbot, window.runs, "Open charts")
     assert board.title.text() == "older-run" and board.point_count("loss", "train") == 4

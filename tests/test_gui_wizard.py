@@ -79,7 +79,7 @@ def test_whole_wizard_produces_the_expected_config(qtbot, window, tiny_model, tm
     assert setup.current is setup.dataset
     qtbot.waitUntil(lambda: bool(state.dataset_report), timeout=90_000)
     report = state.dataset_report
-    assert report["rows"] == 30 and report["problem_count"] == 1
+    assert report.rows == 30 and report.problem_count == 1
     assert setup.dataset.problems.rowCount() == 1 and "line 31" in setup.dataset.problems.item(0, 0).text()
     assert "messages" in setup.dataset.facts.text()
     assert "<span" in setup.dataset.preview.toHtml()
@@ -92,8 +92,8 @@ def test_whole_wizard_produces_the_expected_config(qtbot, window, tiny_model, tm
     setup.method.batch.setValue(4)
     setup.method.seq.setValue(256)
     # The data's longest example, not max_seq_len, sets the batches' length (and the estimate).
-    assert state.settings().seq_len == report["token_stats"]["max"] < 256
-    assert f"longest example: {report['token_stats']['max']} tokens" in setup.method.budget.text()
+    assert state.settings().seq_len == report.token_stats.max < 256
+    assert f"longest example: {report.token_stats.max} tokens" in setup.method.budget.text()
     setup.method.select("lora")
     assert state.config.method == "lora" and setup.method.cards["lora"].property("selected")
     setup.go(4)
@@ -138,7 +138,7 @@ def test_whole_wizard_produces_the_expected_config(qtbot, window, tiny_model, tm
     assert "measured on this machine: 1 earlier run of this model and method" in said, said
     from finetune_gui.gui.widgets import human_duration
 
-    settings, mean = state.settings(), state.dataset_report["token_stats"]["mean"]
+    settings, mean = state.settings(), state.dataset_report.token_stats.mean
     per_step = 90.0 / 300.0 * settings.rows * min(settings.seq_len, mean)  # its rate, this run's tokens
     assert said.startswith(f"about {human_duration(per_step, rough=True)} per step"), said
     setup.review.name.setText("wizard-run")
@@ -245,7 +245,7 @@ def test_a_question_answer_csv_is_mapped_in_the_window_and_the_review_has_the_ma
     choose(qtbot, mapping.pickers[0], "thema")
     choose(qtbot, mapping.pickers[1], "wert")
     qtbot.waitUntil(lambda: bool(state.dataset_report), timeout=90_000)
-    assert state.dataset_report["rows"] == 20 and setup.next.isEnabled()
+    assert state.dataset_report.rows == 20 and setup.next.isEnabled()
     assert state.config.dataset.columns == {"instruction": "thema", "output": "wert"}
     assert (
         "Frage 0?" in setup.dataset.preview.toPlainText()
@@ -264,11 +264,11 @@ def test_a_question_answer_csv_is_mapped_in_the_window_and_the_review_has_the_ma
     )
     assert "Read column question as instruction and answer as output" in setup.dataset.facts.text()
     assert [p.currentText() for p in mapping.pickers if not p.isHidden()] == ["question", "answer"]
-    assert "Fact 0 is true." in json.dumps(state.dataset_report["formatted_sample"])
+    assert "Fact 0 is true." in json.dumps(state.dataset_report.formatted_sample)
     choose(qtbot, mapping.pickers[1], "note")
     qtbot.waitUntil(lambda: bool(state.dataset_report), timeout=90_000)
     assert state.config.dataset.columns == {"instruction": "question", "output": "note"}
-    assert "seen 0" in json.dumps(state.dataset_report["formatted_sample"])
+    assert "seen 0" in json.dumps(state.dataset_report.formatted_sample)
     setup.go(3)
     setup.method.select("lora")
     setup.go(5)

@@ -84,7 +84,7 @@ FIELDS = [
     ("full", "training.gradient_accumulation", "4"),  # in lean mode: no step in the backward pass
     ("prefix", "prefix.num_virtual_tokens", "200"),
     ("prompt", "prompt.num_virtual_tokens", "300"),
-    ("bottleneck", "adapter.bottleneck", "512"),
+    ("bottleneck", "bottleneck.bottleneck", "512"),
 ]
 
 

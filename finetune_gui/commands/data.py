@@ -35,30 +35,28 @@ def inspect(args: argparse.Namespace) -> int:
     from finetune_gui.core.data.inspect import parse_columns
 
     columns = parse_columns(args.columns) if args.columns else None
-    result = inspect_dataset(args.path, args.format, args.model, args.max_seq_len, columns)
+    report = inspect_dataset(args.path, args.format, args.model, args.max_seq_len, columns)
     if args.json:
-        print(json.dumps(result, indent=2, ensure_ascii=False))
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
         return 0
-    skipped = result["problem_count"]
-    print(
-        f"{result['path']}: {result['format']} · {result['rows']:,} usable rows of {result['total_rows']:,}"
-    )
-    print(f"columns: {', '.join(result['columns']) or '-'}")
-    if result["skipped_sentence"]:
-        print(result["skipped_sentence"])
-    if result["columns_sentence"]:
-        print(result["columns_sentence"])
+    skipped = report.problem_count
+    print(f"{report.path}: {report.format} · {report.rows:,} usable rows of {report.total_rows:,}")
+    print(f"columns: {', '.join(report.columns) or '-'}")
+    if report.skipped_sentence:
+        print(report.skipped_sentence)
+    if report.columns_sentence:
+        print(report.columns_sentence)
     if skipped:
-        kinds = ", ".join(f"{n} {k}" for k, n in result["problem_kinds"].items())
+        kinds = ", ".join(f"{n} {k}" for k, n in report.problem_kinds.items())
         print(f"{skipped:,} rows skipped ({kinds}):")
-        for problem in result["problems"][:20]:
+        for problem in report.problems[:20]:
             print(f"  {problem['message']}")
         if skipped > 20:
             print(f"  … and {skipped - 20:,} more (use --json for all)")
-    stats = result.get("token_stats")
-    if stats:
+    stats = report.token_stats
+    if stats and stats.count:
         print(
-            f"tokens: min {stats['min']}, median {stats['median']:.0f}, p95 {stats['p95']:.0f}, max {stats['max']}; "
-            f"{stats['truncated']} rows ({stats['truncated_pct']}%) longer than {stats['max_seq_len']}"
+            f"tokens: min {stats.min}, median {stats.median:.0f}, p95 {stats.p95:.0f}, max {stats.max}; "
+            f"{stats.truncated} rows ({stats.truncated_pct}%) longer than {stats.max_seq_len}"
         )
     return 0

@@ -3,12 +3,83 @@ with a model, token-length statistics and one example exactly as training sees i
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Any
 
 from finetune_gui.core.data.formats import FORMATS
 from finetune_gui.core.errors import DataError
 
 PREVIEW_CHARS = 4000  # what the window shows of one example; a 20 MB row is not sent whole
+
+
+@dataclass(frozen=True)
+class TokenStats:
+    """Token lengths of the examples as training encodes them (``data inspect --model``)."""
+
+    count: int
+    min: int = 0
+    median: float = 0.0
+    p95: float = 0.0
+    max: int = 0
+    mean: float = 0.0
+    total_tokens: int = 0
+    max_seq_len: int = 0
+    truncated: int = 0  # examples longer than max_seq_len
+    truncated_pct: float = 0.0
+    histogram: dict[str, list[float]] = field(default_factory=dict)  # {counts, edges}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self) if self.count else {"count": 0}
+
+
+@dataclass(frozen=True)
+class DatasetReport:
+    """What ``data inspect --json`` prints and the wizard's dataset page reads back: the format found,
+    the usable rows, the problems by row, the column mapping used, and with a model the token lengths and
+    one example as training sees it. Keys may be added, none renamed (docs/architecture.md)."""
+
+    path: str
+    format: str
+    rows: int  # usable rows
+    total_rows: int
+    files: int = 1
+    columns: list[str] = field(default_factory=list)
+    problems: list[dict[str, Any]] = field(default_factory=list)  # {line or row, file?, message}
+    problem_count: int = 0
+    problem_kinds: dict[str, int] = field(default_factory=dict)
+    usable: bool = False
+    sample: Any = None
+    columns_applied: dict[str, str] | None = None  # proposed for common column names
+    skipped_sentence: str = ""
+    file_formats: dict[str, str] | None = None  # a folder of files in different formats
+    columns_used: dict[str, str] = field(default_factory=dict)  # the mapping the rows were read with
+    columns_sentence: str = ""
+    token_stats: TokenStats | None = None
+    fallback_chat_template: bool | None = None
+    formatted_sample: list[dict[str, Any]] | None = None  # {text, trained, side?, label?}
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["token_stats"] = self.token_stats.to_dict() if self.token_stats else None
+        for key in ("fallback_chat_template", "formatted_sample"):  # only when a model was given
+            if data[key] is None:
+                del data[key]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DatasetReport:
+        names = {f.name for f in dataclasses.fields(cls)}
+        known = {k: v for k, v in data.items() if k in names}
+        stats = known.get("token_stats")
+        stats_names = {f.name for f in dataclasses.fields(TokenStats)}
+        known["token_stats"] = (
+            TokenStats(**{k: v for k, v in stats.items() if k in stats_names})
+            if isinstance(stats, dict)
+            else None
+        )
+        known["columns_used"] = dict(known.get("columns_used") or {})
+        return cls(**known)
 
 
 def shortened(text: str) -> str:
@@ -21,29 +92,47 @@ def inspect(
     model: str | None = None,
     max_seq_len: int = 512,
     columns: dict[str, str] | None = None,
-) -> dict[str, Any]:
+) -> DatasetReport:
     """``columns`` maps the format's fields to the file's columns ({field: column}); without it, a file
     with none of the formats' fields is read through a mapping proposed for common column names."""
     from finetune_gui.core.data.scan import scan_dataset
 
     if fmt != "auto" and fmt not in FORMATS:
         raise DataError(f"Unknown format {fmt!r}; use auto or one of {', '.join(FORMATS)}.")
-    report = scan_dataset(path, fmt, columns or None, keep_examples=bool(model))
-    result = report.to_dict()
-    result["columns_used"] = columns or report.columns_applied or {}
-    result["columns_sentence"] = report.columns_sentence()
-    result["sample"] = _short_values(result.get("sample"))
-    result["token_stats"] = None
-    if model:
-        from finetune_gui.core.data.encode import ensure_chat_template, token_lengths, token_stats
-        from finetune_gui.core.models import load_tokenizer, resolve_model
+    scan = scan_dataset(path, fmt, columns or None, keep_examples=bool(model))
+    report = DatasetReport(
+        path=scan.path,
+        format=scan.format,
+        rows=scan.rows,
+        total_rows=scan.total,
+        files=scan.files,
+        columns=scan.columns,
+        problems=[p.to_dict() for p in scan.problems],
+        problem_count=scan.problem_count,
+        problem_kinds=scan.problem_kinds,
+        usable=scan.usable,
+        sample=_short_values(scan.sample),
+        columns_applied=scan.columns_applied,
+        skipped_sentence=scan.skipped_sentence(),
+        file_formats=scan.file_formats,
+        columns_used=columns or scan.columns_applied or {},
+        columns_sentence=scan.columns_sentence(),
+    )
+    if not model:
+        return report
+    from finetune_gui.core.data.encode import ensure_chat_template, token_lengths, token_stats
+    from finetune_gui.core.models import load_tokenizer, resolve_model
 
-        tokenizer = load_tokenizer(resolve_model(model, require_weights=False))
-        result["fallback_chat_template"] = ensure_chat_template(tokenizer)
-        examples = report.examples or []
-        result["token_stats"] = token_stats(token_lengths(examples, tokenizer, max_seq_len), max_seq_len)
-        result["formatted_sample"] = formatted(examples[0], tokenizer) if examples else []
-    return result
+    tokenizer = load_tokenizer(resolve_model(model, require_weights=False))
+    fallback = ensure_chat_template(tokenizer)
+    examples = scan.examples or []
+    stats = token_stats(token_lengths(examples, tokenizer, max_seq_len), max_seq_len)
+    return dataclasses.replace(
+        report,
+        fallback_chat_template=fallback,
+        token_stats=TokenStats(**stats),
+        formatted_sample=formatted(examples[0], tokenizer) if examples else [],
+    )
 
 
 def formatted(example: Any, tokenizer: Any) -> list[dict[str, Any]]:

@@ -84,24 +84,6 @@ class ScanReport:
     def usable(self) -> bool:
         return self.rows > 0
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "format": self.format,
-            "rows": self.rows,
-            "total_rows": self.total,
-            "files": self.files,
-            "columns": self.columns,
-            "problems": [p.to_dict() for p in self.problems],
-            "problem_count": self.problem_count,
-            "problem_kinds": self.problem_kinds,
-            "usable": self.usable,
-            "sample": self.sample,
-            "columns_applied": self.columns_applied,
-            "skipped_sentence": self.skipped_sentence(),
-            "file_formats": self.file_formats,
-        }
-
 
 def _kind_of(message: str) -> str:
     """A short bucket name for a problem message, for the summary counts."""

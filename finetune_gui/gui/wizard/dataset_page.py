@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from finetune_gui.core.config import field_help
 from finetune_gui.core.data.formats import FORMATS, MAPPED_FIELDS, PREFERENCE_FORMATS
+from finetune_gui.core.data.inspect import DatasetReport, TokenStats
 from finetune_gui.core.data.readers import SUFFIXES
 from finetune_gui.gui.core_client import CoreJob
 from finetune_gui.gui.theme import ACCENT, translucent
@@ -113,7 +114,7 @@ class DatasetPage(WizardPage):
 
     def is_complete(self) -> bool:
         report = self.state.dataset_report
-        return bool(report and report.get("usable"))
+        return bool(report and report.usable)
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -183,26 +184,27 @@ class DatasetPage(WizardPage):
     def _on_mapping(self) -> None:
         self.load(self.state.config.dataset.path, self.mapping.format(), self.mapping.chosen())
 
-    def _on_report(self, path: str, report: dict) -> None:
+    def _on_report(self, path: str, data: dict) -> None:
         self.busy.stop()
         self.job = None
+        report = DatasetReport.from_dict(data)
         self.state.set_dataset(path, report)
-        skipped = report.get("problem_count", 0)
-        per_file = report.get("file_formats") or {}
+        skipped = report.problem_count
+        per_file = report.file_formats or {}
         shown = (
             ", ".join(f"{fmt} ({html.escape(name)})" for name, fmt in per_file.items())
             if per_file
-            else report["format"]
+            else report.format
         )
-        text = f"<b>{shown}</b> · {report['rows']:,} rows"
+        text = f"<b>{shown}</b> · {report.rows:,} rows"
         if skipped:
-            kinds = ", ".join(f"{n} {k}" for k, n in report.get("problem_kinds", {}).items())
+            kinds = ", ".join(f"{n} {k}" for k, n in report.problem_kinds.items())
             text += f" · {skipped:,} skipped ({kinds}); they are listed below and training uses the rest"
-        if report.get("skipped_sentence"):
-            text += f'<br><span style="color:{AMBER}">⚠ {html.escape(report["skipped_sentence"])}</span>'
-        if report.get("columns_sentence"):
-            text += "<br>" + html.escape(report["columns_sentence"])
-        if report.get("format") in PREFERENCE_FORMATS:
+        if report.skipped_sentence:
+            text += f'<br><span style="color:{AMBER}">⚠ {html.escape(report.skipped_sentence)}</span>'
+        if report.columns_sentence:
+            text += "<br>" + html.escape(report.columns_sentence)
+        if report.format in PREFERENCE_FORMATS:
             name = self.state.config.training.objective.upper()
             text += (
                 f"<br>Preference pairs: the run learns which answer you prefer, with {name}; "
@@ -210,7 +212,7 @@ class DatasetPage(WizardPage):
                 if name == "DPO"
                 else f"<br>Preference pairs: the run learns which answer you prefer, with {name}."
             )
-        held = _held_out(report.get("rows", 0), self.state.config.dataset.validation_split)
+        held = _held_out(report.rows, self.state.config.dataset.validation_split)
         text += f"<br>{held} rows are held out to check what the run learned"
         text += (
             "."
@@ -218,12 +220,11 @@ class DatasetPage(WizardPage):
             else f"; a verdict on new questions needs {CHECK_NEEDS} (raise the split)."
         )
         self.facts.setText(text)
-        columns = report.get("columns") or []
-        if columns and report.get("format") in MAPPED_FIELDS:
-            self.mapping.show_for(columns, report["format"], report.get("columns_used") or {})
-        self._show_problems(report.get("problems", []))
+        if report.columns and report.format in MAPPED_FIELDS:
+            self.mapping.show_for(report.columns, report.format, report.columns_used)
+        self._show_problems(report.problems)
         self._show_preview(report)
-        self._show_histogram(report.get("token_stats"), report.get("format") in PREFERENCE_FORMATS)
+        self._show_histogram(report.token_stats, report.format in PREFERENCE_FORMATS)
         self.split_view.show()
         self.completeness_changed.emit()
 
@@ -235,11 +236,10 @@ class DatasetPage(WizardPage):
             self.problems.setItem(row, 1, QTableWidgetItem(problem["message"]))
         self.problems.setVisible(bool(problems))
 
-    def _show_preview(self, report: dict) -> None:
-        pieces = report.get("formatted_sample")
+    def _show_preview(self, report: DatasetReport) -> None:
+        pieces = report.formatted_sample
         if not pieces:
-            sample = report.get("sample") or {}
-            self.preview.setPlainText(str(sample))
+            self.preview.setPlainText(str(report.sample or {}))
             return
         parts = []
         sides = {"chosen": GREEN, "rejected": RED}
@@ -262,8 +262,8 @@ class DatasetPage(WizardPage):
                 parts.append(f'<span style="color:#777">{text}</span>')
         self.preview.setHtml(f'<div style="font-family:monospace">{"".join(parts)}</div>')
 
-    def _show_histogram(self, stats: dict | None, pairs: bool = False) -> None:
-        if not stats or not stats.get("count"):
+    def _show_histogram(self, stats: TokenStats | None, pairs: bool = False) -> None:
+        if not stats or not stats.count:
             self.truncation.setText("Token lengths appear once a model is chosen.")
             return
         from finetune_gui.gui.charts import histogram_plot
@@ -271,13 +271,11 @@ class DatasetPage(WizardPage):
         if self.plot is None:
             self.plot = histogram_plot()
             self.histogram_layout.addWidget(self.plot, 1)
-        self.plot.set_histogram(
-            stats["histogram"]["edges"], stats["histogram"]["counts"], stats["max_seq_len"]
-        )
+        self.plot.set_histogram(stats.histogram["edges"], stats.histogram["counts"], stats.max_seq_len)
         what = "Tokens per pair (the prompt with its longer answer)" if pairs else "Tokens per example"
         self.truncation.setText(
-            f"{what}: median {stats['median']:.0f}, 95% under {stats['p95']:.0f}, longest {stats['max']}. "
-            f"{stats['truncated']} rows ({stats['truncated_pct']}%) will be truncated at {stats['max_seq_len']}."
+            f"{what}: median {stats.median:.0f}, 95% under {stats.p95:.0f}, longest {stats.max}. "
+            f"{stats.truncated} rows ({stats.truncated_pct}%) will be truncated at {stats.max_seq_len}."
         )
 
 

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from finetune_gui.core.config import RunConfig
+from finetune_gui.core.data.inspect import DatasetReport
 from finetune_gui.core.estimate import measured_seconds_per_step, seconds_per_step
 from finetune_gui.core.paths import runs_dir
 from finetune_gui.core.runs import RunFolder, RunRecord, list_runs
@@ -116,11 +117,12 @@ class ReviewPage(WizardPage):
 
     def refresh(self) -> None:
         config = self.state.config
-        report = self.state.dataset_report or {}
+        report = self.state.dataset_report
         self.rows["Model"].setText(Path(config.model).name or config.model)
         self.rows["Model"].setToolTip(config.model)
         self.rows["Dataset"].setText(
-            f"{Path(config.dataset.path).name} ({report.get('format', '?')}, {report.get('rows', 0):,} rows)"
+            f"{Path(config.dataset.path).name} ({report.format if report else '?'}, "
+            f"{report.rows if report else 0:,} rows)"
         )
         self.rows["Dataset"].setToolTip(config.dataset.path)
         resolved = self.state.resolved()
@@ -153,11 +155,11 @@ class ReviewPage(WizardPage):
         path = RunFolder(config.output_dir).launch_config_path
         self.command.setText(f"finetune-gui train {shlex.quote(str(path))}")
 
-    def _time_text(self, config: RunConfig, report: dict, steps: int) -> str:
+    def _time_text(self, config: RunConfig, report: DatasetReport | None, steps: int) -> str:
         """Measured on this machine when earlier runs of this model and method recorded their step time
         (scaled to this run's tokens a step), else the rough guess, and which it is."""
         settings = self.state.settings()
-        mean = ((report.get("token_stats") or {}).get("mean")) or None
+        mean = (report.token_stats.mean if report and report.token_stats else 0.0) or None
         tokens = settings.rows * (min(settings.seq_len, mean) if mean else settings.seq_len)
         found = measured_seconds_per_step(
             self.past_runs, config.model, config.method, self.state.device, tokens

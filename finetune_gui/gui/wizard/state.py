@@ -12,6 +12,7 @@ from PySide6.QtCore import QObject, Signal
 
 from finetune_gui.core.config import RunConfig
 from finetune_gui.core.data.formats import PREFERENCE_FORMATS
+from finetune_gui.core.data.inspect import DatasetReport
 from finetune_gui.core.estimate import Estimate, ModelShape, estimate_run, run_settings
 from finetune_gui.core.estimate.memory import Settings
 from finetune_gui.core.estimate.proposal import Proposal, apply, propose
@@ -33,7 +34,7 @@ class WizardState(QObject):
         self.hardware: Hardware | None = None
         self.model_facts: dict[str, Any] | None = None
         self.shape: ModelShape | None = None
-        self.dataset_report: dict[str, Any] | None = None
+        self.dataset_report: DatasetReport | None = None
         self.estimate: Estimate | None = None
 
     # -- hardware
@@ -66,15 +67,15 @@ class WizardState(QObject):
         self.recompute()
 
     # -- dataset
-    def set_dataset(self, path: str, report: dict[str, Any] | None) -> None:
+    def set_dataset(self, path: str, report: DatasetReport | None) -> None:
         self.config.dataset.path = path
         self.dataset_report = report
         if report:
-            self.config.dataset.format = report.get("format", "auto")
+            self.config.dataset.format = report.format
             # The mapping the scan read the file with (chosen on the page, or proposed for its column
             # names) is the one the run uses and the review's YAML shows.
-            self.config.dataset.columns = dict(report.get("columns_used") or {}) or None
-            self._objective_for(report.get("format", ""))
+            self.config.dataset.columns = dict(report.columns_used) or None
+            self._objective_for(report.format)
         self.dataset_changed.emit()
         self.recompute()
 
@@ -90,23 +91,23 @@ class WizardState(QObject):
 
     def objectives(self) -> list[str]:
         """The objectives the dataset allows: the preference ones for pairs, supervised otherwise."""
-        pairs = (self.dataset_report or {}).get("format") in PREFERENCE_FORMATS
+        pairs = self.dataset_report is not None and self.dataset_report.format in PREFERENCE_FORMATS
         return [name for name, o in OBJECTIVES.items() if o.pairs == pairs]
 
     # -- estimate
     @property
     def longest(self) -> int | None:
         """The dataset's longest example in tokens, once the dataset page has scanned it with the model."""
-        stats = (self.dataset_report or {}).get("token_stats") or {}
-        longest = stats.get("max")
-        return min(int(longest), self.config.training.max_seq_len) if longest else None
+        stats = self.dataset_report.token_stats if self.dataset_report else None
+        longest = stats.max if stats else 0
+        return min(longest, self.config.training.max_seq_len) if longest else None
 
     def proposal(self) -> Proposal | None:
         """What the core proposes for the fields this config leaves empty, once model and data are known."""
-        rows = (self.dataset_report or {}).get("rows")
+        rows = self.dataset_report.rows if self.dataset_report else 0
         if self.shape is None or not rows:
             return None
-        return propose(self.config, self.shape.parameters, int(rows))
+        return propose(self.config, self.shape.parameters, rows)
 
     def resolved(self) -> RunConfig:
         """The config with the proposal filled in: what the run will train with."""
