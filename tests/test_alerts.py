@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from test_training import ListSink, make_config
 
 from finetune_gui.core.events import Alert, Step
+from finetune_gui.core.runs import RunFolder
 from finetune_gui.core.training.alerts import HealthWatch
 from finetune_gui.core.training.control import RunControl
 from finetune_gui.core.training.recipe import run_training
@@ -55,11 +58,11 @@ def test_an_alert_fires_on_the_run_that_shows_it_and_on_no_other(
     assert run["alerts"][0]["alert"] == expected and run["alerts"][0]["message"] == alerts[0].message
 
 
-def watch_with(logs):
+def watch_with(logs, folder=None):
+    """A HealthWatch fed these logs directly, no training run (its alerts recorded in ``folder``)."""
     emitted = []
-    folder = SimpleNamespace(read=lambda: {}, update=lambda **kw: None)
-    ctx = SimpleNamespace(is_main=True, emit=emitted.append, folder=folder)
-    watch = HealthWatch(ctx, learning_rate=2e-4, early_stopping=0)
+    folder = folder or RunFolder(Path(tempfile.mkdtemp()) / "run")
+    watch = HealthWatch(emitted.append, folder, learning_rate=2e-4, early_stopping=0)
     args = SimpleNamespace(warmup_steps=0.0)
     for step, entry in enumerate(logs, start=1):
         watch.on_log(args, SimpleNamespace(global_step=step, max_steps=len(logs)), None, logs=entry)
@@ -69,8 +72,9 @@ def watch_with(logs):
 def test_rising_evaluations_and_a_gradient_spike_are_told_once_with_their_fixes():
     falling = [{"loss": 3.0 - 0.05 * i, "grad_norm": 1.0} for i in range(12)]
     evals = [{"eval_loss": v} for v in (2.0, 2.1, 2.2, 2.3, 2.4)]
-    said = watch_with(falling + evals)
-    assert [a.alert for a in said] == ["eval rising"]
+    folder = RunFolder(Path(tempfile.mkdtemp()) / "run")
+    said = watch_with(falling + evals, folder)
+    assert [a.alert for a in said] == ["eval rising"] and folder.read().alerts == said  # run.json too
     assert "rose at the last 3 evaluations (2.000 → 2.100 → 2.200 → 2.300)" in said[0].message
     assert [f.to_dict() for f in said[0].fixes] == [
         {"label": "Early stopping after 2 evaluations", "set": {"training.early_stopping": 2}}

@@ -331,3 +331,63 @@ def test_the_step_time_is_measured_from_earlier_runs_of_the_same_model_method_an
     per_step, count = measured_seconds_per_step(runs, "m", "lora", "cpu", tokens_per_step=300.0)
     assert count == 3 and per_step == pytest.approx(0.04 * 300)  # the median 4 s per 100 tokens, scaled
     assert measured_seconds_per_step(runs, "m", "dora", "cpu", 300.0) is None  # none timed: a guess
+
+
+def test_the_memory_plan_is_decided_once_from_the_config_the_device_and_the_estimate():
+    """Lean mode and what follows from it (checkpointing, the step in the backward pass, bf16 weights,
+    fp32 compute on CPUs), in one place, both ways."""
+    from finetune_gui.core.config import RunConfig
+    from finetune_gui.core.estimate import MethodEstimate, plan_memory
+    from finetune_gui.core.hardware import DevicePlan
+
+    def fitted(mode, checkpointing=False):
+        return MethodEstimate(
+            "full",
+            9.0,
+            8.0,
+            {},
+            1,
+            checkpointing,
+            memory_mode=mode,
+            with_checkpointing_gib=6.0,
+            without_checkpointing_gib=9.0,
+        )
+
+    cuda, cpu = DevicePlan("cuda", "bf16"), DevicePlan("cpu", "fp32")
+    full = RunConfig(method="full")
+    standard = plan_memory(full, cuda, fitted("standard"))
+    assert (standard.mode, standard.weight_dtype, standard.autocast, standard.checkpointing) == (
+        "standard",
+        "fp32",
+        "bf16",
+        False,
+    )
+    assert standard.needed_gib == 9.0 and not standard.auto_lean
+    lean = plan_memory(full, cuda, fitted("lean"))  # auto: the estimate found only lean fits
+    assert lean.lean and lean.auto_lean and lean.checkpointing and lean.step_in_backward
+    assert (lean.weight_dtype, lean.autocast, lean.fp32_compute, lean.needed_gib) == (
+        "bf16",
+        None,
+        False,
+        6.0,
+    )
+    full.training.gradient_accumulation = 4  # gradients must add up first: the step follows the backward
+    assert not plan_memory(full, cuda, fitted("lean")).step_in_backward
+    assert not plan_memory(full, cuda, fitted("lean"), world_size=2).step_in_backward
+    full.training.memory_mode = "lean"
+    assert plan_memory(full, cpu, None).fp32_compute  # bf16 storage, fp32 arithmetic on a CPU
+    full.training.memory_mode = "standard"
+    assert not plan_memory(full, cuda, fitted("lean")).lean  # asked for standard: standard
+    lora = RunConfig(method="lora")
+    lora.training.memory_mode = "lean"  # lean is for methods that train every weight
+    plan = plan_memory(lora, cuda, None)
+    assert (plan.mode, plan.weight_dtype, plan.checkpointing) == ("standard", "bf16", False)
+    lora.training.gradient_checkpointing = "on"
+    assert plan_memory(lora, cpu, None).checkpointing and plan_memory(lora, cpu, None).weight_dtype == "fp32"
+
+
+def test_every_objective_has_its_training_pieces():
+    from finetune_gui.core.objectives import OBJECTIVES
+    from finetune_gui.core.training.objectives import TRAINING_OBJECTIVES
+
+    assert set(TRAINING_OBJECTIVES) == set(OBJECTIVES)

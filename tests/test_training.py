@@ -240,10 +240,12 @@ def test_qlora_gradients_survive_an_eval_forward(tiny_model, small_dataset, tmp_
     monkeypatch.setattr(bnb_modules, "has_avx512bf16", lambda: True)
     config = make_config(tiny_model, small_dataset, tmp_path / "run", "qlora")
     source = resolve_model(str(tiny_model))
+    from finetune_gui.core.estimate import plan_memory
     from finetune_gui.core.hardware import DevicePlan
 
     plan = DevicePlan("cpu", "fp32")
-    model = method_setup.apply_method(method_setup.load_base(config, source, plan, False), config, source)
+    memory = plan_memory(config, plan, None)
+    model = method_setup.apply_method(method_setup.load_base(config, source, plan, memory), config, source)
     torch.manual_seed(0)
     for name, parameter in model.named_parameters():
         if "lora_B" in name:  # non-zero B, so every LoRA weight gets a gradient

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+# Where a run's parts send their events (the recipe's sink; a no-op on ranks other than the first).
+Emit = Callable[["Event"], None]
 # How long work outside training (preparing the demo model, a merge, an export) reports how far it is:
 # (what is happening, fraction done 0..1).
 Progress = Callable[[str, float], None]
@@ -123,7 +125,7 @@ class Sample(Event):
 
     kind: ClassVar[str] = "sample"
     step: int
-    samples: list[dict[str, str]] = field(default_factory=list)  # {prompt, answer}
+    samples: list[dict[str, Any]] = field(default_factory=list)  # {prompt, answer, reference, right, base}
 
 
 @dataclass(frozen=True)

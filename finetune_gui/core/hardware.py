@@ -1,5 +1,5 @@
-"""What this machine can train on: GPUs with free VRAM, system RAM, bf16 and 4-bit support; and the
-device plan (device and precision) a run gets from it.
+"""What this machine can train on: GPUs with free VRAM, system RAM, bf16 and 4-bit support; the device
+plan (device and precision) a run gets from it, and the shape of its memory plan.
 
 Never crashes on a machine without CUDA, NVML or bitsandbytes: each probe that fails just says no.
 ``detect`` imports torch; ``Hardware.from_dict`` rebuilds the same object from ``hardware --json`` (the
@@ -91,6 +91,28 @@ class DevicePlan:
     @property
     def mixed_precision(self) -> bool:
         return self.device == "cuda" and self.precision in ("bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """How a run keeps its memory (``core/estimate/plan.py`` decides it): torch-free, plain values."""
+
+    mode: str  # standard | lean (lean only for methods that train every weight)
+    checkpointing: bool  # activation checkpointing
+    # Lean mode updates each weight as soon as its gradient is ready, so no whole gradient is kept, and
+    # then clips in the optimizer; not when gradients must add up first (accumulation, several workers).
+    step_in_backward: bool
+    weight_dtype: str  # bf16 | fp16 | fp32: what the weights are loaded (and trained) in
+    # Lean mode on a CPU keeps bf16 weights but computes in fp32 (bf16 matrix products are ~15× slower).
+    fp32_compute: bool
+    autocast: str | None  # bf16 | fp16 mixed precision for the Trainer; None: the weights' own dtype
+    estimate_gib: float | None = None  # the one estimate of this run in this mode (run.json estimate_gib)
+    needed_gib: float | None = None  # the same with this plan's checkpointing, for the refusal
+    auto_lean: bool = False  # memory_mode 'auto' chose lean because standard would not fit
+
+    @property
+    def lean(self) -> bool:
+        return self.mode == "lean"
 
 
 def plan_device(requested: str, hw: Hardware) -> DevicePlan:

@@ -264,7 +264,7 @@ class RunFolder:
     def append_metrics(self, record: dict[str, Any]) -> None:
         self._append(self.metrics_path, record)
 
-    def append_samples(self, step: int, samples: list[dict[str, str]]) -> None:
+    def append_samples(self, step: int, samples: list[dict[str, Any]]) -> None:
         self._append(self.samples_path, {"step": step, "samples": samples})
 
     def append_event(self, event: Event) -> None:

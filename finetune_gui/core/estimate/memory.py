@@ -152,9 +152,10 @@ def lean(method: str, s: Settings) -> bool:
     return METHODS[method].trains_all_weights and s.memory_mode == "lean"
 
 
-def in_backward(s: Settings) -> bool:
-    """Lean mode updates each weight in the backward pass, unless gradients must add up first."""
-    return s.accumulation == 1 and s.world_size == 1
+def in_backward(accumulation: int, world_size: int) -> bool:
+    """Lean mode updates each weight in the backward pass, unless gradients must add up first (over
+    accumulated steps, or over several workers)."""
+    return accumulation == 1 and world_size == 1
 
 
 def largest_tensor(shape: ModelShape) -> int:
@@ -227,7 +228,7 @@ def _estimate_mode(method: str, shape: ModelShape, s: Settings, budget_gib: floa
     autocast_copies = (
         c * shape.parameters if m.trains_all_weights and s.dtype != "fp32" and not is_lean else 0.0
     )
-    if is_lean and in_backward(s):
+    if is_lean and in_backward(s.accumulation, s.world_size):
         # Gradients live one tensor at a time; its update works on fp32 slices of at most 16 M elements.
         gradient_bytes = 2.0 * largest_tensor(shape) + 12.0 * min(largest_tensor(shape), 1 << 24)
     else:

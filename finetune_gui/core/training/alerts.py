@@ -23,7 +23,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from finetune_gui.core.events import Alert, Fix
+from finetune_gui.core.events import Alert, Emit, Fix
+from finetune_gui.core.runs import RunFolder
 from finetune_gui.core.training.smoothing import Smoother
 
 FLAT_SHARE = 0.02  # the smoothed loss must fall by at least this share after warm-up
@@ -37,8 +38,18 @@ SPIKE_AFTER = 8  # steps of gradient norms before a spike is judged
 
 
 class HealthWatch(TrainerCallback):
-    def __init__(self, ctx: Any, learning_rate: float, early_stopping: int, proposed_rate: float = 0.0):
-        self.ctx = ctx
+    """Watches the logged losses and gradient norms; fires each alert once, as an event and in run.json
+    (``folder``: None on ranks other than the first, which fire nothing)."""
+
+    def __init__(
+        self,
+        emit: Emit,
+        folder: RunFolder | None,
+        learning_rate: float,
+        early_stopping: int,
+        proposed_rate: float = 0.0,
+    ):
+        self.emit, self.folder = emit, folder
         self.learning_rate = learning_rate
         self.proposed_rate = proposed_rate  # what the proposal gives this method and size
         self.early_stopping = early_stopping
@@ -135,9 +146,9 @@ class HealthWatch(TrainerCallback):
         return [Fix("Early stopping after 2 evaluations", {"training.early_stopping": 2})]
 
     def _fire(self, alert: str, step: int, message: str, fixes: list[Fix]) -> None:
-        if alert in self.fired or not self.ctx.is_main:
+        if alert in self.fired or self.folder is None:
             return
         self.fired.add(alert)
         event = Alert(step=step, alert=alert, message=message, fixes=fixes)
-        self.ctx.emit(event)
-        self.ctx.folder.update(alerts=[*self.ctx.folder.read().alerts, event])
+        self.emit(event)
+        self.folder.update(alerts=[*self.folder.read().alerts, event])

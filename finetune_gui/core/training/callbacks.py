@@ -1,16 +1,23 @@
-"""The pieces the recipe plugs into transformers' Trainer: a padding collator and the events callback."""
+"""The pieces the recipe plugs into transformers' Trainer: a padding collator, the events callback, the
+sample answers at each evaluation, and the timing of the checks. Each takes what it uses (where to emit,
+the run's control, its folder), so each can be tested without a training run."""
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
 
 from finetune_gui.core.data.encode import IGNORE
-from finetune_gui.core.events import Checkpoint, Eval, Paused, Resumed, Step
-from finetune_gui.core.runs import StepTiming
+from finetune_gui.core.events import Checkpoint, Emit, Eval, Log, Paused, Resumed, Sample, Step
+from finetune_gui.core.runs import RunFolder, StepTiming
+from finetune_gui.core.training.control import RunControl
+from finetune_gui.core.training.failures import Diverged, check_weights
+from finetune_gui.core.training.learning import RIGHT_AT, Question, answer, score, weights
 
 
 class PadCollator:
@@ -47,21 +54,12 @@ def _finite(value: Any) -> float | None:
 
 
 class EventsCallback(TrainerCallback):
-    """Turns the Trainer's logs into our events, and applies stop/pause requests between steps."""
+    """Turns the Trainer's logs into our events and metrics.jsonl lines, applies pause and stop requests
+    between steps, and measures this machine's time per step (``timing``, for run.json). ``folder`` is
+    None on ranks other than the first: they apply the requests but record nothing."""
 
-    def __init__(
-        self,
-        ctx: Any,
-        simulate_oom_at: int = 0,
-        step_delay_s: float = 0.0,
-        simulate_crash_at: int = 0,
-        simulate_nan_at: int = 0,
-    ):
-        self.ctx = ctx
-        self.simulate_nan_at = simulate_nan_at
-        self.simulate_oom_at = simulate_oom_at
-        self.simulate_crash_at = simulate_crash_at
-        self.step_delay_s = step_delay_s  # test-only: slow steps so a test can act between them
+    def __init__(self, emit: Emit, control: RunControl, folder: RunFolder | None):
+        self.emit, self.control, self.folder = emit, control, folder
         self.device = "cpu"
         self.first_step: int | None = None
         self.paused_s = 0.0
@@ -71,6 +69,7 @@ class EventsCallback(TrainerCallback):
         # (step, active seconds, tokens) at the first logged step: the time per step is measured from it,
         # so the first step's warm-up and everything before training are left out.
         self.timing_from: tuple[int, float, int] | None = None
+        self.timing: StepTiming | None = None
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.device = "cuda" if args.device.type == "cuda" else "cpu"
@@ -79,14 +78,12 @@ class EventsCallback(TrainerCallback):
         self.last_tokens = int(getattr(state, "num_input_tokens_seen", 0) or 0)
 
     def _measure(self, step: int, elapsed: float, tokens: int) -> None:
-        """This machine's time per step and tokens per step so far (run.json ``timing``: the next run's
-        time estimate reads it)."""
         if self.timing_from is None:
             self.timing_from = (step, elapsed, tokens)
             return
         first, began, seen = self.timing_from
         if step > first:
-            self.ctx.step_timing = StepTiming(
+            self.timing = StepTiming(
                 seconds_per_step=round((elapsed - began) / (step - first), 3),
                 tokens_per_step=round((tokens - seen) / (step - first), 1),
                 steps=step - first,
@@ -95,43 +92,29 @@ class EventsCallback(TrainerCallback):
     def _active_elapsed(self) -> float:
         return time.monotonic() - self.started - self.paused_s
 
-    def on_step_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-        if self.simulate_nan_at and state.global_step + 1 == self.simulate_nan_at and model is not None:
-            import torch
-
-            # Test-only: the weights diverge, as a far too high learning rate makes them.
-            with torch.no_grad():
-                for parameter in model.parameters():
-                    if parameter.requires_grad:
-                        parameter.fill_(float("nan"))
+    def _log(self, message: str) -> None:
+        self.emit(Log(message))
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         from finetune_gui.core.training.distributed import any_rank
 
-        self.ctx.step = state.global_step
         if self.first_step is None:
             self.first_step = state.global_step - 1
-        if self.step_delay_s:
-            time.sleep(self.step_delay_s)
-        if self.simulate_oom_at and state.global_step >= self.simulate_oom_at:
-            import torch
-
-            raise torch.OutOfMemoryError(f"simulated out of memory at step {state.global_step}")
-        if self.simulate_crash_at and state.global_step >= self.simulate_crash_at:
-            raise RuntimeError(f"simulated crash at step {state.global_step}")
-        if control.should_save:
-            self._check_weights(kwargs.get("model"), state.global_step)  # never checkpoint NaN weights
-        if self.ctx.control.paused:
-            self.ctx.emit(Paused(step=state.global_step))
-            self.ctx.log(f"Paused after step {state.global_step}.")
+        if control.should_save and kwargs.get("model") is not None:
+            check_weights(  # never checkpoint NaN weights
+                kwargs["model"], state.global_step, "no checkpoint was written from then on"
+            )
+        if self.control.paused:
+            self.emit(Paused(step=state.global_step))
+            self._log(f"Paused after step {state.global_step}.")
             paused_at = time.monotonic()
-            self.ctx.control.wait_while_paused()
+            self.control.wait_while_paused()
             self.paused_s += time.monotonic() - paused_at
             self.last_time += time.monotonic() - paused_at
-            self.ctx.emit(Resumed(step=state.global_step))
-            self.ctx.log(f"Resumed at step {state.global_step}.")
-        if any_rank(self.ctx.control.stop_requested):
-            self.ctx.control.request_stop()
+            self.emit(Resumed(step=state.global_step))
+            self._log(f"Resumed at step {state.global_step}.")
+        if any_rank(self.control.stop_requested):
+            self.control.request_stop()
             control.should_save = True
             control.should_training_stop = True
 
@@ -149,9 +132,9 @@ class EventsCallback(TrainerCallback):
                     for key in ("reward_margin", "preference_accuracy")
                     if logs.get(f"eval_{key}") is not None
                 }
-                self.ctx.emit(Eval(step=state.global_step, eval_loss=loss, **preference))
-                if self.ctx.is_main:
-                    self.ctx.folder.append_metrics(
+                self.emit(Eval(step=state.global_step, eval_loss=loss, **preference))
+                if self.folder is not None:
+                    self.folder.append_metrics(
                         {
                             "step": state.global_step,
                             "epoch": round(state.epoch or 0.0, 4),
@@ -191,18 +174,16 @@ class EventsCallback(TrainerCallback):
             reward_margin=_finite(logs.get("reward_margin")),
             preference_accuracy=_finite(logs.get("preference_accuracy")),
         )
-        self.ctx.emit(event)
-        if self.ctx.is_main:
+        self.emit(event)
+        if self.folder is not None:
             record = event.to_dict()
             record.pop("event")
-            self.ctx.folder.append_metrics(record)
+            self.folder.append_metrics(record)
 
     def _check_finite(self, logs: dict[str, Any], step: int) -> None:
         for key in ("loss", "grad_norm"):
             value = logs.get(key)
             if value is not None and not math.isfinite(float(value)):
-                from finetune_gui.core.training.failures import Diverged
-
                 rate = logs.get("learning_rate")
                 said = f" at learning rate {float(rate):.2g}" if rate is not None else ""
                 raise Diverged(
@@ -211,81 +192,76 @@ class EventsCallback(TrainerCallback):
                     "and start again, or resume from the last checkpoint with a lower one."
                 )
 
-    def _check_weights(self, model: Any, step: int) -> None:
-        if model is None:
-            return
-        import torch
-
-        for parameter in model.parameters():
-            if parameter.requires_grad and not bool(torch.isfinite(parameter).all()):
-                from finetune_gui.core.training.failures import Diverged
-
-                raise Diverged(
-                    f"The trained weights became NaN or infinite by step {step}; no checkpoint was written from "
-                    "then on. Lower the learning rate (a tenth is a good first try) and start again."
-                )
-
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        path = self.ctx.folder.checkpoints_dir / f"checkpoint-{state.global_step}"
-        self.ctx.emit(Checkpoint(step=state.global_step, path=str(path)))
+        path = Path(args.output_dir) / f"checkpoint-{state.global_step}"  # the Trainer's own naming
+        self.emit(Checkpoint(step=state.global_step, path=str(path)))
 
 
 class SamplesCallback(TrainerCallback):
     """At every evaluation, greedy answers to the first few held-out questions (rank 0 only), each with
-    its reference, whether it matches it, and the base model's answer (from the learning check), as
-    ``sample`` events and lines of samples.jsonl. A failure to generate is reported once and sampling
-    stops; it never stops the training."""
+    its reference, whether it matches it, and the base model's answer (``base_answers``: those the
+    learning check asked before training), as ``sample`` events and lines of samples.jsonl. A failure to
+    generate is reported once and sampling stops; it never stops the training."""
 
-    def __init__(self, ctx: Any, tokenizer: Any, check: Any, count: int, max_new_tokens: int):
-        self.ctx = ctx
+    def __init__(
+        self,
+        emit: Emit,
+        folder: RunFolder | None,
+        tokenizer: Any,
+        questions: list[Question],
+        max_new_tokens: int,
+        base_answers: Callable[[], list[str]] = list,
+        references: list[str] | None = None,
+    ):
+        self.emit, self.folder = emit, folder
         self.tokenizer = tokenizer
-        self.check = check  # the LearningCheck: its questions, their weights and the base's answers
-        self.count = count
+        self.questions = questions
         self.max_new_tokens = max_new_tokens
+        self.base_answers = base_answers
+        # Which words tell one reference from another, weighed over ``references`` (the learning check's,
+        # when it asks more questions than are sampled), else over these questions' own.
+        self.weight = weights(references or [q.reference for q in questions])
 
     def on_evaluate(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-        questions = self.check.questions[: self.count]
-        if not questions or model is None or not self.ctx.is_main:
+        if not self.questions or model is None or self.folder is None:
             return
-        from finetune_gui.core.events import Log, Sample
-        from finetune_gui.core.training.learning import RIGHT_AT, answer, score, weights
-
         try:
-            answers = answer(model, self.tokenizer, questions, self.max_new_tokens)
+            answers = answer(model, self.tokenizer, self.questions, self.max_new_tokens)
         except Exception as exc:
-            self.ctx.emit(
+            self.emit(
                 Log(
                     f"Sample answers are turned off: generation failed ({type(exc).__name__}: {exc}).",
                     "warning",
                 )
             )
-            self.count = 0
+            self.questions = []
             return
-        weight = weights([q.reference for q in self.check.questions])
+        base = self.base_answers()
         samples = []
-        for index, (question, said) in enumerate(zip(questions, answers, strict=True)):
+        for index, (question, said) in enumerate(zip(self.questions, answers, strict=True)):
             sample = {
                 "prompt": question.question,
                 "answer": said,
                 "reference": question.reference,
-                "right": score(said, question, weight) >= RIGHT_AT,
+                "right": score(said, question, self.weight) >= RIGHT_AT,
             }
-            if index < len(self.check.base):
-                sample["base"] = self.check.base[index]
+            if index < len(base):
+                sample["base"] = base[index]
             samples.append(sample)
-        self.ctx.emit(Sample(step=state.global_step, samples=samples))
-        self.ctx.folder.append_samples(state.global_step, samples)
+        self.emit(Sample(step=state.global_step, samples=samples))
+        self.folder.append_samples(state.global_step, samples)
 
 
 class TimedChecks(TrainerCallback):
     """Runs the checks' measurements before training (the base model's answers and scores), timing them:
-    the recipe logs what the checks cost in all at the end."""
+    the recipe logs what the checks cost in all at the end (``seconds``)."""
 
-    def __init__(self, ctx: Any, checks: list[Any]):
-        self.ctx, self.checks = ctx, checks
+    def __init__(self, checks: list[Any]):
+        self.checks = checks
+        self.seconds = 0.0
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         began = time.monotonic()
         for check in self.checks:
             check.on_train_begin(args, state, control, **kwargs)
-        self.ctx.checks_s = time.monotonic() - began
+        self.seconds = time.monotonic() - began

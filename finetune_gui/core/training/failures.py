@@ -22,6 +22,19 @@ class Diverged(UserError):
     kind = FailureKind.DIVERGED
 
 
+def check_weights(model: Any, step: int, what_was_kept: str) -> None:
+    """Raise Diverged when a trained weight is NaN or infinite: such weights are never checkpointed,
+    saved or registered. ``what_was_kept`` says what that means for this moment of the run."""
+    import torch
+
+    for parameter in model.parameters():
+        if parameter.requires_grad and not bool(torch.isfinite(parameter).all()):
+            raise Diverged(
+                f"The trained weights became NaN or infinite by step {step}; {what_was_kept}. Lower the learning "
+                "rate (a tenth is a good first try) and start again."
+            )
+
+
 def is_oom(exc: BaseException) -> bool:
     if isinstance(exc, MemoryError):
         return True

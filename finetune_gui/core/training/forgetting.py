@@ -17,7 +17,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from finetune_gui.core.events import Forgetting, Log
+from finetune_gui.core.events import Emit, Forgetting, Log
+from finetune_gui.core.runs import RunFolder
 
 TEXT_TOKENS = 512  # of the general text, at most
 EVERYDAY_PROMPTS = ("What should I pack for a day at the beach?", "Why is the sky blue?")
@@ -97,18 +98,20 @@ def _answers(model: Any, tokenizer: Any, base: bool) -> list[str]:
 
 @dataclass
 class ForgettingCheck(TrainerCallback):
-    """The base's figures at the start of the first session, the verdict at the end (``finish``)."""
+    """The base's figures at the start of the first session (kept in ``folder``'s run.json), the verdict at
+    the end (``finish``). ``folder`` is None on ranks other than the first, which measure nothing."""
 
-    ctx: Any
+    emit: Emit
+    folder: RunFolder | None
     tokenizer: Any
     answers: bool = True  # everyday answers beside the perplexity (off where generation is not wanted)
     base_perplexity: float | None = None
     base_answers: list[str] = field(default_factory=list)
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-        if not self.ctx.is_main or model is None:
+        if self.folder is None or model is None:
             return
-        stored = self.ctx.folder.read().base_general or {}
+        stored = self.folder.read().base_general or {}
         if isinstance(stored, dict) and isinstance(stored.get("perplexity"), (int, float)):
             self.base_perplexity = float(stored["perplexity"])
             self.base_answers = [str(a) for a in stored.get("answers") or []]
@@ -119,12 +122,10 @@ class ForgettingCheck(TrainerCallback):
         except Exception as exc:  # a check of the result must never stop the training
             self._give_up(exc)
             return
-        self.ctx.folder.update(
-            base_general={"perplexity": self.base_perplexity, "answers": self.base_answers}
-        )
+        self.folder.update(base_general={"perplexity": self.base_perplexity, "answers": self.base_answers})
 
     def finish(self, model: Any, step: int) -> Forgetting | None:
-        if not self.ctx.is_main or self.base_perplexity is None:
+        if self.folder is None or self.base_perplexity is None:
             return None
         try:
             tuned = perplexity(model, self.tokenizer, general_text())
@@ -146,9 +147,9 @@ class ForgettingCheck(TrainerCallback):
                 for p, b, t in zip(EVERYDAY_PROMPTS, self.base_answers, tuned_answers, strict=False)
             ],
         )
-        self.ctx.emit(result)
+        self.emit(result)
         return result
 
     def _give_up(self, exc: Exception) -> None:
         self.base_perplexity = None
-        self.ctx.emit(Log(f"The forgetting check is off: {type(exc).__name__}: {exc}.", "warning"))
+        self.emit(Log(f"The forgetting check is off: {type(exc).__name__}: {exc}.", "warning"))

@@ -3,9 +3,11 @@ at every evaluation."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from finetune_gui.core.config import DatasetConfig
 from finetune_gui.core.data.encode import EncodedDataset, encode_all, split
 from finetune_gui.core.data.scan import load_examples
 from finetune_gui.core.errors import FailureKind, UserError
@@ -20,6 +22,9 @@ class Data:
     check_examples: list[Any] = field(default_factory=list)  # asked before and after: did it learn?
     held_out: bool = True  # the check's questions are validation rows, never trained on
     trained_examples: list[Any] = field(default_factory=list)  # the training rows (what it absorbed)
+    # The column mapping proposed for the file's column names and used (None: the config's own, or
+    # none needed); the run records it in its config.yaml.
+    columns_applied: dict[str, str] | None = None
 
     @property
     def system_prompt(self) -> str | None:
@@ -68,34 +73,40 @@ def check_objective(examples: list[Any], objective: str, path: str) -> list[Any]
     )
 
 
-def load_data(ctx: Any, tokenizer: Any) -> Data:
-    cfg = ctx.config.dataset
-    objective = ctx.config.training.objective
+def load_data(
+    cfg: DatasetConfig,
+    objective: str,
+    max_len: int,
+    seed: int,
+    tokenizer: Any,
+    log: Callable[[str, str], None],
+) -> Data:
+    """The dataset read, split (seeded) and encoded at ``max_len`` tokens for ``objective``; what it
+    skipped or cut is said through ``log`` (message, level)."""
     examples, report = load_examples(cfg.path, cfg.format, cfg.columns)
     kept = check_objective(examples, objective, cfg.path)
     if len(kept) < len(examples):
-        ctx.log(
+        log(
             f"{len(examples) - len(kept):,} rows are of the other kind ("
             + ("one answer, not a pair" if objective != "sft" else "preference pairs")
             + ") and were left out.",
             "warning",
         )
         examples = kept
-    if report.columns_applied:  # recorded in the run's config.yaml, and used for the validation file
-        cfg.columns = dict(report.columns_applied)
-        ctx.log(report.columns_sentence())
+    columns = dict(report.columns_applied) if report.columns_applied else cfg.columns
+    if report.columns_applied:
+        log(report.columns_sentence(), "info")
     if report.problem_count:
         first = "; ".join(p.describe() for p in report.problems[:3])
-        ctx.log(f"{report.problem_count:,} of {report.total:,} rows skipped. {first}", "warning")
+        log(f"{report.problem_count:,} of {report.total:,} rows skipped. {first}", "warning")
         if report.skipped_sentence():
-            ctx.log(report.skipped_sentence(), "warning")
-    if cfg.validation_path:
-        val_examples, _ = load_examples(cfg.validation_path, cfg.format, cfg.columns)
+            log(report.skipped_sentence(), "warning")
+    if cfg.validation_path:  # read with the same mapping as the training file
+        val_examples, _ = load_examples(cfg.validation_path, cfg.format, columns)
         val_examples = check_objective(val_examples, objective, cfg.validation_path)
         train_examples = examples
     else:
-        train_examples, val_examples = split(examples, cfg.validation_split, ctx.config.training.seed)
-    max_len = ctx.config.training.max_seq_len
+        train_examples, val_examples = split(examples, cfg.validation_split, seed)
     train = encode_all(train_examples, tokenizer, max_len)
     pairs = any(e.kind == "preference" for e in train_examples)
     if train.truncated or train.dropped:
@@ -104,7 +115,7 @@ def load_data(ctx: Any, tokenizer: Any) -> Data:
             if pairs
             else "lost their whole answer"
         )
-        ctx.log(
+        log(
             f"{train.truncated:,} examples are longer than max_seq_len {max_len} and were cut; "
             f"{train.dropped:,} {lost} and were skipped.",
             "warning",
@@ -124,21 +135,5 @@ def load_data(ctx: Any, tokenizer: Any) -> Data:
         list(val_examples or train_examples),
         held_out=bool(val_examples),
         trained_examples=list(train_examples),
-    )
-
-
-def to_dataset(encoded: EncodedDataset) -> Any:
-    from datasets import Dataset
-
-    if encoded.items and not hasattr(encoded.items[0], "labels"):  # preference pairs
-        from finetune_gui.core.training.objectives.preference import pair_dataset
-
-        return pair_dataset(encoded)
-
-    return Dataset.from_dict(
-        {
-            "input_ids": [e.input_ids for e in encoded.items],
-            "labels": [e.labels for e in encoded.items],
-            "length": [len(e.input_ids) for e in encoded.items],
-        }
+        columns_applied=dict(report.columns_applied) if report.columns_applied else None,
     )

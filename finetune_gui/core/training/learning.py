@@ -18,7 +18,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from finetune_gui.core.events import Learned, Log
+from finetune_gui.core.events import Emit, Learned, Log
+from finetune_gui.core.runs import RunFolder
 
 STOPWORDS = set(
     [
@@ -124,6 +125,13 @@ def questions_from(examples: list[Any], tokenizer: Any, limit: int) -> list[Ques
         if len(found) >= limit:
             break
     return found
+
+
+def spread(rows: list[Any], count: int) -> list[Any]:
+    """``count`` rows spread evenly over ``rows`` (not its first few, which may all teach one thing)."""
+    if len(rows) <= count:
+        return list(rows)
+    return [rows[round(i * (len(rows) - 1) / (count - 1))] for i in range(count)] if count > 1 else rows[:1]
 
 
 def words(text: str) -> list[str]:
@@ -415,11 +423,13 @@ class LearningCheck(TrainerCallback):
     """Base answers at the start (kept in the run folder, so a resumed run compares with the same), the
     verdict at the end. ``questions`` are held-out rows when ``held_out``; ``trained`` a small sample of
     training rows (what the model absorbed, told apart from what carries over). A failure to generate is
-    reported once and never stops the training."""
+    reported once and never stops the training. ``folder`` is None on ranks other than the first, which
+    ask nothing."""
 
     def __init__(
         self,
-        ctx: Any,
+        emit: Emit,
+        folder: RunFolder | None,
         tokenizer: Any,
         questions: list[Question],
         max_new_tokens: int,
@@ -428,7 +438,7 @@ class LearningCheck(TrainerCallback):
         held_out: bool = True,
         corpus: list[str] | None = None,
     ):
-        self.ctx = ctx
+        self.emit, self.folder = emit, folder
         self.tokenizer = tokenizer
         self.questions = questions
         self.trained = trained or []
@@ -440,9 +450,9 @@ class LearningCheck(TrainerCallback):
         self.result: Learned | None = None
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-        if not self.ctx.is_main or model is None or not self.questions:
+        if self.folder is None or model is None or not self.questions:
             return
-        record = self.ctx.folder.read()
+        record = self.folder.read()
         stored, stored_trained = record.base_answers, record.base_trained_answers or []
         if isinstance(stored, list) and len(stored) == len(self.questions):
             self.base = [str(a) for a in stored]
@@ -452,18 +462,19 @@ class LearningCheck(TrainerCallback):
                 self.trained = []
             return
         asked = len(self.questions) + len(self.trained)
-        self.ctx.emit(Log(f"Asking the base model {asked} questions, to compare later."))
+        self.emit(Log(f"Asking the base model {asked} questions, to compare later."))
         try:
             self.base = base_answers(model, self.tokenizer, self.questions, self.max_new_tokens)
             self.base_trained = base_answers(model, self.tokenizer, self.trained, self.max_new_tokens)
         except Exception as exc:  # a check of the result must never stop the training
             self._give_up(exc)
             return
-        self.ctx.folder.update(base_answers=self.base, base_trained_answers=self.base_trained)
+        self.folder.update(base_answers=self.base, base_trained_answers=self.base_trained)
 
-    def finish(self, model: Any, step: int, overfitting: str = "") -> Learned | None:
-        """Ask the tuned model the same questions; the verdict goes to run.json and the events."""
-        if not self.ctx.is_main or not self.base:
+    def finish(self, model: Any, step: int, history: list[dict[str, Any]] | None = None) -> Learned | None:
+        """Ask the tuned model the same questions; the verdict goes to the events (and, from the recipe,
+        run.json). ``history``: the Trainer's log history, which says whether eval loss rose."""
+        if self.folder is None or not self.base:
             return None
         try:
             tuned = answer(model, self.tokenizer, self.questions, self.max_new_tokens, fit=True)
@@ -479,13 +490,13 @@ class LearningCheck(TrainerCallback):
             held_out=self.held_out,
             corpus=self.corpus,
             trained=(self.trained, self.base_trained, tuned_trained) if self.trained else None,
-            overfitting=overfitting,
+            overfitting=eval_trend(history or []),
         )
-        self.ctx.emit(self.result)
+        self.emit(self.result)
         return self.result
 
     def _give_up(self, exc: Exception) -> None:
         self.questions, self.base, self.trained, self.base_trained = [], [], [], []
-        self.ctx.emit(
+        self.emit(
             Log(f"The learning check is off: generation failed ({type(exc).__name__}: {exc}).", "warning")
         )

@@ -136,12 +136,10 @@ def _register() -> None:
     AttentionMaskInterface.register(ATTENTION, _packed_mask)
 
 
-def unsupported(model: Any, method_pads: bool, pairs: bool) -> str | None:
-    """Why this model and run cannot take padding-free batches (None: they can)."""
+def unsupported(model: Any, method_pads: bool) -> str | None:
+    """Why this model and method cannot take padding-free batches (None: they can)."""
     if method_pads:
         return "prefix and prompt tuning give their virtual tokens to each row"
-    if pairs:
-        return "the preference objectives score each pair in its own row"
     implementation = getattr(unwrapped(model).config, "_attn_implementation", None)
     if implementation not in ("sdpa", ATTENTION, *NATIVE):
         return f"the model's attention ({implementation}) does not read example boundaries"

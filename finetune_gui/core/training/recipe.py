@@ -1,17 +1,19 @@
 """The training recipe: one run from a RunConfig, top to bottom.
 
-    open the folder (checks, lock, checkpoint) → plan (device, memory) → load (model source, tokenizer,
-    data) → build (model + method) → fit (AppTrainer, with our events and control callback) → save
+    open the folder (checks, lock, checkpoint) → setup (device, model source, tokenizer, data, proposal)
+    → plan memory (estimate/plan.py) → build (model + method, the objective's collator and loss, the
+    trainer and its callbacks) → fit → judge (best checkpoint, did it learn, did it forget) → save
     (adapter/ or model/, run.json) → register the adapter → report.
 
-The CLI and the window's training process both run exactly this. Only rank 0 writes the run folder
-and events when several processes train together. Every way it ends is reported by one event and
-run.json (``failures.py``).
+The CLI and the window's training process both run exactly this. Its parts take what they use (where to
+emit, the control, the folder, the tokenizer…), never the recipe's own state (``RunContext``); the
+objective's pieces come through one interface (``objectives/``). Only rank 0 writes the run folder and
+events when several processes train together. Every way it ends is reported by one event and run.json
+(``failures.py``).
 """
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,22 +21,14 @@ from typing import Any
 
 from finetune_gui.core.config import RunConfig, check_paths
 from finetune_gui.core.errors import FailureKind, UserError
-from finetune_gui.core.events import EventSink, Failed, Finished, Fix, Log, Started
-from finetune_gui.core.hardware import DevicePlan
+from finetune_gui.core.events import Event, EventSink, Failed, Finished, Fix, Log, Started
+from finetune_gui.core.hardware import DevicePlan, Hardware, MemoryPlan
 from finetune_gui.core.methods import METHODS, optimizer_for
-from finetune_gui.core.objectives import OBJECTIVES
-from finetune_gui.core.runs import RunFolder, RunRecord, StepTiming
+from finetune_gui.core.runs import RunFolder, RunRecord
 from finetune_gui.core.training import failures
 from finetune_gui.core.training.control import RunControl, run_started_ns
-from finetune_gui.core.training.inputs import Data, load_data, to_dataset
+from finetune_gui.core.training.inputs import Data, load_data
 
-# Test-only switches: raise an out-of-memory error, or an unexpected one, at this step; sleep this long
-# after every step.
-SIMULATE_OOM_ENV = "FINETUNE_GUI_SIMULATE_OOM_AT_STEP"
-SIMULATE_CRASH_ENV = "FINETUNE_GUI_SIMULATE_CRASH_AT_STEP"
-SIMULATE_NAN_ENV = "FINETUNE_GUI_SIMULATE_NAN_AT_STEP"
-STEP_DELAY_ENV = "FINETUNE_GUI_TEST_STEP_DELAY"
-TRAINED_QUESTIONS = 6  # training questions the learning check asks beside the held-out ones
 # A run is refused before loading anything when its estimate exceeds the free memory by this factor
 # (the estimate is within about 10% of measured peaks).
 MEMORY_TOLERANCE = 1.15
@@ -42,6 +36,8 @@ MEMORY_TOLERANCE = 1.15
 
 @dataclass
 class RunContext:
+    """The recipe's own state while it runs (its parts are given what they use, never this)."""
+
     config: RunConfig
     folder: RunFolder
     sink: EventSink
@@ -49,28 +45,30 @@ class RunContext:
     rank: int = 0
     world_size: int = 1
     started_at: float = field(default_factory=time.time)
-    estimate_gib: float | None = None
-    step: int = 0
-    base_dtype: Any = None  # the base model's own dtype, which a full fine-tune saves in
     shape: Any = None  # the model's ModelShape, once known (for the estimate and the advice)
-    hardware: Any = None  # the machine's Hardware
+    hardware: Hardware | None = None
+    memory: MemoryPlan | None = None
     began: bool = False  # this session owns the run folder (its checks passed): failures are recorded
     previous: RunRecord = field(default_factory=RunRecord)  # run.json of earlier sessions (resume)
     checkpoint: Path | None = None  # what this session resumes from
     start_step: int = 0
     proposal: dict[str, Any] = field(default_factory=dict)  # what was proposed for empty fields, and why
-    check: Any = None  # the LearningCheck: did it learn?
-    early: Any = None  # the EarlyStopping callback, when the run stops early and keeps its best
-    memory_mode: str = "standard"  # what the run uses: lean only for methods that train every weight
-    forgetting: Any = None  # the ForgettingCheck: did it forget?
-    checks_s: float = 0.0  # seconds the checks took before training (the base's answers and scores)
-    step_timing: StepTiming | None = None  # measured seconds and tokens per step (run.json timing)
+    trainer: Any = None  # once built: its state says which step a failure came at
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def emit(self, event: Any) -> None:
+    @property
+    def step(self) -> int:
+        return int(self.trainer.state.global_step) if self.trainer is not None else 0
+
+    @property
+    def main_folder(self) -> RunFolder | None:
+        """The run folder for the parts that record in it; None on the other ranks, which do not."""
+        return self.folder if self.is_main else None
+
+    def emit(self, event: Event) -> None:
         if self.is_main:
             self.sink.emit(event)
 
@@ -89,15 +87,15 @@ def run_training(
     lock = None
     try:
         lock = _open(ctx, resume)
-        return _run(ctx, resume)
+        return _run(ctx)
     except UserError as exc:  # failures.Diverged among them
         return _fail(ctx, exc.kind, str(exc), [], code=exc.exit_code)
     except Exception as exc:
         if failures.is_oom(exc):
             from finetune_gui.core.training.advice import oom_fixes
 
-            message = f"Out of memory at step {ctx.step} with batch {config.training.batch_size}."
-            fixes = oom_fixes(config, ctx.shape, ctx.hardware)
+            message = f"Out of memory at step {ctx.step} with batch {ctx.config.training.batch_size}."
+            fixes = oom_fixes(ctx.config, ctx.shape, ctx.hardware)
             return _fail(ctx, FailureKind.OOM, message, [f.label for f in fixes], fixes=fixes)
         disk = failures.disk_failure(exc, ctx.step, ctx.folder.last_checkpoint() if ctx.began else None)
         if disk is not None:
@@ -221,33 +219,36 @@ def _propose(ctx: RunContext, data: Data) -> None:
         )
 
 
-def _run(ctx: RunContext, resume: bool) -> int:
+def _run(ctx: RunContext) -> int:
     from finetune_gui.core import hardware
+    from finetune_gui.core.data.encode import ensure_chat_template
+    from finetune_gui.core.estimate import shape_for
     from finetune_gui.core.models import load_tokenizer, materialize, resolve_model
+    from finetune_gui.core.training.objectives import training_objective
     from finetune_gui.core.tuners import setup as method_setup
 
+    # -- setup: the machine, the model's files, the tokenizer, the data
     config, checkpoint = ctx.config, ctx.checkpoint
     for notice in config.notices:
         ctx.log(notice, "warning")
     if checkpoint is not None:
         ctx.log(f"Resuming from {checkpoint.name} (step {ctx.start_step}).")
     ctx.hardware = hardware.detect()
-    plan = hardware.plan_device(config.training.precision, ctx.hardware)
+    device = hardware.plan_device(config.training.precision, ctx.hardware)
     ctx.log(f"Resolving the model {config.model}")
     source = resolve_model(config.model, allow_pickle=config.allow_pickle_weights)
     source = materialize(source, lambda what, _f: ctx.log(f"Converting the GGUF model: {what}"))
     tokenizer = load_tokenizer(source, config.trust_remote_code)
-    ctx.base_dtype = _declared_dtype(source, config.trust_remote_code)
-    from finetune_gui.core.data.encode import ensure_chat_template
-
+    base_dtype = _declared_dtype(source, config.trust_remote_code)
     if ensure_chat_template(tokenizer):
         ctx.log(
             "The tokenizer has no chat template; using a plain '### User / ### Assistant' layout.", "warning"
         )
     ctx.log(f"Reading the dataset {config.dataset.path}")
-    data = load_data(ctx, tokenizer)
-    from finetune_gui.core.estimate import shape_for
-
+    t = config.training
+    data = load_data(config.dataset, t.objective, t.max_seq_len, t.seed, tokenizer, ctx.log)
+    if data.columns_applied:  # recorded in the run's config.yaml
+        config.dataset.columns = dict(data.columns_applied)
     try:
         ctx.shape = shape_for(config)
     except Exception as exc:  # an unusual architecture: no estimate, no size-based proposal
@@ -255,21 +256,28 @@ def _run(ctx: RunContext, resume: bool) -> int:
     _propose(ctx, data)
     _begin(ctx)
     config = ctx.config
-    checkpointing, ctx.estimate_gib = _plan_memory(ctx, data.longest)
-    lean = ctx.memory_mode == "lean"
-    mode = "bf16 weights, lean memory mode" if lean else plan.precision
-    ctx.log(f"Loading the model on {plan.device} ({mode})")
+    memory = ctx.memory = _plan_memory(ctx, device, data.longest)
+
+    # -- build: the model with its method, the objective's pieces, the trainer
+    ctx.log(
+        f"Loading the model on {device.device} "
+        f"({'bf16 weights, lean memory mode' if memory.lean else device.precision})"
+    )
     from transformers import set_seed
 
     # Before the method's weights are made (LoRA's A matrices are random): the same seed, the same run.
     set_seed(config.training.seed)
-    model = method_setup.load_base(config, source, plan, checkpointing, lean)
+    model = method_setup.load_base(config, source, device, memory)
     model = method_setup.apply_method(model, config, source)
     trainable, total = method_setup.count_parameters(model)
-    trainer = _make_trainer(ctx, model, tokenizer, data, plan, checkpointing)
+    objective = training_objective(config)
+    collator = objective.collator(model, tokenizer, 8 if device.device == "cuda" else None, ctx.log)
+    trainer = ctx.trainer = _make_trainer(ctx, model, tokenizer, data, objective, collator, device, memory)
+    objective.prepare(trainer, data, ctx.log)
+    check, early, forgetting, timed = _add_callbacks(ctx, trainer, objective, tokenizer, data, collator)
     max_steps = trainer.args.max_steps if trainer.args.max_steps > 0 else _planned_steps(ctx, data)
     if ctx.is_main:
-        ctx.folder.update(**_run_facts(ctx, plan, trainable, total, data, checkpointing))
+        ctx.folder.update(**_run_facts(ctx, device, memory, trainable, total, data))
     ctx.emit(
         Started(
             config=config.to_dict(),
@@ -278,14 +286,16 @@ def _run(ctx: RunContext, resume: bool) -> int:
             world_size=ctx.world_size,
             max_steps=max_steps,
             start_step=ctx.start_step,
-            device=plan.device,
-            precision=plan.precision,
-            estimate_gib=ctx.estimate_gib,
+            device=device.device,
+            precision=device.precision,
+            estimate_gib=memory.estimate_gib,
             train_rows=len(data.train.items),
             validation_rows=len(data.validation.items) if data.validation else 0,
-            memory_mode=ctx.memory_mode,
+            memory_mode=memory.mode,
         )
     )
+
+    # -- fit
     from finetune_gui.core.training import packing
 
     try:
@@ -293,52 +303,37 @@ def _run(ctx: RunContext, resume: bool) -> int:
     finally:
         packing.disable(trainer.model)  # the saved model names plain SDPA, not our packed attention
     status = "stopped" if ctx.control.stop_requested else "completed"
-    metrics = _final_metrics(ctx, trainer, data, status)
-    # The best evaluation's weights are the result (the learning check asks them too).
-    early = ctx.early.restore_best(trainer.model, trainer.state.global_step) if ctx.early else None
-    _check_finite(trainer.model, ctx.step)
-    from finetune_gui.core.training.learning import eval_trend
+    metrics = _final_metrics(trainer, data, status)
 
+    # -- judge: the best evaluation's weights are the result (the checks ask them too)
+    stopped_early = early.restore_best(trainer.model, trainer.state.global_step) if early else None
+    failures.check_weights(trainer.model, ctx.step, "nothing was saved")
     checks_began = time.monotonic()
-    if ctx.check is None:
-        learned = None
-    elif OBJECTIVES[config.training.objective].pairs:
-        learned = ctx.check.finish(trainer.model, trainer.state.global_step, config.training.objective)
-    else:
-        learned = ctx.check.finish(
-            trainer.model, trainer.state.global_step, eval_trend(trainer.state.log_history)
-        )
-    forgot = ctx.forgetting.finish(trainer.model, trainer.state.global_step) if ctx.forgetting else None
+    learned = (
+        check.finish(trainer.model, trainer.state.global_step, trainer.state.log_history) if check else None
+    )
+    if learned is not None:
+        metrics.update(objective.metrics(learned))
+    forgot = forgetting.finish(trainer.model, trainer.state.global_step) if forgetting else None
     if forgot is not None:
         metrics.update(general_perplexity_ratio=forgot.ratio)
-    if ctx.checks_s:
-        ctx.log(
-            f"The learning and forgetting checks took {ctx.checks_s + time.monotonic() - checks_began:.0f} s in all."
-        )
-    if learned is not None and learned.objective != "sft":
-        metrics.update(
-            preferred_chosen=learned.tuned_right,
-            base_preferred_chosen=learned.base_right,
-            pairs=learned.questions,
-        )
-    elif learned is not None:
-        metrics.update(
-            answers_right=learned.tuned_right,
-            base_answers_right=learned.base_right,
-            questions=learned.questions,
-        )
-    output = _save_result(ctx, trainer.model, tokenizer)
+    if timed.seconds:
+        spent = timed.seconds + time.monotonic() - checks_began
+        ctx.log(f"The learning and forgetting checks took {spent:.0f} s in all.")
+
+    # -- save, record, register
+    output = _save_result(ctx, trainer.model, tokenizer, base_dtype)
     if ctx.is_main:
         ctx.folder.update(
             status=status,
             finished_at=_now(),
             metrics=metrics,
-            measured_peak_gib=_peak_memory_gib(plan.device),
+            measured_peak_gib=_peak_memory_gib(device.device),
             output=str(output),
             learning=learned,
             forgetting=forgot,
-            early_stop=early.to_dict() if early else None,
-            timing=ctx.step_timing,
+            early_stop=stopped_early.to_dict() if stopped_early else None,
+            timing=_events_callback(trainer).timing,
             **_durations(ctx),
         )
         if METHODS[config.method].adapter_kind is not None:
@@ -360,18 +355,6 @@ def _register(ctx: RunContext) -> None:
         ctx.log(f"The adapter was saved but could not be added to the library: {exc}", "warning")
 
 
-def _check_finite(model: Any, step: int) -> None:
-    """Never save or register weights that are NaN or infinite."""
-    import torch
-
-    for parameter in model.parameters():
-        if parameter.requires_grad and not bool(torch.isfinite(parameter).all()):
-            raise failures.Diverged(
-                f"The trained weights became NaN or infinite by step {step}; nothing was saved. "
-                "Lower the learning rate (a tenth is a good first try) and start again."
-            )
-
-
 def _declared_dtype(source: Any, trust_remote_code: bool) -> Any:
     import torch
 
@@ -383,13 +366,14 @@ def _declared_dtype(source: Any, trust_remote_code: bool) -> Any:
     return declared if isinstance(declared, torch.dtype) else None
 
 
-def _plan_memory(ctx: RunContext, longest: int) -> tuple[bool, float | None]:
-    """Gradient checkpointing on/off ('auto' asks the estimate), and the estimated peak in GiB: the one
-    estimate of this config and data on this machine, the number the wizard and ``estimate --config``
-    show. A run whose estimate is well beyond the free memory is refused here, before the weights load."""
-    from finetune_gui.core.estimate import estimate_run
+def _plan_memory(ctx: RunContext, device: DevicePlan, longest: int) -> MemoryPlan:
+    """The run's memory plan from the one estimate of this config and data on this machine (the number
+    the wizard and ``estimate --config`` show). A run whose estimate is well beyond the free memory is
+    refused here, before the weights load."""
+    from finetune_gui.core.estimate import estimate_run, plan_memory
 
     config = ctx.config
+    assert ctx.hardware is not None
     result = None
     if ctx.shape is not None:
         try:
@@ -397,31 +381,19 @@ def _plan_memory(ctx: RunContext, longest: int) -> tuple[bool, float | None]:
             result = found.methods[config.method]
         except Exception as exc:  # an estimate is advice; an unusual architecture must not stop the run
             ctx.log(f"No memory estimate for this model ({type(exc).__name__}: {exc}).", "warning")
-    setting = config.training.gradient_checkpointing
-    wanted = config.training.memory_mode
-    if METHODS[config.method].trains_all_weights and wanted != "standard":
-        ctx.memory_mode = "lean" if wanted == "lean" else (result.memory_mode if result else "standard")
-    if ctx.memory_mode == "lean":
-        checkpointing = True  # lean mode keeps only each layer's input
-        if wanted == "auto":
-            ctx.log("Standard full fine-tuning would not fit; training in lean memory mode.", "warning")
-    elif setting == "on":
-        checkpointing = True
-    elif setting == "off":
-        checkpointing = False
-    else:
-        checkpointing = bool(result and result.gradient_checkpointing)
+    memory = plan_memory(config, device, result, ctx.world_size)
+    if memory.auto_lean:
+        ctx.log("Standard full fine-tuning would not fit; training in lean memory mode.", "warning")
     budget = ctx.hardware.budget_gib()
-    if result is not None and budget > 0:
-        needed = result.with_checkpointing_gib if checkpointing else result.without_checkpointing_gib
-        if needed > budget * MEMORY_TOLERANCE:
-            _refuse_for_memory(ctx, needed, budget)
-    return checkpointing, result.total_gib if result is not None else None
+    if memory.needed_gib is not None and budget > 0 and memory.needed_gib > budget * MEMORY_TOLERANCE:
+        _refuse_for_memory(ctx, memory.needed_gib, budget)
+    return memory
 
 
 def _refuse_for_memory(ctx: RunContext, needed: float, budget: float) -> None:
     from finetune_gui.core.training.advice import oom_fixes
 
+    assert ctx.hardware is not None
     where = "GPU memory" if ctx.hardware.best_gpu is not None else "RAM"
     fixes = oom_fixes(ctx.config, ctx.shape, ctx.hardware)
     raise UserError(
@@ -439,25 +411,18 @@ def _planned_steps(ctx: RunContext, data: Data) -> int:
     return max(1, math.ceil(len(data.train.items) / per_step * (t.epochs or 1)))
 
 
-def _make_trainer(
-    ctx: RunContext, model: Any, tokenizer: Any, data: Data, plan: DevicePlan, checkpointing: bool
+def _training_arguments(
+    config: RunConfig, folder: RunFolder, device: DevicePlan, memory: MemoryPlan, has_eval: bool
 ) -> Any:
-    from transformers import PrinterCallback, TrainingArguments
+    """The Trainer's arguments for this config, device and memory plan."""
+    from transformers import TrainingArguments
 
-    from finetune_gui.core.training.callbacks import EventsCallback
-    from finetune_gui.core.training.trainer import AppTrainer
-
-    config, t = ctx.config, ctx.config.training
+    t = config.training
     optim = {"adamw": "adamw_torch", "adamw_8bit": "adamw_bnb_8bit", "paged_adamw_8bit": "paged_adamw_8bit"}[
-        optimizer_for(config.method, t.optimizer, plan.device)
+        optimizer_for(config.method, t.optimizer, device.device)
     ]
-    has_eval = data.validation is not None
-    lean = ctx.memory_mode == "lean"
-    # Lean mode updates each weight in the backward pass, unless gradients must add up first; it then
-    # clips in the optimizer (core/tuners/lean.py), not in the Trainer.
-    in_backward = lean and t.gradient_accumulation == 1 and ctx.world_size == 1
-    args = TrainingArguments(
-        output_dir=str(ctx.folder.checkpoints_dir),
+    return TrainingArguments(
+        output_dir=str(folder.checkpoints_dir),
         per_device_train_batch_size=t.batch_size,
         per_device_eval_batch_size=t.batch_size,
         gradient_accumulation_steps=t.gradient_accumulation,
@@ -467,7 +432,8 @@ def _make_trainer(
         lr_scheduler_type=t.lr_scheduler,
         warmup_steps=t.warmup_ratio,
         weight_decay=t.weight_decay,
-        max_grad_norm=0.0 if in_backward else t.max_grad_norm,
+        # A step in the backward pass clips in the optimizer (core/tuners/lean.py), not in the Trainer.
+        max_grad_norm=0.0 if memory.step_in_backward else t.max_grad_norm,
         optim=optim,
         logging_steps=t.logging_steps,
         eval_strategy="steps" if has_eval else "no",
@@ -477,10 +443,11 @@ def _make_trainer(
         save_total_limit=t.save_total_limit,
         seed=t.seed,
         data_seed=t.seed,
-        bf16=plan.mixed_precision and plan.precision == "bf16" and not lean,  # lean weights are bf16 already
-        fp16=plan.mixed_precision and plan.precision == "fp16" and not lean,
-        use_cpu=plan.device == "cpu",
-        activation_checkpointing=checkpointing and not METHODS[config.method].quantized_base,
+        bf16=memory.autocast == "bf16",
+        fp16=memory.autocast == "fp16",
+        use_cpu=device.device == "cpu",
+        # QLoRA's base checkpoints through prepare_model_for_kbit_training instead.
+        activation_checkpointing=memory.checkpointing and not METHODS[config.method].quantized_base,
         activation_checkpointing_kwargs={"use_reentrant": False},
         train_sampling_strategy="group_by_length" if t.group_by_length else "random",
         include_num_input_tokens_seen="non_padding",
@@ -492,196 +459,93 @@ def _make_trainer(
         disable_tqdm=True,
         log_level="error",
     )
-    pad_to = 8 if plan.device == "cuda" else None
-    pairs = OBJECTIVES[t.objective].pairs
-    preference = None
-    if pairs:
-        from finetune_gui.core.training.objectives.preference import PairCollator, PreferenceLoss
 
-        collator: Any = PairCollator(tokenizer.pad_token_id, pad_to)
-        preference = PreferenceLoss(t.objective, config.resolved_beta(), config.preference.loss)
-    else:
-        collator = _supervised_collator(ctx, model, tokenizer, pad_to)
+
+def _make_trainer(
+    ctx: RunContext,
+    model: Any,
+    tokenizer: Any,
+    data: Data,
+    objective: Any,
+    collator: Any,
+    device: DevicePlan,
+    memory: MemoryPlan,
+) -> Any:
+    """The trainer, with the callbacks that turn its progress into our events and apply stop and pause."""
+    from transformers import PrinterCallback
+
+    from finetune_gui.core.training.callbacks import EventsCallback
+    from finetune_gui.core.training.faults import FaultInjection
+    from finetune_gui.core.training.trainer import AppTrainer
+
+    config = ctx.config
+    faults = FaultInjection.from_environment()  # test-only switches; None in normal use
     trainer = AppTrainer(
-        lean=lean,
-        in_backward=in_backward,
-        clip_in_backward=t.max_grad_norm,
-        preference=preference,
+        memory=memory,
+        max_grad_norm=config.training.max_grad_norm,
+        objective_loss=objective.loss(),
         on_loss_note=lambda note: ctx.log(
             f"The memory-saving loss is off ({note}): the model's own loss is used, which holds the full "
             "logits, so the peak can be above the estimate.",
             "warning",
         ),
         model=model,
-        args=args,
-        train_dataset=to_dataset(data.train),
-        eval_dataset=to_dataset(data.validation) if data.validation is not None else None,
+        args=_training_arguments(config, ctx.folder, device, memory, data.validation is not None),
+        train_dataset=objective.dataset(data.train),
+        eval_dataset=objective.dataset(data.validation) if data.validation is not None else None,
         data_collator=collator,
         processing_class=tokenizer,
         callbacks=[
-            EventsCallback(
-                ctx,
-                simulate_oom_at=int(os.environ.get(SIMULATE_OOM_ENV, "0") or 0),
-                simulate_crash_at=int(os.environ.get(SIMULATE_CRASH_ENV, "0") or 0),
-                simulate_nan_at=int(os.environ.get(SIMULATE_NAN_ENV, "0") or 0),
-                step_delay_s=float(os.environ.get(STEP_DELAY_ENV, "0") or 0),
-            )
+            *([faults] if faults else []),
+            EventsCallback(ctx.emit, ctx.control, ctx.main_folder),
         ],
     )
-    if config.reference_kind() == "precomputed":
-        _precompute_reference(ctx, trainer, data)
-    # Our events replace the Trainer's own printing of log dicts.
-    trainer.remove_callback(PrinterCallback)
-    if has_eval and t.early_stopping:
-        from finetune_gui.core.training.early_stop import EarlyStopping
-
-        ctx.early = EarlyStopping(t.early_stopping, t.early_stopping_min_delta, ctx.log)
-        trainer.add_callback(ctx.early)
-    _add_checks(ctx, trainer, tokenizer, collator, data)
+    trainer.remove_callback(PrinterCallback)  # our events replace the Trainer's printing of log dicts
     return trainer
 
 
-def _supervised_collator(ctx: RunContext, model: Any, tokenizer: Any, pad_to: int | None) -> Any:
-    """Padding-free batches where the method, the objective and the model's attention allow them (the
-    model's attention is switched to the per-example one here), else padded ones; the log says which."""
-    from finetune_gui.core.training import packing
-    from finetune_gui.core.training.callbacks import PadCollator
+def _events_callback(trainer: Any) -> Any:
+    from finetune_gui.core.training.callbacks import EventsCallback
 
-    config = ctx.config
-    if not config.training.padding_free:
-        return PadCollator(tokenizer.pad_token_id, pad_to)
-    why_not = packing.unsupported(
-        model, METHODS[config.method].virtual_keys, OBJECTIVES[config.training.objective].pairs
-    )
-    if why_not is not None:
-        ctx.log(f"Batches are padded: {why_not}.")
-        return PadCollator(tokenizer.pad_token_id, pad_to)
-    packing.enable(model)
-    ctx.log("Padding-free batches: each batch's examples side by side in one row, no padding computed.")
-    return packing.PackedCollator()
+    return next(c for c in trainer.callback_handler.callbacks if isinstance(c, EventsCallback))
 
 
-def _add_checks(ctx: RunContext, trainer: Any, tokenizer: Any, collator: Any, data: Data) -> None:
-    """What watches the run and judges it: did it learn (questions, or pairs), did it forget, the health
-    alerts, and the sample answers at each evaluation."""
-    from finetune_gui.core.training.callbacks import SamplesCallback, TimedChecks
-    from finetune_gui.core.training.learning import LearningCheck, questions_from, reference_texts
-
-    config, t = ctx.config, ctx.config.training
-    pairs = OBJECTIVES[t.objective].pairs
-    has_eval = data.validation is not None
-    questions = questions_from(data.check_examples, tokenizer, max(t.check_questions, t.sample_prompts))
-    checks: list[Any] = []  # their measurements before training run (and are timed) in TimedChecks
-    if pairs:
-        ctx.check = _preference_check(ctx, tokenizer, collator, trainer, data)
-        if ctx.check is not None:
-            checks.append(ctx.check)
-    else:
-        # A few training questions too, so the verdict tells what it absorbed from what carries over.
-        trained = (
-            questions_from(_spread(data.trained_examples, TRAINED_QUESTIONS), tokenizer, TRAINED_QUESTIONS)
-            if data.held_out and t.check_questions
-            else []
-        )
-        ctx.check = LearningCheck(
-            ctx,
-            tokenizer,
-            questions[: t.check_questions] or [],
-            t.sample_max_new_tokens,
-            trained=trained,
-            held_out=data.held_out,
-            corpus=reference_texts(data.trained_examples + data.check_examples, tokenizer),
-        )
-        if t.check_questions and questions:
-            checks.append(ctx.check)
-            if not data.held_out:
-                ctx.log(
-                    "No validation rows: the learning check asks questions from the training data.", "warning"
-                )
+def _add_callbacks(
+    ctx: RunContext, trainer: Any, objective: Any, tokenizer: Any, data: Data, collator: Any
+) -> tuple[Any, Any, Any, Any]:
+    """What watches the run and judges it: early stopping, the objective's "Did it learn?" and sample
+    answers, "Did it forget?", the health alerts; the checks' measurements before training are timed.
+    Returns (learning check, early stopping, forgetting check, their timing), each None when off."""
     from finetune_gui.core.estimate.proposal import learning_rate
     from finetune_gui.core.training.alerts import HealthWatch
+    from finetune_gui.core.training.callbacks import TimedChecks
+    from finetune_gui.core.training.objectives import CheckInputs
 
-    proposed = learning_rate(config.method, ctx.shape.parameters if ctx.shape else 0, t.objective)
-    trainer.add_callback(HealthWatch(ctx, config.resolved_learning_rate(), t.early_stopping or 0, proposed))
+    t = ctx.config.training
+    early = None
+    if data.validation is not None and t.early_stopping:
+        from finetune_gui.core.training.early_stop import EarlyStopping
+
+        early = EarlyStopping(t.early_stopping, t.early_stopping_min_delta, ctx.log)
+        trainer.add_callback(early)
+    inputs = CheckInputs(ctx.emit, ctx.main_folder, tokenizer, data, t, collator, trainer.chunked)
+    check, samples = objective.checks(inputs)
+    proposed = learning_rate(ctx.config.method, ctx.shape.parameters if ctx.shape else 0, t.objective)
+    rate = ctx.config.resolved_learning_rate()
+    trainer.add_callback(HealthWatch(ctx.emit, ctx.main_folder, rate, t.early_stopping or 0, proposed))
+    forgetting = None
     if t.check_forgetting:
         from finetune_gui.core.training.forgetting import ForgettingCheck
 
-        ctx.forgetting = ForgettingCheck(ctx, tokenizer)
-        checks.append(ctx.forgetting)
-    trainer.add_callback(TimedChecks(ctx, checks))
-    if t.sample_prompts and has_eval and questions:
-        # A preference run's samples answer held-out prompts; the reference shown is the chosen answer.
-        samples = (
-            ctx.check if t.check_questions and not pairs else LearningCheck(ctx, tokenizer, questions, 0)
-        )
-        trainer.add_callback(
-            SamplesCallback(ctx, tokenizer, samples, t.sample_prompts, t.sample_max_new_tokens)
-        )
+        forgetting = ForgettingCheck(ctx.emit, ctx.main_folder, tokenizer)
+    timed = TimedChecks([c for c in (check, forgetting) if c is not None])
+    trainer.add_callback(timed)
+    if samples is not None:
+        trainer.add_callback(samples)
+    return check, early, forgetting, timed
 
 
-PREFERENCE_TRAINED_PAIRS = 12  # training pairs the preference check scores beside the held-out ones
-
-
-def _precompute_reference(ctx: RunContext, trainer: Any, data: Data) -> None:
-    """DPO without an adapter to switch off: every pair scored once by the weights as loaded (a resumed
-    run loads its checkpoint only inside ``train``, so this is the base model then too)."""
-    from finetune_gui.core.training.objectives.preference import pair_dataset, precompute_reference
-
-    count = len(data.train.items) + (len(data.validation.items) if data.validation else 0)
-    ctx.log(f"Scoring {count:,} pairs with the model before training: DPO's reference.")
-    trainer.train_dataset = pair_dataset(
-        data.train, precompute_reference(trainer, data.train, trainer.chunked)
-    )
-    if data.validation is not None:
-        trainer.eval_dataset = pair_dataset(
-            data.validation, precompute_reference(trainer, data.validation, trainer.chunked)
-        )
-
-
-def _preference_check(ctx: RunContext, tokenizer: Any, collator: Any, trainer: Any, data: Data) -> Any:
-    """Did it learn the preference? Held-out pairs (training pairs without a split) and a sample of
-    training pairs, each kept with its row for the verdict's examples."""
-    from finetune_gui.core.data.encode import encode_pair
-    from finetune_gui.core.training.objectives.preference_check import PreferenceCheck
-
-    t = ctx.config.training
-    if not t.check_questions:
-        return None
-
-    def encoded(rows: list[Any], limit: int) -> list[tuple[Any, Any]]:
-        found = []
-        for row in rows:
-            pair = encode_pair(row, tokenizer, t.max_seq_len)
-            if pair.trained_tokens:
-                found.append((row, pair))
-            if len(found) >= limit:
-                break
-        return found
-
-    held = encoded(data.check_examples, max(t.check_questions, 2 * PREFERENCE_TRAINED_PAIRS))
-    trained = encoded(_spread(data.trained_examples, PREFERENCE_TRAINED_PAIRS), PREFERENCE_TRAINED_PAIRS)
-    if not held:
-        return None
-    return PreferenceCheck(
-        ctx,
-        tokenizer,
-        collator,
-        held,
-        trained if data.held_out else [],
-        held_out=data.held_out,
-        max_new_tokens=t.sample_max_new_tokens,
-        chunked=trainer.chunked,
-    )
-
-
-def _spread(rows: list[Any], count: int) -> list[Any]:
-    """``count`` rows spread evenly over ``rows`` (not its first few, which may all teach one thing)."""
-    if len(rows) <= count:
-        return list(rows)
-    return [rows[round(i * (len(rows) - 1) / (count - 1))] for i in range(count)] if count > 1 else rows[:1]
-
-
-def _final_metrics(ctx: RunContext, trainer: Any, data: Data, status: str) -> dict[str, Any]:
+def _final_metrics(trainer: Any, data: Data, status: str) -> dict[str, Any]:
     history = [r for r in trainer.state.log_history if "loss" in r]
     metrics: dict[str, Any] = {
         "steps": trainer.state.global_step,
@@ -703,7 +567,7 @@ def _final_metrics(ctx: RunContext, trainer: Any, data: Data, status: str) -> di
     return metrics
 
 
-def _save_result(ctx: RunContext, model: Any, tokenizer: Any) -> Path:
+def _save_result(ctx: RunContext, model: Any, tokenizer: Any, base_dtype: Any) -> Path:
     """Write adapter/ (adapter methods) or model/ (full), whole or not at all (a full disk must not leave
     half a folder behind)."""
     from finetune_gui.core.files import staged_folder
@@ -714,7 +578,7 @@ def _save_result(ctx: RunContext, model: Any, tokenizer: Any) -> Path:
     if not ctx.is_main:
         return target
     with staged_folder(target) as staging:
-        save_trained(model, ctx.config, staging, ctx.base_dtype)
+        save_trained(model, ctx.config, staging, base_dtype)
         tokenizer.save_pretrained(staging)
     return target
 
@@ -726,8 +590,11 @@ def _peak_memory_gib(device: str) -> float:
 
 
 def _run_facts(
-    ctx: RunContext, plan: DevicePlan, trainable: int, total: int, data: Data, checkpointing: bool
+    ctx: RunContext, device: DevicePlan, memory: MemoryPlan, trainable: int, total: int, data: Data
 ) -> dict[str, Any]:
+    """run.json's fields for this session, written as it starts training."""
+    import os
+
     from finetune_gui.core.training.readings import library_versions
 
     return {
@@ -739,16 +606,16 @@ def _run_facts(
         "model": ctx.config.model,
         "dataset": ctx.config.dataset.path,
         "world_size": ctx.world_size,
-        "device": plan.device,
-        "precision": plan.precision,
-        "gradient_checkpointing": checkpointing,
+        "device": device.device,
+        "precision": device.precision,
+        "gradient_checkpointing": memory.checkpointing,
         "trainable_parameters": trainable,
         "total_parameters": total,
         "train_rows": len(data.train.items),
         "validation_rows": len(data.validation.items) if data.validation else 0,
         "skipped_rows": data.problems,
-        "estimate_gib": ctx.estimate_gib,
-        "memory_mode": ctx.memory_mode,
+        "estimate_gib": memory.estimate_gib,
+        "memory_mode": memory.mode,
         "objective": ctx.config.training.objective,
         "reference": ctx.config.reference_kind() or None,
         "proposal": ctx.proposal,

@@ -4,8 +4,8 @@
 - lean memory mode (``core/tuners/lean.py``): bf16 weights, 8-bit AdamW with stochastic rounding, each
   weight updated in the backward pass;
 - a learning rate that is right on the first step after a resume (also when max_steps or the rate changed);
-- the preference objectives' loss and metrics (``objectives/preference.py``) in place of the supervised
-  loss, when the run learns from pairs;
+- an objective's own loss and metrics (``objectives/``: the preference objectives') in place of the
+  language-model loss;
 - padding-free batches (``packing.py``): no attention mask is built for a packed batch's forward pass.
 """
 
@@ -16,28 +16,32 @@ from typing import Any
 
 from transformers import Trainer
 
+from finetune_gui.core.hardware import MemoryPlan
+
 
 class AppTrainer(Trainer):
     def __init__(
         self,
         *args: Any,
-        lean: bool = False,
-        in_backward: bool = False,
-        clip_in_backward: float = 0.0,
-        preference: Any = None,
+        memory: MemoryPlan | None = None,
+        max_grad_norm: float = 0.0,
+        objective_loss: Any = None,
         on_loss_note: Callable[[str], None] | None = None,
         **kwargs: Any,
     ):
         super().__init__(*args, **kwargs)
-        self.lean, self.in_backward, self.clip_in_backward = lean, in_backward, clip_in_backward
+        self.lean = memory is not None and memory.lean
+        self.in_backward = memory is not None and memory.step_in_backward
+        self.clip_in_backward = max_grad_norm  # the optimizer clips when it steps in the backward pass
         from finetune_gui.core.training.loss import ChunkedLoss
 
         self.chunked = ChunkedLoss(self.model)
         # Told once when the chunked loss gives way to the model's own: the run then holds the full
         # logits, more memory than the estimate (which assumes chunks) counted.
         self.on_loss_note = on_loss_note
-        self.preference = preference  # a PreferenceLoss, or None for supervised tuning
-        if preference is not None:
+        # The objective's own loss (a PreferenceLoss), or None for the language-model loss.
+        self.objective_loss = objective_loss
+        if objective_loss is not None:
             # A mean over pairs, not a sum over tokens: the Trainer divides it for gradient accumulation.
             self.model_accepts_loss_kwargs = False
 
@@ -52,9 +56,9 @@ class AppTrainer(Trainer):
     def _compute_loss(
         self, model: Any, inputs: dict[str, Any], return_outputs: bool, num_items_in_batch: Any
     ) -> Any:
-        if self.preference is not None:
-            loss, found = self.preference(model, inputs, self.chunked)
-            self.preference.record(found, model.training)
+        if self.objective_loss is not None:
+            loss, found = self.objective_loss(model, inputs, self.chunked)
+            self.objective_loss.record(found, model.training)
             return (loss, {}) if return_outputs else loss
         if self.chunked.active:
             loss, outputs = self.chunked(model, inputs, num_items_in_batch)
@@ -67,11 +71,11 @@ class AppTrainer(Trainer):
         return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if self.preference is not None:  # the pairs' reward margin and accuracy since the last log
+        if self.objective_loss is not None:  # its metrics since the last log (a preference's margin…)
             if "eval_loss" in logs:
-                logs.update({f"eval_{k}": v for k, v in self.preference.take(training=False).items()})
+                logs.update({f"eval_{k}": v for k, v in self.objective_loss.take(training=False).items()})
             elif "loss" in logs:
-                logs.update(self.preference.take(training=True))
+                logs.update(self.objective_loss.take(training=True))
         super().log(logs, start_time)
 
     def create_optimizer(self, model: Any = None) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 
 from finetune_gui.core.config import RunConfig
 from finetune_gui.core.errors import ConfigError
-from finetune_gui.core.hardware import DevicePlan
+from finetune_gui.core.hardware import DevicePlan, MemoryPlan
 from finetune_gui.core.methods import METHODS
 from finetune_gui.core.models import ModelSource, load_model
 
@@ -22,18 +22,6 @@ def torch_dtype(precision: str) -> Any:
     import torch
 
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
-
-
-def base_dtype(method: str, plan: DevicePlan, lean: bool = False) -> Any:
-    """Frozen bases load in the compute dtype; a fully trained model keeps fp32 master weights, or, in
-    lean memory mode, trains bf16 weights directly (on CPUs too)."""
-    import torch
-
-    if lean and METHODS[method].trains_all_weights:
-        return torch.bfloat16
-    if METHODS[method].trains_all_weights or plan.device != "cuda":
-        return torch.float32
-    return torch_dtype(plan.precision)
 
 
 def _disable_avx512_bf16_repack(model: Any) -> int:
@@ -47,9 +35,9 @@ def _disable_avx512_bf16_repack(model: Any) -> int:
     return count
 
 
-def load_base(
-    config: RunConfig, source: ModelSource, plan: DevicePlan, checkpointing: bool, lean: bool = False
-) -> Any:
+def load_base(config: RunConfig, source: ModelSource, plan: DevicePlan, memory: MemoryPlan) -> Any:
+    """The base model as the memory plan has it: in its weight dtype (frozen bases in the compute dtype,
+    fp32 master weights for full fine-tuning, bf16 in lean mode), 4-bit for QLoRA."""
     method = METHODS[config.method]
     kwargs: dict[str, Any] = {}
     if method.quantized_base:
@@ -66,7 +54,7 @@ def load_base(
             kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
     model = load_model(
         source,
-        dtype=base_dtype(config.method, plan, lean),
+        dtype=torch_dtype(memory.weight_dtype),
         trust_remote_code=config.trust_remote_code,
         **kwargs,
     )
@@ -74,8 +62,8 @@ def load_base(
         from peft import prepare_model_for_kbit_training
 
         _disable_avx512_bf16_repack(model)
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing)
-    if lean and method.trains_all_weights and plan.device == "cpu":
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=memory.checkpointing)
+    if memory.fp32_compute:
         from finetune_gui.core.tuners.lean import compute_in_float32
 
         compute_in_float32(model)  # bf16 arithmetic is slow on CPUs; bf16 storage is what saves memory

@@ -17,7 +17,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from finetune_gui.core.events import Learned, Log
+from finetune_gui.core.events import Emit, Learned, Log
+from finetune_gui.core.runs import RunFolder
 
 MIN_PAIRS = 8  # held-out pairs a verdict on them needs
 SAMPLE_ANSWERS = 2
@@ -160,7 +161,8 @@ class PreferenceCheck(TrainerCallback):
 
     def __init__(
         self,
-        ctx: Any,
+        emit: Emit,
+        folder: RunFolder | None,
         tokenizer: Any,
         collator: Any,
         held: list[
@@ -170,18 +172,21 @@ class PreferenceCheck(TrainerCallback):
         *,
         held_out: bool,
         max_new_tokens: int,
+        objective: str,
         chunked: Any = None,
     ):
-        self.ctx, self.tokenizer, self.collator, self.chunked = ctx, tokenizer, collator, chunked
+        self.emit, self.folder = emit, folder
+        self.tokenizer, self.collator, self.chunked = tokenizer, collator, chunked
+        self.objective = objective
         self.held, self.trained, self.held_out = held, trained, held_out
         self.max_new_tokens = max_new_tokens
         self.base: list[float] = []
         self.base_trained: list[float] = []
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-        if not self.ctx.is_main or model is None or not self.held:
+        if self.folder is None or model is None or not self.held:
             return
-        stored = self.ctx.folder.read().base_preference_margins or {}
+        stored = self.folder.read().base_preference_margins or {}
         if isinstance(stored, dict) and len(stored.get("held") or []) == len(self.held):
             self.base = [float(m) for m in stored["held"]]
             kept = stored.get("trained") or []
@@ -189,7 +194,7 @@ class PreferenceCheck(TrainerCallback):
             if not self.base_trained:
                 self.trained = []
             return
-        self.ctx.emit(
+        self.emit(
             Log(f"Scoring {len(self.held) + len(self.trained)} pairs with the base model, to compare later.")
         )
         try:
@@ -200,10 +205,12 @@ class PreferenceCheck(TrainerCallback):
         except Exception as exc:  # a check of the result must never stop the training
             self._give_up(exc)
             return
-        self.ctx.folder.update(base_preference_margins={"held": self.base, "trained": self.base_trained})
+        self.folder.update(base_preference_margins={"held": self.base, "trained": self.base_trained})
 
-    def finish(self, model: Any, step: int, objective: str) -> Learned | None:
-        if not self.ctx.is_main or not self.base:
+    def finish(self, model: Any, step: int, history: list[dict[str, Any]] | None = None) -> Learned | None:
+        """Score the pairs again with the tuned model; the verdict goes to the events. ``history`` (the
+        Trainer's log, which the supervised check reads) is not needed: a preference is judged by pairs."""
+        if self.folder is None or not self.base:
             return None
         from finetune_gui.core.training.learning import answer, questions_from
 
@@ -242,13 +249,13 @@ class PreferenceCheck(TrainerCallback):
             step,
             held_out=self.held_out,
             examples=examples[: max(3, MIN_PAIRS)] if self.held_out else [],
-            objective=objective,
+            objective=self.objective,
         )
-        self.ctx.emit(result)
+        self.emit(result)
         return result
 
     def _give_up(self, exc: Exception) -> None:
         self.held, self.base, self.trained, self.base_trained = [], [], [], []
-        self.ctx.emit(
+        self.emit(
             Log(f"The preference check is off: scoring failed ({type(exc).__name__}: {exc}).", "warning")
         )
