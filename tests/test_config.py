@@ -207,3 +207,22 @@ def test_non_finite_numbers_are_refused():
         RunConfig.from_yaml("model: m\ntraining: {learning_rate: .inf}\n")
     with pytest.raises(ConfigError, match="finite"):
         RunConfig.from_yaml("model: m\ntraining: {learning_rate: .nan}\n")
+
+
+def test_one_dotted_accessor_reads_sets_and_checks_a_field():
+    from finetune_gui.core.config import config_field, get_field, set_field
+    from finetune_gui.core.errors import ConfigError
+
+    config = RunConfig(model="m")
+    field, hint = config_field("training.learning_rate")
+    assert field.metadata["label"] == "Learning rate" and get_field(config, "training.learning_rate") is None
+    assert set_field(config, "training.learning_rate", "2e-4") == 2e-4 == config.training.learning_rate
+    assert set_field(config, "method", "dora") == "dora" and config.method == "dora"
+    for dotted, bad in (("training.batch_size", 0), ("training.batch_size", "four"), ("method", "nope")):
+        before = get_field(config, dotted)
+        with pytest.raises(ConfigError):
+            set_field(config, dotted, bad)
+        assert get_field(config, dotted) == before  # a refused value changes nothing
+    for unknown in ("training.nope", "training.batch_size.x", "nope"):
+        with pytest.raises(KeyError):
+            config_field(unknown)

@@ -158,3 +158,35 @@ def test_download_command_offline_is_one_sentence():
 
     result = cli("download", "someone/not-cached", "--json", timeout=60)
     assert result.returncode == 1 and "offline" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_one_rule_says_what_a_path_is_for_the_window_and_the_commands(tiny_model, tmp_path, monkeypatch):
+    from finetune_gui.core.adapters.path_kinds import path_kind
+    from finetune_gui.core.models import is_hub_id
+
+    monkeypatch.chdir(tmp_path)
+    adapter = tmp_path / "my-adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    (tmp_path / "notes.jsonl").write_text("{}\n")
+    (tmp_path / "notes.docx").write_text("x")
+    (tmp_path / "m.gguf").write_bytes(b"GGUF")
+    (tmp_path / "data").mkdir()
+    kinds = {
+        str(tiny_model): "model",
+        str(tmp_path / "m.gguf"): "model",
+        str(adapter): "adapter",
+        str(tmp_path / "notes.jsonl"): "dataset",
+        str(tmp_path / "data"): "dataset",
+        str(tmp_path / "notes.docx"): "",
+        "HuggingFaceTB/SmolLM2-135M-Instruct": "hub id",
+        "owner/model.gguf": "",  # a missing file, not a repository
+        "./relative/path": "",
+        "no-slash": "",
+        str(tmp_path / "missing" / "x"): "",
+    }
+    assert {spec: path_kind(spec) for spec in kinds} == kinds
+    # A folder here that looks like owner/name is that folder, not a hub id (the window used to disagree).
+    (tmp_path / "owner" / "name").mkdir(parents=True)
+    assert not is_hub_id("owner/name") and path_kind("owner/name") == "dataset"
+    assert is_hub_id("Qwen/Qwen3-0.6B") and not is_hub_id("a/b/c") and not is_hub_id("~/models/x")

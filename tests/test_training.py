@@ -123,7 +123,7 @@ def test_light_methods_train_and_save(method, tiny_model, small_dataset, tmp_pat
     ids = torch.tensor([[1, 5, 9, 20, 30, 40]])
     before = base(ids).logits
     if method == "bottleneck":
-        from finetune_gui.core.adapters.folders import describe_adapter
+        from finetune_gui.core.adapters.adapter_folder import describe_adapter
         from finetune_gui.core.tuners import bottleneck
 
         assert describe_adapter(adapter)["kind"] == "bottleneck"

@@ -644,16 +644,56 @@ def check_paths(config: RunConfig) -> None:
             )
 
 
-def _metadata(dotted: str) -> Any:
+# -- one dotted key ('training.batch_size') for a field: its metadata, its value, a checked change. The
+# window's wizard state, the settings page and the tooltips use these; ``--set`` takes the same keys.
+
+
+def config_field(dotted: str) -> tuple[dataclasses.Field[Any], Any]:
+    """The field a dotted key names and its type; KeyError for a key that names none."""
     cls: type = RunConfig
-    meta: Any = None
-    for part in dotted.split("."):
+    parts = dotted.split(".")
+    for index, part in enumerate(parts):
         fields = _section_fields(cls)
-        meta = fields[part].metadata
+        if part not in fields:
+            raise KeyError(dotted)
         hint = typing.get_type_hints(cls)[part]
-        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-            cls = hint
-    return meta or {}
+        if index == len(parts) - 1:
+            return fields[part], hint
+        if not (isinstance(hint, type) and dataclasses.is_dataclass(hint)):
+            raise KeyError(dotted)
+        cls = hint
+    raise KeyError(dotted)
+
+
+def get_field(config: RunConfig, dotted: str) -> Any:
+    config_field(dotted)
+    value: Any = config
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def set_field(config: RunConfig, dotted: str, value: Any) -> Any:
+    """Set one field of ``config`` in place, checked as the same value in a YAML file would be (its type,
+    range and the combinations ``validate`` checks): a ConfigError leaves the config as it was. Returns the
+    value as set (e.g. 2e-4 for '2e-4')."""
+    config_field(dotted)
+    data = config.to_dict()
+    *path, last = dotted.split(".")
+    node = data
+    for part in path:
+        node = node[part]
+    node[last] = value
+    checked = get_field(RunConfig.from_dict(data), dotted)
+    owner: Any = config
+    for part in path:
+        owner = getattr(owner, part)
+    setattr(owner, last, checked)
+    return checked
+
+
+def _metadata(dotted: str) -> Any:
+    return config_field(dotted)[0].metadata or {}
 
 
 def field_help(dotted: str) -> str:

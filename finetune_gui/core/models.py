@@ -51,8 +51,13 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
 
 
-def _is_hub_id(spec: str) -> bool:
-    return bool(_HUB_ID.match(spec)) and not spec.lower().endswith(".gguf")
+def is_hub_id(spec: str) -> bool:
+    """owner/name (e.g. HuggingFaceTB/SmolLM2-135M-Instruct) that is no path on this machine and no .gguf
+    file: the window and the commands read a model the user typed by this one rule."""
+    spec = spec.strip()
+    if not _HUB_ID.match(spec) or spec.lower().endswith(".gguf"):
+        return False
+    return not Path(spec).expanduser().exists()
 
 
 def _check_weights(folder: Path, allow_pickle: bool, require_weights: bool) -> None:
@@ -103,7 +108,7 @@ def resolve_model(
         if path.name == "config.json":
             return resolve_model(str(path.parent), allow_pickle=allow_pickle, require_weights=require_weights)
         raise ModelError(f"{path} is a file but not a .gguf model. Choose a model folder or a .gguf file.")
-    if not _is_hub_id(spec):
+    if not is_hub_id(spec):
         raise ModelError(
             f"No model at {spec}. Check the path, or give a hub id like HuggingFaceTB/SmolLM2-135M-Instruct."
         )

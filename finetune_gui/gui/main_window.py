@@ -29,7 +29,7 @@ from finetune_gui.gui.child import ChildProcess
 from finetune_gui.gui.core_client import CoreJob
 from finetune_gui.gui.settings import app_settings
 from finetune_gui.gui.training.dashboard import Dashboard
-from finetune_gui.gui.widgets import file_kind, replace_placeholder
+from finetune_gui.gui.widgets import replace_placeholder
 from finetune_gui.gui.wizard.setup_page import SetupPage
 from finetune_gui.gui.wizard.state import WizardState
 
@@ -258,7 +258,9 @@ class MainWindow(QMainWindow):
 
     def route_drop(self, path: str) -> str:
         """Send a dropped path where it belongs; returns 'adapter', 'model', 'dataset' or '' (refused)."""
-        kind = file_kind(path) if path and Path(path).exists() else ""
+        from finetune_gui.core.adapters.path_kinds import path_kind
+
+        kind = path_kind(path) if path and Path(path).exists() else ""
         if kind == "adapter":
             self.go_to("Adapters")
             self.adapters.import_folder(path)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPalette, QPen
 from PySide6.QtWidgets import (
@@ -223,23 +221,6 @@ def human_count(n: float) -> str:
         if n >= limit:
             return f"{n / limit:.1f}{suffix}"
     return f"{int(n)}"
-
-
-def file_kind(path: str) -> str:
-    """'adapter' for an adapter folder, 'model' for a model folder or .gguf, 'dataset' for data files and
-    folders, '' otherwise."""
-    p = Path(path)
-    if p.is_dir() and ((p / "adapter_config.json").is_file() or (p / "bottleneck_config.json").is_file()):
-        return "adapter"
-    if p.suffix.lower() == ".gguf" or (
-        p.is_dir() and ((p / "config.json").is_file() or any(p.glob("*.gguf")))
-    ):
-        return "model"
-    from finetune_gui.core.data.readers import SUFFIXES
-
-    if p.suffix.lower() in SUFFIXES or p.is_dir():
-        return "dataset"
-    return ""
 
 
 def human_duration(seconds: float | None, rough: bool = False) -> str:

@@ -26,7 +26,7 @@ class Generator:
 
     def use_adapters(self, adapters: list[tuple[str, float]]) -> None:
         """Switch to these adapters (one, or several LoRA adapters combined W + Σ wᵢ·ΔWᵢ); [] is the base."""
-        from finetune_gui.core.adapters.folders import check_fits, describe_adapter
+        from finetune_gui.core.adapters.adapter_folder import check_fits, describe_adapter
         from finetune_gui.core.tuners import bottleneck
 
         if not adapters:

@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from finetune_gui.core.adapters.folders import describe_adapter
+from finetune_gui.core.adapters.adapter_folder import describe_adapter
 from finetune_gui.core.errors import UserError
 from finetune_gui.core.files import FileLock, write_json
 from finetune_gui.core.paths import data_dir

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from finetune_gui.core.adapters.adapter_folder import describe_adapter
 from finetune_gui.core.adapters.export_report import MergeCheck
-from finetune_gui.core.adapters.folders import describe_adapter
 from finetune_gui.core.errors import UserError
 from finetune_gui.core.events import Progress
 from finetune_gui.core.files import staged_folder

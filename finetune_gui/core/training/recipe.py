@@ -167,7 +167,7 @@ def _stamp(seconds: float) -> str:
 def _open(ctx: RunContext, resume: bool) -> Any:
     """Check the config's paths and the run folder, take its lock and find the checkpoint to resume
     from (rank 0; the other ranks only find the checkpoint). Nothing in the folder changes yet."""
-    from finetune_gui.core.training.folder import open_folder, resume_point
+    from finetune_gui.core.training.opening import open_folder, resume_point
     from finetune_gui.core.training.sinks import TeeSink
 
     check_paths(ctx.config)

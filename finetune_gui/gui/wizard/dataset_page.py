@@ -132,7 +132,7 @@ class DatasetPage(WizardPage):
         self.load(str(resources_dir() / "demo-dataset.jsonl"))
 
     def _on_split(self, value: float) -> None:
-        self.state.config.dataset.validation_split = round(value, 3)
+        self.state.set_field("dataset.validation_split", round(value, 3))
 
     def load(self, path: str, fmt: str = "auto", columns: dict[str, str] | None = None) -> None:
         """Scan ``path``: as detected (a new file), or with the format and columns chosen on the page."""

@@ -18,7 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from finetune_gui.core.config import field_help
+from finetune_gui.core.config import field_help, in_words
+from finetune_gui.core.errors import ConfigError
 from finetune_gui.core.methods import METHODS
 from finetune_gui.core.objectives import OBJECTIVES
 from finetune_gui.gui.widgets import Card, MemoryBar, human_count, muted, title_label
@@ -184,9 +185,8 @@ class MethodPage(WizardPage):
             self.objective.setToolTip(field_help("training.objective"))
 
     def _on_objective(self, _index: int) -> None:
-        self.state.config.training.objective = self.objective.currentData()
+        self.state.set_field("training.objective", self.objective.currentData())
         self._note_objective()
-        self.state.recompute()
 
     def _note_objective(self) -> None:
         objective = OBJECTIVES[self.state.config.training.objective]
@@ -199,16 +199,21 @@ class MethodPage(WizardPage):
         self.objective_note.setVisible(objective.pairs)
 
     def _on_controls(self) -> None:
-        t = self.state.config.training
-        t.max_seq_len, t.batch_size = self.seq.value(), self.batch.value()
-        self.state.recompute()
+        self.state.set_field("training.max_seq_len", self.seq.value())
+        self.state.set_field("training.batch_size", self.batch.value())
 
     def select(self, name: str) -> None:
         self.user_chose = True
         self._apply(name)
 
     def _apply(self, name: str) -> None:
-        self.state.config.method = name
+        """Select ``name``: in the config (which re-estimates, and refreshes this page) and on the cards."""
+        if name != self.state.config.method:
+            try:
+                self.state.set_field("method", name)
+            except ConfigError as exc:  # a setting made for another method (DPO's adapter_off reference)
+                self.reason.setText(in_words(str(exc)))
+                return
         for key, card in self.cards.items():
             card.set_selected(key == name)
         self.completeness_changed.emit()

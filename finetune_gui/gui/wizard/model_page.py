@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from finetune_gui.core.models import is_hub_id
 from finetune_gui.gui.core_client import CoreJob
 from finetune_gui.gui.settings import app_settings
 from finetune_gui.gui.widgets import BusyRow, Card, error_label, human_count, show_error, title_label
@@ -149,7 +150,7 @@ class ModelPage(WizardPage):
                 self.job.failed.connect(self._on_failed)
                 self.job.start()
                 return
-        if _is_hub_id(spec) and not self._downloaded(spec):
+        if is_hub_id(spec) and not self._downloaded(spec):
             self.busy.start(f"Downloading {spec}…")
             self.job = CoreJob(["download", spec, "--json"], self)
             self.job.progressed.connect(
@@ -223,13 +224,6 @@ def _display_name(spec: str) -> str:
 
     path = Path(spec)
     return path.name if path.exists() else spec
-
-
-def _is_hub_id(spec: str) -> bool:
-    """owner/name that is not a path on this machine."""
-    from pathlib import Path
-
-    return spec.count("/") == 1 and not spec.startswith((".", "/", "~")) and not Path(spec).exists()
 
 
 def recent_models() -> list[str]:

@@ -104,7 +104,7 @@ class ReviewPage(WizardPage):
         config = self.state.config
         if not config.output_dir or config.output_dir == "runs/my-run" or Path(config.output_dir).exists():
             stamp = time.strftime("%Y%m%d-%H%M%S")
-            config.output_dir = str(runs_dir() / f"{config.method}-{stamp}")
+            self.state.set_field("output_dir", str(runs_dir() / f"{config.method}-{stamp}"))
         self.name.setText(Path(config.output_dir).name)
         self.past_runs = [run.record for run in list_runs(runs_dir())]  # their step times, once per visit
         self.refresh()
@@ -112,7 +112,7 @@ class ReviewPage(WizardPage):
     def _on_name(self) -> None:
         name = self.name.text().strip().replace("/", "-")
         if name:
-            self.state.config.output_dir = str(Path(self.state.config.output_dir).with_name(name))
+            self.state.set_field("output_dir", str(Path(self.state.config.output_dir).with_name(name)))
             self.refresh()
 
     def refresh(self) -> None:

@@ -22,7 +22,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from finetune_gui.core.config import SECTIONS, RunConfig, coerce_value, field_help, field_label, in_words
+from finetune_gui.core.config import (
+    SECTIONS,
+    RunConfig,
+    config_field,
+    field_help,
+    field_label,
+    get_field,
+    in_words,
+)
 from finetune_gui.core.errors import ConfigError
 from finetune_gui.core.methods import METHODS
 from finetune_gui.core.objectives import OBJECTIVES
@@ -41,29 +49,8 @@ BASIC = [
 ]
 
 
-def _get(config: RunConfig, dotted: str) -> Any:
-    obj: Any = config
-    for part in dotted.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
-def _set(config: RunConfig, dotted: str, value: Any) -> None:
-    *path, last = dotted.split(".")
-    obj: Any = config
-    for part in path:
-        obj = getattr(obj, part)
-    setattr(obj, last, value)
-
-
-def _field(dotted: str) -> tuple[dataclasses.Field[Any], Any]:
-    section, name = dotted.split(".")
-    cls = SECTIONS[section]
-    return {f.name: f for f in dataclasses.fields(cls)}[name], typing.get_type_hints(cls)[name]
-
-
 def _default(dotted: str) -> Any:
-    return _get(RunConfig(), dotted)
+    return get_field(RunConfig(), dotted)
 
 
 class FieldEditor(QWidget):
@@ -73,7 +60,7 @@ class FieldEditor(QWidget):
         super().__init__(parent)
         self.dotted = dotted
         self.on_change = on_change
-        self.field, self.hint = _field(dotted)
+        self.field, self.hint = config_field(dotted)
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         choices = self.field.metadata.get("choices")
@@ -246,27 +233,22 @@ class SettingsPage(WizardPage):
         proposed = proposal.values if proposal else {}
         for dotted, editor in self.editors.items():
             placeholder = f"{_shown(proposed[dotted])} (proposed)" if dotted in proposed else ""
-            editor.show_value(_get(self.state.config, dotted), placeholder)
+            editor.show_value(self.state.field(dotted), placeholder)
 
     def _on_change(self, editor: FieldEditor) -> None:
         """Check the typed value the way a YAML file is checked; apply it only when valid. Every field's
         problem is listed, and Next stays off while there is one."""
         try:
             raw = editor.value()
-            value = coerce_value(raw, editor.hint, editor.dotted) if raw is not None else None
-            if value is None and not _optional(editor.hint):
+            if raw is None and not _optional(editor.hint):
                 raise ConfigError(f"'{editor.dotted}' needs a value.")
-            trial = RunConfig.from_dict(_with(self.state.config.to_dict(), editor.dotted, value))
+            self.state.set_field(editor.dotted, raw)  # checked, then re-estimated
         except ConfigError as exc:
             self.errors[editor.dotted] = in_words(str(exc))
         else:
             self.errors.pop(editor.dotted, None)
-            _set(self.state.config, editor.dotted, _get(trial, editor.dotted))
             self._propose()
             self._show_values()
-            # Every field may move the estimate (precision, checkpointing, optimizer, memory mode,
-            # accumulation, virtual tokens…): the state re-estimates on each change, never a chosen few.
-            self.state.recompute()
         self._show_errors()
         self.completeness_changed.emit()
 
@@ -291,9 +273,3 @@ def _shown(value: Any) -> str:
 
 def _optional(hint: Any) -> bool:
     return type(None) in typing.get_args(hint)
-
-
-def _with(data: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
-    section, name = dotted.split(".")
-    data[section][name] = value
-    return data

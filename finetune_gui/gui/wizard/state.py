@@ -1,7 +1,9 @@
 """What the wizard knows: the one RunConfig it edits, and the facts its pages gathered (as the core's own
-typed objects: Hardware, ModelShape, Estimate).
+typed objects: Hardware, ModelShape, DatasetReport, Estimate).
 
-Pages write the config and the facts here and listen to the signals; no page talks to another.
+Pages change the config through ``set_field`` (checked by the core's one dotted-field accessor) and the
+facts through ``set_*``; every change re-estimates, so no page decides which fields matter to the
+estimate. Pages listen to the signals; no page talks to another.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from finetune_gui.core.config import RunConfig
+from finetune_gui.core.config import RunConfig, get_field, set_field
 from finetune_gui.core.data.formats import PREFERENCE_FORMATS
 from finetune_gui.core.data.inspect import DatasetReport
 from finetune_gui.core.estimate import Estimate, ModelShape, estimate_run, run_settings
@@ -26,6 +28,7 @@ class WizardState(QObject):
     model_changed = Signal()
     dataset_changed = Signal()
     estimate_changed = Signal()
+    config_changed = Signal(str)  # the dotted key of the field that changed
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -36,6 +39,19 @@ class WizardState(QObject):
         self.shape: ModelShape | None = None
         self.dataset_report: DatasetReport | None = None
         self.estimate: Estimate | None = None
+
+    # -- the config, a field at a time
+    def field(self, dotted: str) -> Any:
+        return get_field(self.config, dotted)
+
+    def set_field(self, dotted: str, value: Any) -> Any:
+        """Set one config field, checked as a YAML file's value is (a ConfigError changes nothing), then
+        re-estimate: any field may move the figures (precision, checkpointing, memory mode, accumulation,
+        virtual tokens…). Returns the value as set."""
+        value = set_field(self.config, dotted, value)
+        self.config_changed.emit(dotted)
+        self.recompute()
+        return value
 
     # -- hardware
     def set_hardware(self, hardware: Hardware | dict[str, Any]) -> None:
