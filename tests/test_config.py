@@ -215,7 +215,8 @@ def test_one_dotted_accessor_reads_sets_and_checks_a_field():
 
     config = RunConfig(model="m")
     field, hint = config_field("training.learning_rate")
-    assert field.metadata["label"] == "Learning rate" and get_field(config, "training.learning_rate") is None
+    assert field.metadata["label"] == "Learning rate" and hint == float | None
+    assert get_field(config, "training.learning_rate") is None
     assert set_field(config, "training.learning_rate", "2e-4") == 2e-4 == config.training.learning_rate
     assert set_field(config, "method", "dora") == "dora" and config.method == "dora"
     for dotted, bad in (("training.batch_size", 0), ("training.batch_size", "four"), ("method", "nope")):

@@ -620,6 +620,12 @@ def peft_adapter(method: str) -> bool:
     return METHODS[method].adapter_kind not in (None, "bottleneck")
 
 
+# Held-out rows (questions, or preference pairs) a verdict on new ones rests on: below it the learning
+# check says it cannot judge (core/training/learning.py, objectives/preference_check.py), and the
+# wizard's dataset page says how many rows are held out against it.
+MIN_HELD_OUT = 8
+
+
 def split_counts(rows: int, fraction: float) -> tuple[int, int]:
     """(training rows, validation rows) for a validation split: none is held out from fewer than 4 rows."""
     if fraction <= 0 or rows < 4:

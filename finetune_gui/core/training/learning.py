@@ -18,6 +18,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from finetune_gui.core.config import MIN_HELD_OUT
 from finetune_gui.core.events import Emit, Learned, Log
 from finetune_gui.core.runs import RunFolder
 
@@ -165,9 +166,6 @@ def score(answer: str, question: Question, weight: dict[str, float]) -> float:
     if numbers:
         share = min(share, len(numbers & said) / len(numbers))
     return share
-
-
-MIN_HELD_OUT = 8  # held-out questions below which a verdict on them would be chance
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from finetune_gui.core.config import field_help
+from finetune_gui.core.config import MIN_HELD_OUT, field_help
 from finetune_gui.core.data.formats import FORMATS, MAPPED_FIELDS, PREFERENCE_FORMATS
 from finetune_gui.core.data.inspect import DatasetReport, TokenStats
 from finetune_gui.core.data.readers import SUFFIXES
@@ -216,8 +216,8 @@ class DatasetPage(WizardPage):
         text += f"<br>{held} rows are held out to check what the run learned"
         text += (
             "."
-            if held >= CHECK_NEEDS
-            else f"; a verdict on new questions needs {CHECK_NEEDS} (raise the split)."
+            if held >= MIN_HELD_OUT
+            else f"; a verdict on new questions needs {MIN_HELD_OUT} (raise the split)."
         )
         self.facts.setText(text)
         if report.columns and report.format in MAPPED_FIELDS:
@@ -280,7 +280,6 @@ class DatasetPage(WizardPage):
 
 
 NONE = "—"
-CHECK_NEEDS = 8  # held-out rows a learning verdict on new questions rests on (learning.MIN_HELD_OUT)
 
 
 def _held_out(rows: int, split: float) -> int:

@@ -26,9 +26,7 @@ from finetune_gui.core.objectives import OBJECTIVES
 class WizardState(QObject):
     hardware_changed = Signal()
     model_changed = Signal()
-    dataset_changed = Signal()
     estimate_changed = Signal()
-    config_changed = Signal(str)  # the dotted key of the field that changed
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -49,7 +47,6 @@ class WizardState(QObject):
         re-estimate: any field may move the figures (precision, checkpointing, memory mode, accumulation,
         virtual tokens…). Returns the value as set."""
         value = set_field(self.config, dotted, value)
-        self.config_changed.emit(dotted)
         self.recompute()
         return value
 
@@ -92,7 +89,6 @@ class WizardState(QObject):
             # names) is the one the run uses and the review's YAML shows.
             self.config.dataset.columns = dict(report.columns_used) or None
             self._objective_for(report.format)
-        self.dataset_changed.emit()
         self.recompute()
 
     def _objective_for(self, fmt: str) -> None:

@@ -17,10 +17,11 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from finetune_gui.core.config import MIN_HELD_OUT
 from finetune_gui.core.events import Emit, Learned, Log
 from finetune_gui.core.runs import RunFolder
 
-MIN_PAIRS = 8  # held-out pairs a verdict on them needs
+MIN_PAIRS = MIN_HELD_OUT  # held-out pairs a verdict on them needs
 SAMPLE_ANSWERS = 2
 
 
