@@ -297,26 +297,49 @@ def test_a_file_with_many_broken_rows_is_called_out_and_a_clean_one_is_not(qtbot
     assert "cannot be used" not in setup.dataset.facts.text() and "40 rows" in setup.dataset.facts.text()
 
 
-def test_dark_mode_draws_disabled_buttons_unlike_enabled_ones(qtbot, window):
-    from PySide6.QtCore import Qt
-    from PySide6.QtGui import QGuiApplication, QPalette
+def test_dark_mode_draws_disabled_buttons_unlike_enabled_ones(qtbot, window, monkeypatch):
+    from PySide6.QtGui import QPalette
     from PySide6.QtWidgets import QApplication
 
-    from finetune_gui.gui.theme import apply_theme
+    from finetune_gui.gui.theme import THEME_ENV, apply_theme
 
     app = QApplication.instance()
-    hints = QGuiApplication.styleHints()
-    before = hints.colorScheme()
-    hints.setColorScheme(Qt.ColorScheme.Dark)
+    # The offscreen platform ignores a requested colour scheme: the app's own choice makes it dark.
+    monkeypatch.setenv(THEME_ENV, "dark")
     try:
         apply_theme(app)
         back = window.setup.back  # disabled on the first step
         assert not back.isEnabled()
         palette = back.palette()
+        assert palette.color(QPalette.ColorRole.Window).name() == "#202124"  # dark indeed
         role = QPalette.ColorRole.ButtonText
         assert palette.color(QPalette.ColorGroup.Disabled, role) != palette.color(
             QPalette.ColorGroup.Active, role
         )
     finally:
-        hints.setColorScheme(before)
+        monkeypatch.delenv(THEME_ENV, raising=False)
+        apply_theme(app)
+
+
+def test_the_theme_can_be_chosen_for_the_app_alone(qtbot, window, monkeypatch):
+    """A desktop that gives Qt no colour-scheme hint still gets the dark palette when the user asks."""
+    from PySide6.QtGui import QGuiApplication, QPalette
+    from PySide6.QtWidgets import QApplication
+
+    from finetune_gui.gui.settings import app_settings
+    from finetune_gui.gui.theme import THEME_ENV, apply_theme
+
+    app = QApplication.instance()
+    before = QGuiApplication.styleHints().colorScheme()
+    try:
+        app_settings().setValue("theme", "dark")
+        apply_theme(app)
+        assert app.palette().color(QPalette.ColorRole.Window).name() == "#202124"
+        monkeypatch.setenv(THEME_ENV, "light")  # the environment wins over the setting
+        apply_theme(app)
+        assert app.palette().color(QPalette.ColorRole.Window).lightness() > 200
+    finally:
+        app_settings().remove("theme")
+        monkeypatch.delenv(THEME_ENV, raising=False)
+        QGuiApplication.styleHints().setColorScheme(before)
         apply_theme(app)

@@ -365,12 +365,11 @@ class RunFolder:
     def apply_fix(self, overrides: dict[str, Any]) -> Path:
         """Write the run's config with ``overrides`` applied (e.g. a smaller batch) as its launch config,
         for resuming it; returns that file."""
-        from finetune_gui.core.config import RunConfig, apply_override
+        from finetune_gui.core.config import RunConfig, set_field
 
-        data = RunConfig.load(self.config_path).to_dict()
+        config = RunConfig.load(self.config_path)
         for key, value in overrides.items():
-            apply_override(data, f"{key}={json.dumps(value)}")
-        config = RunConfig.from_dict(data)
+            set_field(config, key, value)  # checked: a fix never writes a config the run would refuse
         config.save(self.launch_config_path)
         return self.launch_config_path
 

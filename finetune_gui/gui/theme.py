@@ -1,12 +1,28 @@
-"""Fusion style with a palette that follows the system's dark or light mode, and one accent colour."""
+"""Fusion style with a palette that follows the system's dark or light mode, and one accent colour.
+
+The scheme can be set for the app alone: ``theme = dark`` or ``light`` in settings.ini, or the
+``FINETUNE_GUI_THEME`` environment variable (which wins): for desktops that give Qt no colour-scheme hint
+(many Linux window managers, Xvfb), and for screenshots of both."""
 
 from __future__ import annotations
+
+import os
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication
 
 ACCENT = "#3d7be0"
+THEME_ENV = "FINETUNE_GUI_THEME"
+SCHEMES = {"dark": Qt.ColorScheme.Dark, "light": Qt.ColorScheme.Light}
+
+
+def chosen_scheme() -> str:
+    """'dark', 'light', or '' to follow the system."""
+    from finetune_gui.gui.settings import app_settings
+
+    wanted = os.environ.get(THEME_ENV) or str(app_settings().value("theme", "") or "")
+    return wanted.strip().lower() if wanted.strip().lower() in SCHEMES else ""
 
 
 def translucent(colour: str, alpha: float) -> str:
@@ -16,11 +32,18 @@ def translucent(colour: str, alpha: float) -> str:
 
 
 def is_dark() -> bool:
-    hints = QGuiApplication.styleHints()
-    return hints.colorScheme() == Qt.ColorScheme.Dark
+    """The app's own choice when it has one (some platforms, offscreen among them, ignore a requested
+    scheme), else the system's."""
+    scheme = chosen_scheme()
+    if scheme:
+        return scheme == "dark"
+    return QGuiApplication.styleHints().colorScheme() == Qt.ColorScheme.Dark
 
 
 def apply_theme(app: QApplication) -> None:
+    scheme = chosen_scheme()
+    if scheme:  # Qt's own drawing (title bars, dialogs) follows too where the platform allows it
+        app.styleHints().setColorScheme(SCHEMES[scheme])
     app.setStyle("Fusion")
     palette = app.style().standardPalette()
     if is_dark():

@@ -47,7 +47,6 @@ class RunContext:
     started_at: float = field(default_factory=time.time)
     shape: Any = None  # the model's ModelShape, once known (for the estimate and the advice)
     hardware: Hardware | None = None
-    memory: MemoryPlan | None = None
     began: bool = False  # this session owns the run folder (its checks passed): failures are recorded
     previous: RunRecord = field(default_factory=RunRecord)  # run.json of earlier sessions (resume)
     checkpoint: Path | None = None  # what this session resumes from
@@ -256,7 +255,7 @@ def _run(ctx: RunContext) -> int:
     _propose(ctx, data)
     _begin(ctx)
     config = ctx.config
-    memory = ctx.memory = _plan_memory(ctx, device, data.longest)
+    memory = _plan_memory(ctx, device, data.longest)
 
     # -- build: the model with its method, the objective's pieces, the trainer
     ctx.log(
