@@ -121,7 +121,7 @@ def propose(config: RunConfig, parameters: int, rows: int, world_size: int = 1) 
         rows, config.dataset.validation_split if not config.dataset.validation_path else 0
     )
     per_step = t.batch_size * t.gradient_accumulation * world_size
-    size = f"{parameters / 1e9:.2g} B" if parameters >= 1e9 else f"{parameters / 1e6:.0f} M"
+    size = f"{parameters / 1e9:.2g} B" if parameters >= 1e9 else f"{parameters / 1e6:.3g} M"
     if t.learning_rate is None:
         objective = OBJECTIVES[t.objective]
         rate = learning_rate(config.method, parameters, t.objective)
