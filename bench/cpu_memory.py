@@ -64,6 +64,7 @@ def run(model: str, data: Path, method: str, seq_len: int, steps: int, out: Path
         "estimate_gib": estimate,
         "measured_gib": measured,
         "estimate_over_measured": round(estimate / measured, 3) if estimate and measured else None,
+        "seconds_per_step": (record.get("timing") or {}).get("seconds_per_step"),
         "error": record.get("error_message") or (result.stderr[-300:] if result.returncode else None),
     }
 

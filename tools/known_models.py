@@ -7,6 +7,18 @@ import json
 from pathlib import Path
 
 MODELS = {
+    "SmolLM2-135M": {  # the demo model
+        "model_type": "llama",
+        "hidden_size": 576,
+        "intermediate_size": 1536,
+        "num_hidden_layers": 30,
+        "num_attention_heads": 9,
+        "num_key_value_heads": 3,
+        "head_dim": 64,
+        "vocab_size": 49152,
+        "tie_word_embeddings": True,
+        "max_position_embeddings": 8192,
+    },
     "SmolLM2-1.7B": {
         "model_type": "llama",
         "hidden_size": 2048,

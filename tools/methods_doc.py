@@ -21,6 +21,36 @@ def share_text(fraction: float) -> str:
     return "100%" if fraction >= 0.995 else f"{100 * fraction:.2g}%"
 
 
+def forgetting_section() -> list[str]:
+    """What each method learned beside what it kept of general ability (bench/forgetting.py)."""
+    path = REPO / "resources" / "forgetting.json"
+    if not path.is_file():
+        return []
+    data = json.loads(path.read_text())
+    lines = [
+        "## Did it forget?",
+        "",
+        "The same runs at the proposal, with the app's own forgetting check (a general text about kitchens,",
+        "weather, bicycles and sleep, nothing the data teaches): the tuned model's perplexity on it over the",
+        "base's, beside the facts it learned. Near 1× it kept its general ability; from 1.5× it lost some",
+        f"(docs/user-guide.md). Machine: {data['machine']}. Reproduce: `.venv/bin/python bench/forgetting.py "
+        "--out resources/forgetting.json`.",
+        "",
+        "| method | facts (held-out) | general text perplexity vs base | verdict |",
+        "|---|---|---|---|",
+    ]
+    for name, r in data["methods"].items():
+        if r.get("status") != "completed":
+            lines.append(f"| {name} | failed: {r.get('error')} | | |")
+            continue
+        ratio = r.get("general_perplexity_ratio")
+        lines.append(
+            f"| {name} | {r.get('facts', 0):.0%} | {f'{ratio:.2f}×' if ratio else '–'} | "
+            f"{r.get('forgetting_verdict') or '–'} |"
+        )
+    return [*lines, ""]
+
+
 def main() -> None:
     data = json.loads((REPO / "resources" / "method-comparison.json").read_text())
     rows = data["methods"]
@@ -77,6 +107,7 @@ def main() -> None:
         "Peak memory here is the training process's RSS on a CPU (weights in fp32, the Python process included),",
         "not GPU memory; the estimator covers GPUs (docs/memory-calibration.md).",
         "",
+        *forgetting_section(),
         "## The lesson's table, side by side",
         "",
         "| method | lesson: quality | lesson: trainable | lesson: memory | measured here (proposed settings) |",

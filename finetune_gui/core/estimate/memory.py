@@ -33,9 +33,13 @@ from finetune_gui.core.methods import METHODS, optimizer_for
 CUDA_CONTEXT_GIB = 0.5
 FRAGMENTATION = 0.08
 CPU_BASELINE_GIB = 0.6  # the Python process with torch and transformers imported, on CPU
+# On CPUs the peak RSS holds this share of a step's activations and logits beyond the live tensors (the
+# C allocator's retained blocks), less what the weight gradients reuse: measured on the demo model for
+# every method at 4×256 and 4×512 tokens (bench/cpu_memory.py, docs/memory-calibration.md).
+CPU_RETENTION = 0.45
 NF4_BYTES = 0.5 + 0.127 / 8
 DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
-MARGIN_PARTS = {"cuda_context", "fragmentation", "process_baseline"}
+MARGIN_PARTS = {"cuda_context", "fragmentation", "process_baseline", "allocator_retention"}
 
 
 @dataclass(frozen=True)
@@ -241,6 +245,13 @@ def _estimate_mode(method: str, shape: ModelShape, s: Settings, budget_gib: floa
             "activations": activations,
             "logits_and_loss": logits,
         }
+        step_tensors = m.step_bytes(shape, s)
+        if step_tensors:  # under checkpointing one layer's at a time, recomputed for its backward
+            forward["method_step_tensors"] = step_tensors / shape.layers if checkpointing else step_tensors
+        if s.device == "cpu" and m.quantized_base:
+            # bitsandbytes' CPU path dequantizes each 4-bit weight to fp32 for its matmul, and autograd
+            # keeps that copy for the backward pass: the whole decoder in fp32, live at the forward peak.
+            forward["dequantized_weights"] = 4.0 * shape.decoder_linear
         backward = {"gradients": gradient_bytes}
         phase = forward if sum(forward.values()) >= sum(backward.values()) else backward
         parts = {**persistent, **{k: v for k, v in phase.items() if v}}
@@ -250,6 +261,13 @@ def _estimate_mode(method: str, shape: ModelShape, s: Settings, budget_gib: floa
             parts["fragmentation"] = FRAGMENTATION * allocated
         else:
             parts["process_baseline"] = CPU_BASELINE_GIB * GIB
+        if s.device == "cpu":
+            # glibc keeps freed activation-sized blocks (a few MB: under its mmap threshold) in the heap,
+            # so the process holds more than its live tensors; gradients of the weights reuse part of it.
+            whole_gradients = 0.0 if is_lean and in_backward(s.accumulation, s.world_size) else gradient_bytes
+            kept = CPU_RETENTION * (activations + logits) - whole_gradients
+            if kept > 0:
+                parts["allocator_retention"] = kept
         return sum(parts.values()) / GIB, {k: round(v / GIB, 3) for k, v in parts.items()}
 
     without, parts_without = total_for(False)

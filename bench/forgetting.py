@@ -1,0 +1,72 @@
+"""Did it forget? Per method, at the settings the app proposes: the demo model trained on the demo
+dataset (only model, data and method given), then what it learned (the 50 held-out questions, as in
+bench/method_comparison.py) beside what it kept (the app's own forgetting check: a general text's
+perplexity, tuned over base, and its verdict), so the seed lesson's "LoRA: no catastrophic forgetting"
+is measured rather than repeated.
+
+    .venv/bin/python bench/forgetting.py [--methods full,lora,qlora] [--out resources/forgetting.json]
+
+Prints one JSON line per method, then the whole JSON; tools/methods_doc.py renders it into docs/methods.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from method_comparison import REPO, score, train
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", default="full,lora,qlora")
+    parser.add_argument("--prompts", type=int, default=50)
+    parser.add_argument("--max-new-tokens", type=int, default=24)
+    parser.add_argument("--out", help="also write the JSON here")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from finetune_gui.core.demo import prepare_demo_model
+
+    model = str(prepare_demo_model())
+    prompts = [json.loads(x) for x in (REPO / "resources" / "demo-heldout.jsonl").read_text().splitlines()]
+    prompts = prompts[: args.prompts]
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for method in args.methods.split(","):
+            out = Path(tmp) / method
+            out.mkdir()
+            row = train(model, method, out)
+            record = json.loads((out / "run" / "run.json").read_text())
+            forgetting = record.get("forgetting") or {}
+            if row["status"] == "completed":
+                row.update(score(model, row["adapter"], method == "full", prompts, args.max_new_tokens))
+            row.pop("adapter")
+            row.pop("examples", None)
+            row.update(
+                general_perplexity_ratio=forgetting.get("ratio"),
+                forgetting_verdict=forgetting.get("verdict"),
+                forgetting_summary=forgetting.get("summary"),
+                everyday_answers=forgetting.get("examples"),
+            )
+            rows[method] = row
+            print(json.dumps({"method": method, **row}), flush=True)
+    result = {
+        "benchmark": "forgetting",
+        "model": "SmolLM2-135M-Instruct (the demo model)",
+        "machine": f"CPU ({os.cpu_count()} cores)",
+        "held_out_prompts": len(prompts),
+        "methods": rows,
+    }
+    print(json.dumps(result))
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
