@@ -70,6 +70,27 @@ class TrainingObjective(Protocol):
         ...
 
 
+def sample_answers(
+    inputs: CheckInputs, questions: list[Any], base_answers: Callable[[], list[str]] = list
+) -> Any | None:
+    """The callback that answers the first ``sample_prompts`` of ``questions`` at each evaluation (a
+    run with a validation set only), scored against their references; None when samples are off."""
+    from finetune_gui.core.training.callbacks import SamplesCallback
+
+    t = inputs.training
+    if not (t.sample_prompts and inputs.data.validation is not None and questions):
+        return None
+    return SamplesCallback(
+        inputs.emit,
+        inputs.folder,
+        inputs.tokenizer,
+        questions[: t.sample_prompts],
+        t.sample_max_new_tokens,
+        base_answers=base_answers,
+        references=[q.reference for q in questions],
+    )
+
+
 def training_objective(config: RunConfig) -> TrainingObjective:
     return TRAINING_OBJECTIVES[config.training.objective](config)
 

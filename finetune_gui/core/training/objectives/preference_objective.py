@@ -9,7 +9,7 @@ from finetune_gui.core.config import RunConfig
 from finetune_gui.core.data.encode import EncodedDataset
 from finetune_gui.core.events import Learned
 from finetune_gui.core.training.inputs import Data
-from finetune_gui.core.training.objectives import Check, CheckInputs, Log
+from finetune_gui.core.training.objectives import Check, CheckInputs, Log, sample_answers
 from finetune_gui.core.training.objectives.preference import (
     PairCollator,
     PreferenceLoss,
@@ -61,7 +61,6 @@ class Preference:
         its row for the verdict's examples; the samples answer held-out prompts, shown beside the chosen
         answer."""
         from finetune_gui.core.data.encode import encode_pair
-        from finetune_gui.core.training.callbacks import SamplesCallback
         from finetune_gui.core.training.learning import questions_from, spread
         from finetune_gui.core.training.objectives.preference_check import PreferenceCheck
 
@@ -97,17 +96,7 @@ class Preference:
                     chunked=inputs.chunked,
                 )
         questions = questions_from(data.check_examples, tokenizer, max(t.check_questions, t.sample_prompts))
-        samples = None
-        if t.sample_prompts and data.validation is not None and questions:
-            samples = SamplesCallback(
-                inputs.emit,
-                inputs.folder,
-                tokenizer,
-                questions[: t.sample_prompts],
-                t.sample_max_new_tokens,
-                references=[q.reference for q in questions],
-            )
-        return check, samples
+        return check, sample_answers(inputs, questions)
 
     def metrics(self, learned: Learned) -> dict[str, Any]:
         return {

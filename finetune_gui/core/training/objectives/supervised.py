@@ -11,7 +11,7 @@ from finetune_gui.core.data.encode import EncodedDataset
 from finetune_gui.core.events import Learned
 from finetune_gui.core.methods import METHODS
 from finetune_gui.core.training.inputs import Data
-from finetune_gui.core.training.objectives import Check, CheckInputs, Log
+from finetune_gui.core.training.objectives import Check, CheckInputs, Log, sample_answers
 
 TRAINED_QUESTIONS = 6  # training questions the learning check asks beside the held-out ones
 
@@ -58,7 +58,6 @@ class Supervised:
 
     def checks(self, inputs: CheckInputs) -> tuple[Check | None, Any | None]:
         from finetune_gui.core.events import Log as LogEvent
-        from finetune_gui.core.training.callbacks import SamplesCallback
         from finetune_gui.core.training.learning import LearningCheck, questions_from, reference_texts, spread
 
         t, data, tokenizer = inputs.training, inputs.data, inputs.tokenizer
@@ -88,19 +87,10 @@ class Supervised:
                         "warning",
                     )
                 )
-        samples = None
-        if t.sample_prompts and data.validation is not None and questions:
-            asked = check.questions if check is not None else questions
-            samples = SamplesCallback(
-                inputs.emit,
-                inputs.folder,
-                tokenizer,
-                asked[: t.sample_prompts],
-                t.sample_max_new_tokens,
-                base_answers=(lambda: check.base) if check is not None else list,
-                references=[q.reference for q in asked],
-            )
-        return check, samples
+        if check is None:
+            return None, sample_answers(inputs, questions)
+        # The samples are the check's first questions, shown beside the base's answers it asked.
+        return check, sample_answers(inputs, check.questions, lambda: check.base)
 
     def metrics(self, learned: Learned) -> dict[str, Any]:
         return {
