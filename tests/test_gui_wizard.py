@@ -200,6 +200,31 @@ def test_gpu_hardware_card_and_recommendation_reason(qtbot, window, tiny_model):
     assert window.setup.method.cards["full"].badge.isVisibleTo(window.setup.method)
 
 
+def test_no_fits_verdict_before_the_machine_is_known_and_one_after(qtbot, window, tiny_model):
+    """Hardware detection runs in a child process: until it answers, the figures have no budget to be
+    held against, so no card says 'fits' or 'does not fit' and nothing is recommended."""
+    state, setup = window.state, window.setup
+    setup.go(1)
+    setup.model.choose(str(tiny_model))
+    qtbot.waitUntil(lambda: state.shape is not None, timeout=90_000)
+    setup.go(3)
+    page = setup.method
+    assert page.budget.text().startswith("Detecting this machine's memory")
+    assert not any("fit" in card.memory.text() for card in page.cards.values())
+    assert "does not work on this machine" not in page.cards["qlora"].memory.text()  # not known either
+    assert not any(card.badge.isVisibleTo(page) for card in page.cards.values())
+    assert page.reason.text().startswith("The recommendation follows once")
+    setup.go(5)
+    assert "free memory is not known yet" in setup.review.rows["Memory"].text()
+    setup.go(3)
+    state.set_hardware(CPU_HARDWARE)  # detection answers
+    assert page.budget.text().startswith(f"{state.budget_gib():.1f} GB RAM free")
+    assert all(card.memory.text().split(" · ")[1] in ("fits", "does not fit") for card in page.cards.values())
+    assert any(card.badge.isVisibleTo(page) for card in page.cards.values())
+    setup.go(5)
+    assert "GB RAM free" in setup.review.rows["Memory"].text()
+
+
 def test_missing_model_path_shows_its_sentence(qtbot, window, tmp_path):
     window.state.set_hardware(CPU_HARDWARE)
     window.setup.go(1)

@@ -71,23 +71,27 @@ class Card(QFrame):
 class MemoryBar(QWidget):
     """A horizontal bar of estimated memory against a vertical line at the budget (free VRAM or RAM).
 
-    Green when the estimate fits with 10% to spare, amber when tight, red when it does not fit.
+    Green when the estimate fits with 10% to spare, amber when tight, red when it does not fit; grey with
+    no line while the budget is not known (``None``).
     """
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.value = 0.0
-        self.budget = 0.0
+        self.budget: float | None = 0.0
         self.scale = 1.0
         self.setMinimumHeight(14)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
-    def set_values(self, value: float, budget: float, scale: float) -> None:
+    def set_values(self, value: float, budget: float | None, scale: float) -> None:
         self.value, self.budget, self.scale = value, budget, max(scale, 1e-6)
-        self.setToolTip(f"{value:.1f} GB estimated · {budget:.1f} GB free")
+        free = f"{budget:.1f} GB free" if budget is not None else "free memory not known yet"
+        self.setToolTip(f"{value:.1f} GB estimated · {free}")
         self.update()
 
     def colour(self) -> str:
+        if self.budget is None:
+            return "#9aa0a6"
         if self.value > self.budget:
             return RED
         return AMBER if self.value > 0.9 * self.budget else GREEN
@@ -102,6 +106,8 @@ class MemoryBar(QWidget):
         width = rect.width() * min(1.0, self.value / self.scale)
         painter.setBrush(QColor(self.colour()))
         painter.drawRoundedRect(QRectF(rect.left(), rect.top(), width, rect.height()), 4, 4)
+        if self.budget is None:
+            return
         x = rect.left() + rect.width() * min(1.0, self.budget / self.scale)
         painter.setPen(QPen(self.palette().color(QPalette.ColorRole.WindowText), 2))
         painter.drawLine(int(x), 0, int(x), self.height())

@@ -224,7 +224,11 @@ class MethodPage(WizardPage):
         where = "VRAM" if self.state.device == "cuda" else "RAM"
         longest = self.state.longest
         self.budget.setText(
-            f"{budget:.1f} GB {where} free"
+            (
+                f"{budget:.1f} GB {where} free"
+                if self.state.hardware_known
+                else "Detecting this machine's memory…"
+            )
             + (f" · longest example: {longest} tokens" if longest is not None else "")
         )
         self.budget.setToolTip(
@@ -234,22 +238,30 @@ class MethodPage(WizardPage):
         if result is None:
             self.reason.setText("Choose a model first: the estimates come from its configuration.")
             return
-        scale = max([budget * 1.25] + [min(e.total_gib, budget * 3) for e in result.methods.values()])
+        if self.state.hardware_known:
+            scale = max([budget * 1.25] + [min(e.total_gib, budget * 3) for e in result.methods.values()])
+        else:
+            scale = max(e.total_gib for e in result.methods.values()) * 1.1
         total = (self.state.model_facts or {}).get("parameters") or 1
         for name, card in self.cards.items():
             est = result.methods[name]
-            card.bar.set_values(est.total_gib, budget, scale)
+            card.bar.set_values(est.total_gib, budget if self.state.hardware_known else None, scale)
             pct = 100.0 * est.trainable_parameters / total
             share = f"{pct:.0f}%" if pct >= 99.5 else f"{pct:.2g}%"
             card.params.setText(f"{human_count(est.trainable_parameters)} trainable ({share})")
             ckpt = " with checkpointing" if est.gradient_checkpointing and est.memory_mode != "lean" else ""
             mode = " in lean mode" if est.memory_mode == "lean" else ""
-            fits = "fits" if est.fits else "does not fit"
+            fits = (" · fits" if est.fits else " · does not fit") if self.state.hardware_known else ""
             card.memory.setText(
-                f"{est.total_gib:.1f} GB{mode}{ckpt} · {fits}" + (f" · {est.note}" if est.note else "")
+                f"{est.total_gib:.1f} GB{mode}{ckpt}{fits}" + (f" · {est.note}" if est.note else "")
             )
             card.memory.setToolTip(_modes_tip(est))
-            card.badge.setVisible(name == result.recommended)
+            card.badge.setVisible(name == result.recommended and self.state.hardware_known)
+        if not self.state.hardware_known:
+            # Nothing to hold the figures against yet: no verdict, no recommendation.
+            self.reason.setText("The recommendation follows once this machine's free memory is known.")
+            self._apply(self.state.config.method)
+            return
         text = result.reason
         if result.suggestions:
             text += " Try: " + " ".join(result.suggestions)

@@ -145,11 +145,16 @@ class ReviewPage(WizardPage):
         )
         est = self.state.estimate.methods.get(config.method) if self.state.estimate else None
         where = "VRAM" if self.state.device == "cuda" else "RAM"
-        if est is not None:
+        if est is not None and not self.state.hardware_known:
+            self.rows["Memory"].setText(
+                f"{est.total_gib:.1f} GB estimated (this machine's free memory is not known yet)"
+            )
+        elif est is not None:
             self.rows["Memory"].setText(
                 f"{est.total_gib:.1f} GB estimated of {self.state.budget_gib():.1f} GB {where} free"
                 + ("" if est.fits else " — it may not fit; see the method page")
             )
+        if est is not None:
             self.rows["Time"].setText(self._time_text(config, report, steps))
         self.yaml.setPlainText(annotated_yaml(config, proposal))
         path = RunFolder(config.output_dir).launch_config_path

@@ -57,7 +57,15 @@ class WizardState(QObject):
         self.recompute()
 
     def _hardware(self) -> Hardware:
-        return self.hardware or Hardware()
+        # Until detection answers: no GPU and no memory to hold figures against, and no claim that a
+        # library does not work here (QLoRA's card would say bitsandbytes is missing).
+        return self.hardware or Hardware(bitsandbytes=True)
+
+    @property
+    def hardware_known(self) -> bool:
+        """Whether this machine's free memory is known yet (detection runs in a child process): until
+        then the figures have no 'fits' verdict, since there is nothing to hold them against."""
+        return self.hardware is not None
 
     @property
     def plan(self) -> DevicePlan:
