@@ -4,7 +4,9 @@ bench/method_comparison.py) beside what it kept (the app's own forgetting check:
 perplexity, tuned over base, and its verdict), so the seed lesson's "LoRA: no catastrophic forgetting"
 is measured rather than repeated.
 
-    .venv/bin/python bench/forgetting.py [--methods full,lora,qlora] [--out resources/forgetting.json]
+    .venv/bin/python bench/forgetting.py [--methods full,full-lean,lora,qlora] [--out resources/forgetting.json]
+
+(full-lean: full fine-tuning in lean memory mode, which must learn what the standard mode learns.)
 
 Prints one JSON line per method, then the whole JSON; tools/methods_doc.py renders it into docs/methods.md.
 """
@@ -20,12 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from method_comparison import REPO, score, train
+from method_comparison import LEAN, REPO, score, train
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", default="full,lora,qlora")
+    parser.add_argument("--methods", default="full,full-lean,lora,qlora")
     parser.add_argument("--prompts", type=int, default=50)
     parser.add_argument("--max-new-tokens", type=int, default=24)
     parser.add_argument("--out", help="also write the JSON here")
@@ -37,6 +39,9 @@ def main() -> None:
     prompts = [json.loads(x) for x in (REPO / "resources" / "demo-heldout.jsonl").read_text().splitlines()]
     prompts = prompts[: args.prompts]
     rows = {}
+    if args.out and Path(args.out).is_file():  # measuring some methods keeps the others' rows
+        earlier = json.loads(Path(args.out).read_text(encoding="utf-8")).get("methods") or {}
+        rows.update({k: v for k, v in earlier.items() if k not in args.methods.split(",")})
     with tempfile.TemporaryDirectory() as tmp:
         for method in args.methods.split(","):
             out = Path(tmp) / method
@@ -45,7 +50,8 @@ def main() -> None:
             record = json.loads((out / "run" / "run.json").read_text())
             forgetting = record.get("forgetting") or {}
             if row["status"] == "completed":
-                row.update(score(model, row["adapter"], method == "full", prompts, args.max_new_tokens))
+                whole = method in ("full", LEAN)  # a whole model, not an adapter
+                row.update(score(model, row["adapter"], whole, prompts, args.max_new_tokens))
             row.pop("adapter")
             row.pop("examples", None)
             row.update(

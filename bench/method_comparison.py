@@ -31,14 +31,19 @@ METHODS = ["full", "lora", "qlora", "dora", "ia3", "bottleneck", "prefix", "prom
 SWEEP = (3.0, 1 / 3)
 
 
+LEAN = "full-lean"  # full fine-tuning in lean memory mode
+
+
 def train(model: str, method: str, out: Path, learning_rate: float | None = None) -> dict:
     config: dict = {
         "model": model,
-        "method": method,
+        "method": "full" if method == LEAN else method,
         "output_dir": str(out / "run"),
         "dataset": {"path": str(REPO / "resources" / "demo-dataset.jsonl")},
         "training": {"sample_prompts": 0, "check_questions": 0, "seed": 42},  # scored below instead
     }
+    if method == LEAN:
+        config["training"]["memory_mode"] = "lean"
     if learning_rate is not None:
         config["training"]["learning_rate"] = learning_rate
     if method == "prompt":
@@ -69,7 +74,7 @@ def train(model: str, method: str, out: Path, learning_rate: float | None = None
         "minutes": round((run.get("duration_s") or 0) / 60, 1),
         "tokens_per_s": round(sum(speeds) / len(speeds), 1) if speeds else None,
         "eval_loss": (run.get("metrics") or {}).get("eval_loss"),
-        "adapter": str(out / "run" / ("model" if method == "full" else "adapter")),
+        "adapter": str(out / "run" / ("model" if method in ("full", LEAN) else "adapter")),
         "error": run.get("error_message"),
     }
 
@@ -103,7 +108,7 @@ def measured(
     out.mkdir(parents=True)
     row = train(model, method, out, rate)
     if row["status"] == "completed":
-        row.update(score(model, row["adapter"], method == "full", prompts, tokens))
+        row.update(score(model, row["adapter"], method in ("full", LEAN), prompts, tokens))
     row.pop("adapter")
     print(json.dumps({"method": method, **row}), file=sys.stderr, flush=True)
     return row
