@@ -24,8 +24,8 @@ TEXT_TOKENS = 512  # of the general text, at most
 EVERYDAY_PROMPTS = ("What should I pack for a day at the beach?", "Why is the sky blue?")
 ANSWER_TOKENS = 40
 # Tuned over base perplexity of the general text: up to KEPT_BELOW little was forgotten, from FORGOT_AT
-# the model lost general ability. Measured on the demo model (docs/methods.md): LoRA at the proposal
-# stays within a few percent; full fine-tuning at ten times its rate more than doubles it.
+# the model lost general ability. Measured on the demo model at the proposal (docs/methods.md, "Did it
+# forget?"): full fine-tuning 1.04×; LoRA 1.82× (it also put the data's greeting on everyday answers).
 KEPT_BELOW = 1.15
 FORGOT_AT = 1.5
 
@@ -36,8 +36,9 @@ def general_text() -> str:
     return (resources_dir() / "general-text.txt").read_text(encoding="utf-8")
 
 
-def verdict(ratio: float) -> tuple[str, str]:
-    """(kept | some | forgot, the sentence) for a perplexity ratio, tuned over base."""
+def verdict(ratio: float, trains_all_weights: bool = True) -> tuple[str, str]:
+    """(kept | some | forgot, the sentence) for a perplexity ratio, tuned over base. LoRA is suggested
+    only to a run that trained every weight: to an adapter run it would be advice it already followed."""
     said = f"General text perplexity {ratio:.2f}× the base's"
     if ratio < KEPT_BELOW:
         return "kept", f"{said}: little forgotten."
@@ -46,9 +47,14 @@ def verdict(ratio: float) -> tuple[str, str]:
             f"{said}: it lost some general ability. If the model should stay a general assistant, try a lower "
             "learning rate or fewer passes."
         )
+    if trains_all_weights:
+        return "forgot", (
+            f"{said}: the model lost general ability. Try LoRA (it leaves the base weights alone), a lower "
+            "learning rate or fewer passes."
+        )
     return "forgot", (
-        f"{said}: the model lost general ability. Try LoRA (it leaves the base weights alone), a lower "
-        "learning rate or fewer passes."
+        f"{said}: the model lost general ability. Try a lower learning rate (a third of this one) or fewer "
+        "passes, or mix some general chat rows into the data."
     )
 
 
@@ -104,6 +110,7 @@ class ForgettingCheck(TrainerCallback):
     emit: Emit
     folder: RunFolder | None
     tokenizer: Any
+    trains_all_weights: bool = True  # the run's method: what the advice may suggest
     answers: bool = True  # everyday answers beside the perplexity (off where generation is not wanted)
     base_perplexity: float | None = None
     base_answers: list[str] = field(default_factory=list)
@@ -134,7 +141,7 @@ class ForgettingCheck(TrainerCallback):
             self._give_up(exc)
             return None
         ratio = round(tuned / self.base_perplexity, 3) if self.base_perplexity > 0 else 1.0
-        kind, summary = verdict(ratio)
+        kind, summary = verdict(ratio, self.trains_all_weights)
         result = Forgetting(
             step=step,
             base_perplexity=self.base_perplexity,

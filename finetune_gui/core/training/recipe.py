@@ -536,7 +536,8 @@ def _add_callbacks(
     if t.check_forgetting:
         from finetune_gui.core.training.forgetting import ForgettingCheck
 
-        forgetting = ForgettingCheck(ctx.emit, ctx.main_folder, tokenizer)
+        trains_all = METHODS[ctx.config.method].trains_all_weights
+        forgetting = ForgettingCheck(ctx.emit, ctx.main_folder, tokenizer, trains_all)
     timed = TimedChecks([c for c in (check, forgetting) if c is not None])
     trainer.add_callback(timed)
     if samples is not None:
