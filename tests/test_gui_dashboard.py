@@ -181,3 +181,28 @@ def test_charts_read_plainly_whole_steps_plain_values_and_a_smoothed_loss_that_f
     spacing = 5e-5
     strings = left.tickStrings([1e-4, 1.5e-4, 2e-4], left.scale, spacing)
     assert strings == ["0.0001", "0.00015", "0.0002"]
+
+
+def test_a_chart_whose_legend_is_wider_than_it_keeps_the_whole_plot_in_view(qtbot):
+    """At 1024 pixels the Memory chart's title and legend were one line wider than the chart: the plot
+    grew past the view and its right part (the last steps) was cut off. The legend moves to a second
+    line where one does not fit, and back where it does."""
+    from finetune_gui.gui.charts import LiveChart
+
+    chart = LiveChart("Memory", "GB")
+    qtbot.addWidget(chart)
+    for name in ("peak", "in use", "estimate"):
+        series = chart.add_series(name)
+        series.append(1, 0.5)
+        series.append(24, 0.6)
+    chart.resize(270, 200)
+    chart.show()
+    chart.redraw()
+    qtbot.wait(200)  # the layouts settle on posted events
+    title = chart.getPlotItem().titleLabel
+    assert chart.getPlotItem().width() <= chart.width()
+    assert "<br>" in title.text
+    chart.resize(700, 200)
+    qtbot.wait(200)
+    assert "<br>" not in title.text and "estimate" in title.text
+    assert chart.getPlotItem().width() <= chart.width()

@@ -139,6 +139,8 @@ class LiveChart(pg.PlotWidget):
         self.text_colour = QApplication.palette().color(QPalette.ColorRole.WindowText).name()
         self.colours: dict[str, str] = {}
         self._titled: tuple[str, ...] = ()
+        self._one_line_width: float | None = None
+        self._title_html = title
         self.setTitle(title, color=self.text_colour)
         self.setMinimumHeight(170)
         self.series: dict[str, Series] = {}
@@ -170,16 +172,43 @@ class LiveChart(pg.PlotWidget):
         shown = tuple(name for name, series in self.series.items() if series.n)
         if shown != self._titled:
             self._titled = shown
-            names = " ".join(
-                f'<span style="color:{self.colours[name]}">■</span> {name}&nbsp;' for name in shown
-            )
-            self.setTitle(
-                f'<span style="color:{self.text_colour}">{self.title}</span>&nbsp;&nbsp;'
-                f'<span style="color:{self.text_colour}; font-size:9pt">{names}</span>'
-                if len(shown) > 1
-                else self.title,
-                color=self.text_colour,
-            )
+            self._one_line_width = None
+            self._fit_title()
+
+    def _fit_title(self) -> None:
+        """The title with its legend on one line where it fits, else the legend on a second line: the
+        title's width is the plot's minimum, so a line wider than the chart pushed the plot's right
+        part out of view (the Memory chart at 1024 pixels wide)."""
+        if len(self._titled) < 2:
+            self._set_title(self.title)
+            return
+        names = " ".join(
+            f'<span style="color:{self.colours[name]}">■</span> {name}&nbsp;' for name in self._titled
+        )
+        title = f'<span style="color:{self.text_colour}">{self.title}</span>'
+        legend = f'<span style="color:{self.text_colour}; font-size:9pt">{names}</span>'
+        if self._one_line_width is None:  # measured once per legend: it does not depend on the size
+            self._set_title(f"{title}&nbsp;&nbsp;{legend}")
+            self._one_line_width = self.getPlotItem().titleLabel.item.boundingRect().width()
+        # The title spans the plot's columns, not the left axis (about 60 pixels).
+        self._set_title(
+            f"{title}&nbsp;&nbsp;{legend}"
+            if self._one_line_width <= self.width() - 60
+            else f"{title}<br>{legend}"
+        )
+
+    def _set_title(self, html: str) -> None:
+        if html != self._title_html:
+            self._title_html = html
+            self.setTitle(html, color=self.text_colour)
+            # The plot keeps the geometry the wider title forced on it until the view is resized: fit
+            # it to the view again now.
+            pg.GraphicsView.resizeEvent(self, None)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)  # pyqtgraph calls this from its own constructor, before ours ran
+        if getattr(self, "_one_line_width", None) is not None:
+            self._fit_title()
 
     def _on_hover(self, pos) -> None:
         if not self.sceneBoundingRect().contains(pos):
