@@ -62,16 +62,18 @@ def main() -> None:
             )
             rows[method] = row
             print(json.dumps({"method": method, **row}), flush=True)
-    result = {
-        "benchmark": "forgetting",
-        "model": "SmolLM2-135M-Instruct (the demo model)",
-        "machine": f"CPU ({os.cpu_count()} cores)",
-        "held_out_prompts": len(prompts),
-        "methods": rows,
-    }
+            # Written after every method: a whole pass takes an hour on a CPU, and an interrupted one
+            # keeps what it measured.
+            result = {
+                "benchmark": "forgetting",
+                "model": "SmolLM2-135M-Instruct (the demo model)",
+                "machine": f"CPU ({os.cpu_count()} cores)",
+                "held_out_prompts": len(prompts),
+                "methods": rows,
+            }
+            if args.out:
+                Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(result))
-    if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
