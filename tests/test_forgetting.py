@@ -63,5 +63,5 @@ def test_the_verdict_follows_the_ratio():
         "General text perplexity 3.40× the base's: the model lost general ability"
     )
     # The advice never asks an adapter run to use an adapter: measured, LoRA at a high rate forgets too.
-    assert "Try LoRA" in verdict(1.8)[1] and "Try LoRA" not in verdict(1.8, trains_all_weights=False)[1]
+    assert "LoRA" in verdict(1.8)[1] and "LoRA" not in verdict(1.8, trains_all_weights=False)[1]
     assert "lower learning rate" in verdict(1.8, trains_all_weights=False)[1]

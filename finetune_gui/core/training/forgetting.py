@@ -37,8 +37,9 @@ def general_text() -> str:
 
 
 def verdict(ratio: float, trains_all_weights: bool = True) -> tuple[str, str]:
-    """(kept | some | forgot, the sentence) for a perplexity ratio, tuned over base. LoRA is suggested
-    only to a run that trained every weight: to an adapter run it would be advice it already followed."""
+    """(kept | some | forgot, the sentence) for a perplexity ratio, tuned over base. LoRA is mentioned
+    only to a run that trained every weight, and not as a cure: at the proposal on the demo model it lost
+    more than full fine-tuning did; its merit is a base left as it was."""
     said = f"General text perplexity {ratio:.2f}× the base's"
     if ratio < KEPT_BELOW:
         return "kept", f"{said}: little forgotten."
@@ -49,8 +50,8 @@ def verdict(ratio: float, trains_all_weights: bool = True) -> tuple[str, str]:
         )
     if trains_all_weights:
         return "forgot", (
-            f"{said}: the model lost general ability. Try LoRA (it leaves the base weights alone), a lower "
-            "learning rate or fewer passes."
+            f"{said}: the model lost general ability. Try a lower learning rate (a third of this one) or fewer "
+            "passes, or LoRA, whose adapter can be switched off for general questions."
         )
     return "forgot", (
         f"{said}: the model lost general ability. Try a lower learning rate (a third of this one) or fewer "
