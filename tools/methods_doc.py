@@ -62,9 +62,14 @@ def _forgetting_reading(rows: dict) -> list[str]:
         return [
             f"LoRA kept more general ability than full fine-tuning here ({lora_ratio:.2f}× against {full_ratio:.2f}×)."
         ]
+    learned = (
+        "both learning the facts"
+        if min(full.get("facts", 0), lora.get("facts", 0)) >= 0.9
+        else "facts as in the table"
+    )
     return [
         f"At the proposed rates LoRA lost more general ability than full fine-tuning ({lora_ratio:.2f}× against",
-        f'{full_ratio:.2f}×, both learning the facts): the seed\'s "LoRA: no catastrophic forgetting" does not hold at',
+        f'{full_ratio:.2f}×, {learned}): the seed\'s "LoRA: no catastrophic forgetting" does not hold at',
         f"LoRA's proposed rate ({lora.get('learning_rate')}, against {full.get('learning_rate')}). LoRA's merit is elsewhere: the",
         "base stays as it was, and the adapter can be switched off for general questions.",
     ]
