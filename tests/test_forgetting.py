@@ -45,7 +45,7 @@ def test_a_run_that_barely_changed_the_model_kept_it_and_one_that_overwrote_it_f
     if expected == "kept":
         assert abs(found.ratio - 1.0) < 0.02 and "little forgotten" in found.summary
     else:
-        assert found.ratio >= FORGOT_AT and "Try LoRA" in found.summary
+        assert found.ratio >= FORGOT_AT and "lower learning rate" in found.summary and "LoRA" in found.summary
     assert [e["prompt"] for e in found.examples] and all("tuned" in e for e in found.examples)
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert (
