@@ -317,6 +317,9 @@ def f16_bytes(model_dir: Path) -> int:
     return total
 
 
+# Slow (about 35 s): `make test` keeps the quantized export's verdict both ways (the two "not verified"
+# tests here) and the family matrix's verified exports.
+@pytest.mark.slow
 def test_quantized_gguf_exports_are_named_described_verified_and_never_mixed(tiny_model, two_loras, tmp_path):
     """The GGUF path on the tiny model, through the command: q4_1 written by the app (q5_0 takes the same
     path: the demo model's slow test covers it; f16 goes through llama.cpp's converter, which every GGUF

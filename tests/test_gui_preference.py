@@ -80,6 +80,9 @@ def test_a_dropped_preference_file_trains_with_orpo_and_charts_its_preference(qt
     window.close()
 
 
+# Slow (about 50 s): `make test` keeps the same apply-and-continue path through the out-of-memory fix
+# (test_gui_dashboard) and every alert's firing in test_alerts.py.
+@pytest.mark.slow
 def test_a_flat_loss_alert_is_applied_in_one_click_and_the_run_continues_with_the_fix(
     qtbot, tiny_model, small_dataset, tmp_path, monkeypatch
 ):
