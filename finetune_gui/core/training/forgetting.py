@@ -48,14 +48,14 @@ def verdict(ratio: float, trains_all_weights: bool = True) -> tuple[str, str]:
             f"{said}: it lost some general ability. If the model should stay a general assistant, try a lower "
             "learning rate or fewer passes."
         )
-    if trains_all_weights:
-        return "forgot", (
-            f"{said}: the model lost general ability. Try a lower learning rate (a third of this one) or fewer "
-            "passes, or LoRA, whose adapter can be switched off for general questions."
-        )
+    last = (
+        "LoRA, whose adapter can be switched off for general questions"
+        if trains_all_weights
+        else "mix some general chat rows into the data"
+    )
     return "forgot", (
         f"{said}: the model lost general ability. Try a lower learning rate (a third of this one) or fewer "
-        "passes, or mix some general chat rows into the data."
+        f"passes, or {last}."
     )
 
 
