@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from method_comparison import LEAN, REPO, score, train
+from method_comparison import demo_model_and_prompts, earlier_rows, measured
 
 
 def main() -> None:
@@ -32,28 +32,14 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=24)
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from finetune_gui.core.demo import prepare_demo_model
-
-    model = str(prepare_demo_model())
-    prompts = [json.loads(x) for x in (REPO / "resources" / "demo-heldout.jsonl").read_text().splitlines()]
-    prompts = prompts[: args.prompts]
-    rows = {}
-    if args.out and Path(args.out).is_file():  # measuring some methods keeps the others' rows
-        earlier = json.loads(Path(args.out).read_text(encoding="utf-8")).get("methods") or {}
-        rows.update({k: v for k, v in earlier.items() if k not in args.methods.split(",")})
+    model, prompts = demo_model_and_prompts(args.prompts)
+    rows = earlier_rows(args.out, args.methods.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         for method in args.methods.split(","):
             out = Path(tmp) / method
-            out.mkdir()
-            row = train(model, method, out)
-            record = json.loads((out / "run" / "run.json").read_text())
-            forgetting = record.get("forgetting") or {}
-            if row["status"] == "completed":
-                whole = method in ("full", LEAN)  # a whole model, not an adapter
-                row.update(score(model, row["adapter"], whole, prompts, args.max_new_tokens))
-            row.pop("adapter")
+            row = measured(model, method, out, prompts, args.max_new_tokens)  # trained and scored
             row.pop("examples", None)
+            forgetting = json.loads((out / "run" / "run.json").read_text()).get("forgetting") or {}
             row.update(
                 general_perplexity_ratio=forgetting.get("ratio"),
                 forgetting_verdict=forgetting.get("verdict"),
@@ -64,16 +50,24 @@ def main() -> None:
             print(json.dumps({"method": method, **row}), flush=True)
             # Written after every method: a whole pass takes an hour on a CPU, and an interrupted one
             # keeps what it measured.
-            result = {
-                "benchmark": "forgetting",
-                "model": "SmolLM2-135M-Instruct (the demo model)",
-                "machine": f"CPU ({os.cpu_count()} cores)",
-                "held_out_prompts": len(prompts),
-                "methods": rows,
-            }
-            if args.out:
-                Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(result))
+            _write(rows, len(prompts), args.out)
+    print(_write(rows, len(prompts), args.out))
+
+
+def _write(rows: dict, prompts: int, out: str | None) -> str:
+    text = json.dumps(
+        {
+            "benchmark": "forgetting",
+            "model": "SmolLM2-135M-Instruct (the demo model)",
+            "machine": f"CPU ({os.cpu_count()} cores)",
+            "held_out_prompts": prompts,
+            "methods": rows,
+        },
+        indent=2,
+    )
+    if out:
+        Path(out).write_text(text + "\n", encoding="utf-8")
+    return text
 
 
 if __name__ == "__main__":

@@ -34,6 +34,29 @@ SWEEP = (3.0, 1 / 3)
 LEAN = "full-lean"  # full fine-tuning in lean memory mode
 
 
+def whole_model(method: str) -> bool:
+    """Whether the method's result is a whole model (model/), not an adapter."""
+    return method in ("full", LEAN)
+
+
+def demo_model_and_prompts(count: int) -> tuple[str, list[dict]]:
+    """The demo model's folder and the first ``count`` held-out questions (resources/demo-heldout.jsonl)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from finetune_gui.core.demo import prepare_demo_model
+
+    lines = (REPO / "resources" / "demo-heldout.jsonl").read_text().splitlines()
+    return str(prepare_demo_model()), [json.loads(x) for x in lines][:count]
+
+
+def earlier_rows(out: str | None, measured_now: list[str]) -> dict:
+    """The rows of an earlier output file for the methods not measured now: measuring some methods keeps
+    the others' rows."""
+    if not (out and Path(out).is_file()):
+        return {}
+    earlier = json.loads(Path(out).read_text(encoding="utf-8")).get("methods") or {}
+    return {k: v for k, v in earlier.items() if k not in measured_now}
+
+
 def train(model: str, method: str, out: Path, learning_rate: float | None = None) -> dict:
     config: dict = {
         "model": model,
@@ -74,7 +97,7 @@ def train(model: str, method: str, out: Path, learning_rate: float | None = None
         "minutes": round((run.get("duration_s") or 0) / 60, 1),
         "tokens_per_s": round(sum(speeds) / len(speeds), 1) if speeds else None,
         "eval_loss": (run.get("metrics") or {}).get("eval_loss"),
-        "adapter": str(out / "run" / ("model" if method in ("full", LEAN) else "adapter")),
+        "adapter": str(out / "run" / ("model" if whole_model(method) else "adapter")),
         "error": run.get("error_message"),
     }
 
@@ -108,7 +131,7 @@ def measured(
     out.mkdir(parents=True)
     row = train(model, method, out, rate)
     if row["status"] == "completed":
-        row.update(score(model, row["adapter"], method in ("full", LEAN), prompts, tokens))
+        row.update(score(model, row["adapter"], whole_model(method), prompts, tokens))
     row.pop("adapter")
     print(json.dumps({"method": method, **row}), file=sys.stderr, flush=True)
     return row
@@ -121,19 +144,13 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=24)
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from finetune_gui.core.demo import prepare_demo_model
-
-    model = str(prepare_demo_model())
-    prompts = [json.loads(x) for x in (REPO / "resources" / "demo-heldout.jsonl").read_text().splitlines()]
-    prompts = prompts[: args.prompts]
+    model, prompts = demo_model_and_prompts(args.prompts)
     import torch
 
     machine = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
     rows = {"base": {"method": "base", **score(model, None, False, prompts, args.max_new_tokens)}}
-    if args.out and Path(args.out).is_file():  # measuring some methods keeps the others' rows
-        earlier = json.loads(Path(args.out).read_text(encoding="utf-8")).get("methods") or {}
-        rows.update({k: v for k, v in earlier.items() if k in METHODS and k not in args.methods.split(",")})
+    earlier = earlier_rows(args.out, args.methods.split(","))
+    rows.update({k: v for k, v in earlier.items() if k in METHODS})
     with tempfile.TemporaryDirectory() as tmp:
         for method in args.methods.split(","):
             proposed = measured(model, method, Path(tmp) / method, prompts, args.max_new_tokens)
